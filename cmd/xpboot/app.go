@@ -1,0 +1,194 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+)
+
+// env is what every command action needs from the process: its streams, its
+// logger and the output preferences chosen by global flags. It is built once
+// per run by newApp and passed to the command builders, so the program has no
+// package-level state.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	log            *slog.Logger
+	quiet          bool
+}
+
+// newApp builds the xpboot command tree over the given streams.
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, log: slog.New(slog.NewTextHandler(stderr, nil))}
+	app := &cli.App{
+		Name:                 "xpboot",
+		Usage:                "build and serve diskless Windows XP / 2003 / 2000 iSCSI boot images",
+		Version:              version(),
+		Reader:               stdin,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn or error"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bars and only warnings in the log"},
+		},
+		Before: func(c *cli.Context) error { return e.configure(c) },
+		Commands: []*cli.Command{
+			imageCommand(e),
+			hiveCommand(e),
+			integrateCommand(e),
+			serveCommand(e),
+			sanbootCommand(e),
+			completionCommand(e),
+		},
+		ExitErrHandler: func(c *cli.Context, err error) {
+			if err == nil {
+				return
+			}
+			code := 1
+			var ec cli.ExitCoder
+			if errors.As(err, &ec) {
+				code = ec.ExitCode()
+			}
+			if msg := err.Error(); msg != "" {
+				fmt.Fprintln(stderr, "xpboot: "+msg)
+			}
+			cli.OsExiter(code)
+		},
+	}
+	return app
+}
+
+func (e *env) configure(c *cli.Context) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return cli.Exit(fmt.Sprintf("--log-level %q: want debug, info, warn or error", c.String("log-level")), 2)
+	}
+	e.quiet = c.Bool("quiet")
+	if e.quiet && level < slog.LevelWarn {
+		level = slog.LevelWarn
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.String("log-format") {
+	case "text":
+		e.log = slog.New(slog.NewTextHandler(e.stderr, opts))
+	case "json":
+		e.log = slog.New(slog.NewJSONHandler(e.stderr, opts))
+	default:
+		return cli.Exit(fmt.Sprintf("--log-format %q: want text or json", c.String("log-format")), 2)
+	}
+	return nil
+}
+
+// version reports the module version and VCS revision the binary was built from.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " (" + s.Value[:12] + ")"
+		}
+	}
+	return v
+}
+
+// printJSON writes v as indented JSON, the machine-readable form of every
+// command with --json.
+func (e *env) printJSON(v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// progress returns a callback that draws a progress bar on a terminal and
+// does nothing otherwise (or with --quiet), and a function that finishes the
+// bar. Packages report progress through such callbacks and never print.
+func (e *env) progress(desc string, total int64) (update func(done int64), finish func()) {
+	f, ok := e.stderr.(*os.File)
+	if e.quiet || !ok || !term.IsTerminal(int(f.Fd())) || total <= 0 {
+		return func(int64) {}, func() {}
+	}
+	bar := progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(f),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionThrottle(100_000_000),
+		progressbar.OptionClearOnFinish(),
+	)
+	return func(done int64) { _ = bar.Set64(done) }, func() { _ = bar.Finish() }
+}
+
+// notBuilt is the action of a command group whose package does not exist yet.
+func notBuilt(what, issue string) cli.ActionFunc {
+	return func(*cli.Context) error {
+		return cli.Exit(fmt.Sprintf("%s is not built yet (tracked in issue %s)", what, issue), 3)
+	}
+}
+
+// completionCommand prints shell completion scripts.
+func completionCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "completion",
+		Usage:     "print a shell completion script (bash, zsh or fish)",
+		ArgsUsage: "bash|zsh|fish",
+		Description: "Load it with, for example:\n" +
+			"   source <(xpboot completion bash)",
+		Action: func(c *cli.Context) error {
+			shell := c.Args().First()
+			switch shell {
+			case "bash":
+				_, err := io.WriteString(e.stdout, bashCompletion)
+				return err
+			case "zsh":
+				_, err := io.WriteString(e.stdout, zshCompletion)
+				return err
+			case "fish":
+				s, err := c.App.ToFishCompletion()
+				if err != nil {
+					return err
+				}
+				_, err = io.WriteString(e.stdout, s)
+				return err
+			}
+			return cli.Exit(fmt.Sprintf("completion: unknown shell %q: want bash, zsh or fish", shell), 2)
+		},
+	}
+}
+
+// The scripts call the binary with urfave/cli's --generate-bash-completion
+// flag, which lists the words that may follow.
+var bashCompletion = strings.TrimLeft(`
+_xpboot_complete() {
+  local cur words
+  cur="${COMP_WORDS[COMP_CWORD]}"
+  words=$("${COMP_WORDS[0]}" "${COMP_WORDS[@]:1:$COMP_CWORD-1}" --generate-bash-completion 2>/dev/null)
+  COMPREPLY=($(compgen -W "$words" -- "$cur"))
+  [ ${#COMPREPLY[@]} -eq 0 ] && COMPREPLY=($(compgen -f -- "$cur"))
+  return 0
+}
+complete -o filenames -F _xpboot_complete xpboot
+`, "\n")
+
+var zshCompletion = strings.TrimLeft(`
+#compdef xpboot
+_xpboot() {
+  local -a opts
+  opts=("${(@f)$(${words[1]} ${words[@]:1:$CURRENT-2} --generate-bash-completion 2>/dev/null)}")
+  _describe 'values' opts
+  _files
+}
+compdef _xpboot xpboot
+`, "\n")

@@ -1,0 +1,26 @@
+// Command xpboot takes a Linux box or a CI job from nothing to a diskless
+// Windows XP / Server 2003 / 2000 PC booting over iSCSI: disk images, offline
+// registry hives, driver integration and the boot server in one binary.
+//
+// This package only parses flags, fills config structs, calls the library
+// packages and renders their results as text or JSON.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := newApp(os.Stdin, os.Stdout, os.Stderr)
+	if err := app.RunContext(ctx, os.Args); err != nil {
+		// cli.Exit errors are printed and turned into exit codes by the
+		// app's ExitErrHandler; anything else lands here.
+		app.ErrWriter.Write([]byte("xpboot: " + err.Error() + "\n"))
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,172 @@
+package blockdev
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+)
+
+// ErrLocked is returned when another process holds a conflicting lock on an
+// image file, typically a running `xpboot serve`.
+var ErrLocked = errors.New("blockdev: image is in use by another process")
+
+// Raw is a Device backed by a plain file (or block device) holding the disk
+// byte for byte.
+type Raw struct {
+	f        *os.File
+	size     int64
+	readOnly bool
+}
+
+// Lock takes an advisory lock on f: exclusive for writers, shared for readers,
+// without waiting. Every xpboot command that opens an image goes through it,
+// so an image served read-write cannot be changed or read half-written by
+// another xpboot process.
+func Lock(f *os.File, exclusive bool) error {
+	how := syscall.LOCK_SH
+	if exclusive {
+		how = syscall.LOCK_EX
+	}
+	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("%s: %w", f.Name(), ErrLocked)
+		}
+		return fmt.Errorf("%s: lock: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// OpenRaw opens a raw image. A writable open takes an exclusive lock, a
+// read-only open a shared one.
+func OpenRaw(path string, writable bool) (*Raw, error) {
+	flag := os.O_RDONLY
+	if writable {
+		flag = os.O_RDWR
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	r, err := NewRaw(f, writable)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// NewRaw wraps an open file, taking the lock OpenRaw would. The Raw owns f.
+func NewRaw(f *os.File, writable bool) (*Raw, error) {
+	if err := Lock(f, writable); err != nil {
+		return nil, err
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, fmt.Errorf("%s: size: %w", f.Name(), err)
+	}
+	return &Raw{f: f, size: size, readOnly: !writable}, nil
+}
+
+// File returns the backing file, for callers that need its name or
+// descriptor. Writes must still go through WriteAt.
+func (r *Raw) File() *os.File { return r.f }
+
+// Size returns the size of the disk in bytes.
+func (r *Raw) Size() int64 { return r.size }
+
+// ReadAt reads from the disk; reads past the end are errors.
+func (r *Raw) ReadAt(p []byte, off int64) (int, error) {
+	if err := CheckRange("read", off, len(p), r.size); err != nil {
+		return 0, err
+	}
+	return r.f.ReadAt(p, off)
+}
+
+// WriteAt writes to the disk; it never extends the file.
+func (r *Raw) WriteAt(p []byte, off int64) (int, error) {
+	if r.readOnly {
+		return 0, ErrReadOnly
+	}
+	if err := CheckRange("write", off, len(p), r.size); err != nil {
+		return 0, err
+	}
+	return r.f.WriteAt(p, off)
+}
+
+// Flush makes completed writes durable.
+func (r *Raw) Flush() error {
+	if r.readOnly {
+		return nil
+	}
+	return r.f.Sync()
+}
+
+// Close flushes and closes the file, releasing its lock.
+func (r *Raw) Close() error {
+	ferr := r.Flush()
+	cerr := r.f.Close()
+	if ferr != nil {
+		return ferr
+	}
+	return cerr
+}
+
+// Linux lseek whence values for sparse files (not in package syscall).
+const (
+	seekData = 3
+	seekHole = 4
+)
+
+// Extents reports holes of the sparse file as Zero and everything else as
+// Data. File systems without SEEK_DATA support report the whole range as Data,
+// which is always correct, merely slower to copy.
+func (r *Raw) Extents(off, length int64) ([]Extent, error) {
+	if err := CheckRange("extents", off, 0, r.size); err != nil {
+		return nil, err
+	}
+	end := off + length
+	if end > r.size {
+		end = r.size
+	}
+	var out []Extent
+	add := func(o, e int64, s State) {
+		if e <= o {
+			return
+		}
+		if n := len(out); n > 0 && out[n-1].State == s && out[n-1].Off+out[n-1].Len == o {
+			out[n-1].Len += e - o
+			return
+		}
+		out = append(out, Extent{Off: o, Len: e - o, State: s})
+	}
+	fd := int(r.f.Fd())
+	pos := off
+	for pos < end {
+		data, err := syscall.Seek(fd, pos, seekData)
+		if err != nil {
+			if errors.Is(err, syscall.ENXIO) { // no data after pos
+				add(pos, end, Zero)
+				break
+			}
+			// SEEK_DATA unsupported: everything is data.
+			add(pos, end, Data)
+			break
+		}
+		if data > end {
+			data = end
+		}
+		add(pos, data, Zero)
+		if data >= end {
+			break
+		}
+		hole, err := syscall.Seek(fd, data, seekHole)
+		if err != nil || hole > end {
+			hole = end
+		}
+		add(data, hole, Data)
+		pos = hole
+	}
+	return out, nil
+}

@@ -1,0 +1,72 @@
+// Package peertest finds the outside programs (qemu-img, fsck.fat, hivexsh,
+// iscsi-test-cu, qemu-system-x86_64 …) that xpboot's tests use as peers.
+//
+// A missing peer skips the test with a message naming the Debian package,
+// except when the environment has CI=true: CI must prove the real thing, so
+// there a missing peer fails the test.
+package peertest
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// InCI reports whether the tests run under CI (CI=true), where every peer
+// must be present.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Need returns the path of program, or skips (fails under CI) the test when
+// it is not installed. pkg names the Debian package that provides it.
+func Need(t testing.TB, program, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(program)
+	if err == nil {
+		return path
+	}
+	if InCI() {
+		t.Fatalf("peer %s not found (Debian package %s); CI=true requires it", program, pkg)
+	}
+	t.Skipf("peer %s not found: install Debian package %s to run this test", program, pkg)
+	return ""
+}
+
+// NeedRoot skips (fails under CI) a test that needs root, e.g. to create a
+// network namespace.
+func NeedRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if InCI() {
+		t.Fatalf("test needs root (%s); CI runs as root", why)
+	}
+	t.Skipf("test needs root: %s", why)
+}
+
+// Run runs a peer with a timeout and returns its combined output. The test
+// fails with that output if the program exits non-zero.
+func Run(t testing.TB, timeout time.Duration, name string, args ...string) []byte {
+	t.Helper()
+	out, err := Try(t, timeout, name, args...)
+	if err != nil {
+		t.Fatalf("%s %q: %v\n%s", name, args, err, out)
+	}
+	return out
+}
+
+// Try is Run without the failure: it returns the output and the exit error.
+func Try(t testing.TB, timeout time.Duration, name string, args ...string) ([]byte, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("%s %q: timed out after %v\n%s", name, args, timeout, out)
+	}
+	return out, err
+}
