@@ -117,18 +117,40 @@ func (e *env) printJSON(v any) error {
 // does nothing otherwise (or with --quiet), and a function that finishes the
 // bar. Packages report progress through such callbacks and never print.
 func (e *env) progress(desc string, total int64) (update func(done int64), finish func()) {
+	u, f := e.meter(desc)
+	return func(done int64) { u(done, total) }, f
+}
+
+// meter is progress for operations that learn their total as they go: the
+// bar is created on the first update and resized when the total changes.
+func (e *env) meter(desc string) (update func(done, total int64), finish func()) {
 	f, ok := e.stderr.(*os.File)
-	if e.quiet || !ok || !term.IsTerminal(int(f.Fd())) || total <= 0 {
-		return func(int64) {}, func() {}
+	if e.quiet || !ok || !term.IsTerminal(int(f.Fd())) {
+		return func(int64, int64) {}, func() {}
 	}
-	bar := progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(f),
-		progressbar.OptionSetDescription(desc),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionThrottle(100_000_000),
-		progressbar.OptionClearOnFinish(),
-	)
-	return func(done int64) { _ = bar.Set64(done) }, func() { _ = bar.Finish() }
+	var bar *progressbar.ProgressBar
+	update = func(done, total int64) {
+		if total <= 0 {
+			return
+		}
+		if bar == nil {
+			bar = progressbar.NewOptions64(total,
+				progressbar.OptionSetWriter(f),
+				progressbar.OptionSetDescription(desc),
+				progressbar.OptionShowBytes(true),
+				progressbar.OptionThrottle(100_000_000),
+				progressbar.OptionClearOnFinish(),
+			)
+		} else if bar.GetMax64() != total {
+			bar.ChangeMax64(total)
+		}
+		_ = bar.Set64(done)
+	}
+	return update, func() {
+		if bar != nil {
+			_ = bar.Finish()
+		}
+	}
 }
 
 // notBuilt is the action of a command group whose package does not exist yet.

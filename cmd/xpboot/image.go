@@ -1,11 +1,325 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/xpboot/xpboot/imagefs"
+)
 
 func imageCommand(e *env) *cli.Command {
 	return &cli.Command{
-		Name:        "image",
-		Usage:       "create, inspect and convert disk images and the files inside them",
-		Subcommands: []*cli.Command{},
+		Name:  "image",
+		Usage: "create, inspect and convert disk images and the files inside them",
+		Subcommands: []*cli.Command{
+			imageCreateCommand(e),
+			imageInfoCommand(e),
+			imageLsCommand(e),
+			imageGetCommand(e),
+			imagePutCommand(e),
+			imageMkdirCommand(e),
+			imageRmCommand(e),
+		},
 	}
+}
+
+var partitionFlag = &cli.IntFlag{Name: "partition", Aliases: []string{"p"}, Usage: "partition number (1-4); default: the active partition"}
+
+func imageCreateCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "create",
+		Usage:     "create a disk image XP setup and NTLDR can boot from",
+		ArgsUsage: "OUT.img",
+		Description: "Writes a raw disk with xpboot's MBR boot code, a disk signature and one active\n" +
+			"primary partition at LBA 63 on a 255-head, 63-sector geometry, ending on a cylinder\n" +
+			"boundary. With --fs fat32 (the default) the partition holds an empty FAT32 file system\n" +
+			"whose boot code loads NTLDR; with --fs none it is left unformatted (type 0x07) for XP\n" +
+			"setup to format.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "size", Value: "4G", Usage: "disk size: bytes, or with a K, M, G or T suffix (powers of 1024)"},
+			&cli.StringFlag{Name: "fs", Value: "fat32", Usage: "file system: fat32 or none"},
+			&cli.StringFlag{Name: "label", Value: "XPBOOT", Usage: "FAT32 volume label (up to 11 characters)"},
+			&cli.UintFlag{Name: "align", Value: 63, Usage: "first sector of the partition: 63 (XP) or 2048 (1 MiB)"},
+			&cli.StringFlag{Name: "disk-signature", Usage: "MBR disk signature as 8 hex digits; random when omitted"},
+			&cli.BoolFlag{Name: "force", Usage: "replace OUT if it exists"},
+			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return cli.Exit("image create: want exactly one output file", 2)
+			}
+			size, err := parseSize(c.String("size"))
+			if err != nil {
+				return cli.Exit("image create: --size: "+err.Error(), 2)
+			}
+			var sig uint64
+			if s := c.String("disk-signature"); s != "" {
+				sig, err = strconv.ParseUint(strings.TrimPrefix(strings.ToLower(s), "0x"), 16, 32)
+				if err != nil || sig == 0 {
+					return cli.Exit(fmt.Sprintf("image create: --disk-signature %q: want 1 to 8 hex digits, not all zero", s), 2)
+				}
+			}
+			update, finish := e.meter("create")
+			res, err := imagefs.Create(c.Args().First(), imagefs.CreateOptions{
+				Size: size, FS: c.String("fs"), Label: c.String("label"), Align: uint32(c.Uint("align")),
+				DiskSignature: uint32(sig), Force: c.Bool("force"),
+				Progress: update,
+			})
+			finish()
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			e.log.Debug("image created", "path", res.Path, "size", res.Size, "disk_signature", fmt.Sprintf("%08x", res.DiskSignature))
+			if c.Bool("json") {
+				return e.printJSON(map[string]any{
+					"path": res.Path, "size": res.Size, "disk_signature": fmt.Sprintf("%08x", res.DiskSignature),
+					"filesystem": res.FS, "partition": map[string]any{
+						"index": 1, "start_lba": res.Partition.Entry.Start, "sectors": res.Partition.Entry.Sectors,
+						"type": fmt.Sprintf("0x%02x", res.Partition.Entry.Type),
+					},
+				})
+			}
+			fmt.Fprintf(e.stdout, "%s: %d bytes, disk signature %08x, partition 1 (%s, active) at LBA %d, %d sectors\n",
+				res.Path, res.Size, res.DiskSignature, res.FS, res.Partition.Entry.Start, res.Partition.Entry.Sectors)
+			return nil
+		},
+	}
+}
+
+func imageInfoCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "info",
+		Usage:     "show container format, size, partition table and file systems",
+		ArgsUsage: "IMG",
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print as JSON"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return cli.Exit("image info: want exactly one image", 2)
+			}
+			img, err := imagefs.Open(c.Args().First(), false)
+			if err != nil {
+				return cli.Exit(err, 1)
+			}
+			defer img.Close()
+			info := img.Info()
+			if c.Bool("json") {
+				return e.printJSON(info)
+			}
+			fmt.Fprintf(e.stdout, "image:          %s\nformat:         %s\nvirtual size:   %d bytes (%s)\n", info.Path, info.Format, info.VirtualSize, humanSize(info.VirtualSize))
+			fmt.Fprintf(e.stdout, "disk signature: %s\nMBR boot code:  %s\n", info.DiskSignature, info.BootCode)
+			if info.Geometry != nil {
+				fmt.Fprintf(e.stdout, "geometry:       %d heads, %d sectors/track\n", info.Geometry.Heads, info.Geometry.SectorsPerTrack)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "#\tactive\ttype\tstart\tsectors\tsize\tCHS start\tCHS end\tfs\tlabel")
+			for _, p := range info.Partitions {
+				active := ""
+				if p.Active {
+					active = "*"
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s %s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", p.Index, active, p.Type, p.TypeName, p.StartLBA, p.Sectors,
+					humanSize(p.Size), p.StartCHS, p.EndCHS, p.FS, p.Label)
+			}
+			tw.Flush()
+			for _, p := range info.Partitions {
+				if p.Error != "" {
+					fmt.Fprintf(e.stdout, "partition %d: %s\n", p.Index, p.Error)
+				}
+			}
+			return nil
+		},
+	}
+}
+
+// openFS opens the image named by a location and the file system of the
+// chosen partition.
+func openFS(c *cli.Context, arg string, writable bool) (*imagefs.Image, imagefs.FS, imagefs.Location, error) {
+	loc, ok := imagefs.ParseLocation(arg)
+	if !ok {
+		return nil, nil, loc, cli.Exit(fmt.Sprintf("%s: not IMG or IMG:/path with an existing image file", arg), 2)
+	}
+	img, err := imagefs.Open(loc.Image, writable)
+	if err != nil {
+		return nil, nil, loc, cli.Exit(err, 1)
+	}
+	fs, err := img.FS(c.Int("partition"))
+	if err != nil {
+		img.Close()
+		return nil, nil, loc, cli.Exit(err, 1)
+	}
+	return img, fs, loc, nil
+}
+
+func imageLsCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "ls",
+		Usage:     "list a directory inside an image",
+		ArgsUsage: "IMG[:/dir]",
+		Flags:     []cli.Flag{partitionFlag, &cli.BoolFlag{Name: "json", Usage: "print as JSON"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return cli.Exit("image ls: want one IMG[:/dir]", 2)
+			}
+			img, fs, loc, err := openFS(c, c.Args().First(), false)
+			if err != nil {
+				return err
+			}
+			defer img.Close()
+			fi, err := fs.Stat(loc.Path)
+			if err != nil {
+				return cli.Exit(fmt.Errorf("%s: %w", loc, err), 1)
+			}
+			list := []imagefs.FileInfo{fi}
+			if fi.IsDir() {
+				if list, err = fs.ReadDir(loc.Path); err != nil {
+					return cli.Exit(fmt.Errorf("%s: %w", loc, err), 1)
+				}
+			}
+			if c.Bool("json") {
+				type entry struct {
+					Name      string `json:"name"`
+					ShortName string `json:"short_name,omitempty"`
+					Dir       bool   `json:"dir"`
+					Size      int64  `json:"size"`
+					ModTime   string `json:"mtime,omitempty"`
+				}
+				out := []entry{}
+				for _, f := range list {
+					en := entry{Name: f.Name(), Dir: f.IsDir(), Size: f.Size()}
+					if s, ok := f.(interface{ ShortName() string }); ok && s.ShortName() != f.Name() {
+						en.ShortName = s.ShortName()
+					}
+					if !f.ModTime().IsZero() {
+						en.ModTime = f.ModTime().Format("2006-01-02T15:04:05")
+					}
+					out = append(out, en)
+				}
+				return e.printJSON(out)
+			}
+			for _, f := range list {
+				kind := "-"
+				if f.IsDir() {
+					kind = "d"
+				}
+				fmt.Fprintf(e.stdout, "%s %s %12d %s\n", kind, f.ModTime().Format("2006-01-02 15:04"), f.Size(), f.Name())
+			}
+			return nil
+		},
+	}
+}
+
+func imageGetCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "get",
+		Usage:     "copy a file or directory (recursively) out of an image",
+		ArgsUsage: "IMG:/path LOCAL",
+		Flags:     []cli.Flag{partitionFlag, &cli.BoolFlag{Name: "json", Usage: "print a summary as JSON"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 2 {
+				return cli.Exit("image get: want IMG:/path LOCAL", 2)
+			}
+			img, fs, loc, err := openFS(c, c.Args().Get(0), false)
+			if err != nil {
+				return err
+			}
+			defer img.Close()
+			update, finish := e.meter("get")
+			stats, err := imagefs.Get(fs, loc.Path, c.Args().Get(1), update)
+			finish()
+			if err != nil {
+				return cli.Exit(fmt.Errorf("%s: %w", loc.Image, err), 1)
+			}
+			return e.reportCopy(c, stats)
+		},
+	}
+}
+
+func imagePutCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "put",
+		Usage:     "copy local files and directories (recursively) into an image",
+		ArgsUsage: "LOCAL... IMG:/path",
+		Description: "Like cp -r: with several sources, or when /path is a directory or ends in /,\n" +
+			"the sources are copied into it; otherwise the single source is copied to /path.\n" +
+			"Missing parent directories are created. FAT32 only: NTFS is read-only.",
+		Flags: []cli.Flag{partitionFlag, &cli.BoolFlag{Name: "json", Usage: "print a summary as JSON"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() < 2 {
+				return cli.Exit("image put: want LOCAL... IMG:/path", 2)
+			}
+			args := c.Args().Slice()
+			img, fs, loc, err := openFS(c, args[len(args)-1], true)
+			if err != nil {
+				return err
+			}
+			update, finish := e.meter("put")
+			dest := loc.Path
+			if strings.HasSuffix(args[len(args)-1], "/") && dest != "/" {
+				dest += "/"
+			}
+			stats, err := imagefs.Put(fs, args[:len(args)-1], dest, update)
+			finish()
+			if cerr := img.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return cli.Exit(fmt.Errorf("%s: %w", loc.Image, err), 1)
+			}
+			return e.reportCopy(c, stats)
+		},
+	}
+}
+
+func (e *env) reportCopy(c *cli.Context, stats *imagefs.CopyStats) error {
+	if c.Bool("json") {
+		return e.printJSON(stats)
+	}
+	e.log.Info("copied", "files", stats.Files, "dirs", stats.Dirs, "bytes", stats.Bytes)
+	return nil
+}
+
+func imageMkdirCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "mkdir",
+		Usage:     "create a directory (and its parents) inside an image",
+		ArgsUsage: "IMG:/path",
+		Flags:     []cli.Flag{partitionFlag},
+		Action: func(c *cli.Context) error {
+			return e.editImage(c, "mkdir", func(fs imagefs.FS, p string) error { return fs.MkdirAll(p, nowLocal()) })
+		},
+	}
+}
+
+func imageRmCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "rm",
+		Usage:     "remove a file or an empty directory inside an image",
+		ArgsUsage: "IMG:/path",
+		Flags:     []cli.Flag{partitionFlag},
+		Action: func(c *cli.Context) error {
+			return e.editImage(c, "rm", func(fs imagefs.FS, p string) error { return fs.Remove(p) })
+		},
+	}
+}
+
+func (e *env) editImage(c *cli.Context, name string, edit func(imagefs.FS, string) error) error {
+	if c.NArg() != 1 {
+		return cli.Exit("image "+name+": want one IMG:/path", 2)
+	}
+	img, fs, loc, err := openFS(c, c.Args().First(), true)
+	if err != nil {
+		return err
+	}
+	err = edit(fs, loc.Path)
+	if cerr := img.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return cli.Exit(fmt.Errorf("%s: %w", loc.Image, err), 1)
+	}
+	return nil
 }

@@ -1,0 +1,195 @@
+package imagefs
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/imagefs/fat32"
+	"github.com/xpboot/xpboot/imagefs/mbr"
+)
+
+// CreateOptions describe a new disk image.
+type CreateOptions struct {
+	Size  int64  // bytes; rounded down to whole sectors
+	FS    string // "fat32" or "none"
+	Label string // FAT32 volume label
+	// Align is the first sector of the partition: 63 (the XP layout, the
+	// default) or 2048 (1 MiB, for Vista and later).
+	Align uint32
+	// DiskSignature is written at MBR offset 440; 0 picks a random non-zero one.
+	DiskSignature uint32
+	Force         bool // replace an existing file
+	// Progress, if set, is called with bytes of metadata written so far.
+	Progress func(done, total int64)
+}
+
+// CreateResult reports what Create wrote.
+type CreateResult struct {
+	Path          string
+	Size          int64
+	DiskSignature uint32
+	Partition     Partition
+	FS            string
+}
+
+// ErrExists is returned when the output exists and Force is not set.
+var ErrExists = errors.New("output file exists (use --force to replace it)")
+
+// Create writes a new raw disk image: xpboot's MBR code, a disk signature,
+// one active primary partition laid out for XP, and optionally an empty FAT32
+// file system with xpboot's boot code that loads NTLDR. The image is built
+// in a temporary file next to path and renamed into place only when complete.
+func Create(path string, opts CreateOptions) (*CreateResult, error) {
+	if opts.Align == 0 {
+		opts.Align = 63
+	}
+	if opts.Align != 63 && opts.Align != 2048 {
+		return nil, fmt.Errorf("alignment %d: use 63 (XP layout) or 2048 (1 MiB)", opts.Align)
+	}
+	if opts.FS == "" {
+		opts.FS = FSFAT32
+	}
+	var partType byte
+	switch opts.FS {
+	case FSFAT32:
+		partType = mbr.TypeFAT32LBA
+	case "none":
+		// An unformatted partition typed for NTFS, which XP setup offers to format.
+		partType = mbr.TypeNTFS
+	default:
+		return nil, fmt.Errorf("file system %q: use fat32 or none", opts.FS)
+	}
+	sectors := uint64(opts.Size) / mbr.SectorSize
+	if sectors > mbr.MaxDiskSectors {
+		return nil, fmt.Errorf("size %d bytes exceeds the 2 TiB limit of an MBR disk", opts.Size)
+	}
+	entry, err := mbr.Layout(sectors, opts.Align, mbr.XPGeometry, partType)
+	if err != nil {
+		return nil, fmt.Errorf("size %d bytes: %w", opts.Size, err)
+	}
+	part := Partition{Index: 1, Entry: entry, Offset: int64(entry.Start) * mbr.SectorSize, Size: int64(entry.Sectors) * mbr.SectorSize}
+	if opts.FS == FSFAT32 {
+		if err := fat32.CheckSize(part.Size); err != nil {
+			return nil, fmt.Errorf("size %d bytes (partition of %d bytes): %w", opts.Size, part.Size, err)
+		}
+	}
+	if !opts.Force {
+		if _, err := os.Lstat(path); err == nil {
+			return nil, fmt.Errorf("%s: %w", path, ErrExists)
+		}
+	}
+	sig := opts.DiskSignature
+	for sig == 0 {
+		var b [4]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		sig = binary.LittleEndian.Uint32(b[:])
+	}
+
+	res := &CreateResult{Path: path, Size: int64(sectors) * mbr.SectorSize, DiskSignature: sig, Partition: part, FS: opts.FS}
+	err = writeAtomically(path, func(f *os.File) error {
+		if err := f.Truncate(res.Size); err != nil {
+			return err
+		}
+		dev, err := blockdev.NewRaw(f, true)
+		if err != nil {
+			return err
+		}
+		progress := newMeter(dev, opts.Progress, metadataBytes(opts.FS, part.Size))
+		m := &mbr.MBR{Signature: sig}
+		m.Entries[0] = entry
+		if err := installMBRCode(m); err != nil {
+			return err
+		}
+		if _, err := progress.WriteAt(m.Bytes(), 0); err != nil {
+			return err
+		}
+		if opts.FS == FSFAT32 {
+			fopts := fat32.FormatOptions{Label: opts.Label, HiddenSectors: entry.Start,
+				Heads: uint16(mbr.XPGeometry.Heads), SectorsPerTrack: uint16(mbr.XPGeometry.SectorsPerTrack)}
+			if err := fat32.Format(progress, part.Offset, part.Size, fopts); err != nil {
+				return err
+			}
+			if err := installFAT32Code(progress, part.Offset); err != nil {
+				return err
+			}
+		}
+		progress.finish()
+		return dev.Flush()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	return res, nil
+}
+
+// metadataBytes is what Create writes, for the progress bar.
+func metadataBytes(fs string, partSize int64) int64 {
+	if fs != FSFAT32 {
+		return mbr.SectorSize
+	}
+	return mbr.SectorSize + fat32.MetadataSize(partSize)
+}
+
+// writeAtomically builds path through a temporary file in the same
+// directory that is synced and renamed into place only if build succeeds.
+func writeAtomically(path string, build func(f *os.File) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err = build(f); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// meter counts bytes written through it for a progress callback.
+type meter struct {
+	dev   blockdev.Device
+	cb    func(done, total int64)
+	done  int64
+	total int64
+}
+
+func newMeter(dev blockdev.Device, cb func(done, total int64), total int64) *meter {
+	return &meter{dev: dev, cb: cb, total: total}
+}
+
+func (m *meter) ReadAt(p []byte, off int64) (int, error) { return m.dev.ReadAt(p, off) }
+
+func (m *meter) WriteAt(p []byte, off int64) (int, error) {
+	n, err := m.dev.WriteAt(p, off)
+	m.done += int64(n)
+	if m.cb != nil {
+		m.cb(min(m.done, m.total), m.total)
+	}
+	return n, err
+}
+
+func (m *meter) finish() {
+	if m.cb != nil {
+		m.cb(m.total, m.total)
+	}
+}

@@ -1,0 +1,267 @@
+package imagefs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/imagefs/fat32"
+	"github.com/xpboot/xpboot/imagefs/mbr"
+	"github.com/xpboot/xpboot/imagefs/ntfs"
+)
+
+// Image is an open disk image with an MBR partition table.
+type Image struct {
+	Path     string
+	Format   Format
+	Dev      blockdev.Device
+	MBR      *mbr.MBR
+	writable bool
+	mounted  map[int]FS
+}
+
+// Partition is one used entry of the partition table.
+type Partition struct {
+	Index  int // 1..4, as in the table
+	Entry  mbr.Entry
+	Offset int64 // bytes
+	Size   int64 // bytes
+}
+
+// Open opens the disk image at path and reads its partition table. An image
+// without an MBR is an error that names the file.
+func Open(path string, writable bool) (*Image, error) {
+	dev, format, err := OpenDevice(path, writable)
+	if err != nil {
+		return nil, err
+	}
+	img, err := openDevice(path, format, dev, writable)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	return img, nil
+}
+
+func openDevice(path string, format Format, dev blockdev.Device, writable bool) (*Image, error) {
+	sector := make([]byte, mbr.SectorSize)
+	if dev.Size() < mbr.SectorSize {
+		return nil, fmt.Errorf("%s: %d bytes is too small to be a disk image", path, dev.Size())
+	}
+	if _, err := dev.ReadAt(sector, 0); err != nil {
+		return nil, fmt.Errorf("%s: read MBR: %w", path, err)
+	}
+	m, err := mbr.Parse(sector, uint64(dev.Size()/mbr.SectorSize))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, e := range m.Entries {
+		if e.Type == mbr.TypeGPT {
+			return nil, fmt.Errorf("%s: the disk has a GPT partition table (protective MBR); Windows XP x86 cannot boot from GPT", path)
+		}
+	}
+	return &Image{Path: path, Format: format, Dev: dev, MBR: m, writable: writable, mounted: map[int]FS{}}, nil
+}
+
+// Partitions returns the used partition entries.
+func (img *Image) Partitions() []Partition {
+	var out []Partition
+	for i, e := range img.MBR.Entries {
+		if e.Empty() {
+			continue
+		}
+		out = append(out, Partition{Index: i + 1, Entry: e, Offset: int64(e.Start) * mbr.SectorSize, Size: int64(e.Sectors) * mbr.SectorSize})
+	}
+	return out
+}
+
+// Filesystem names reported by Detect.
+const (
+	FSFAT32   = "fat32"
+	FSFAT16   = "fat16"
+	FSNTFS    = "ntfs"
+	FSUnknown = "unknown"
+)
+
+// Detect names the file system in partition p from its boot sector.
+func (img *Image) Detect(p Partition) string {
+	boot := make([]byte, 512)
+	if _, err := img.Dev.ReadAt(boot, p.Offset); err != nil {
+		return FSUnknown
+	}
+	if string(boot[3:11]) == "NTFS    " {
+		return FSNTFS
+	}
+	if _, err := fat32.ParseBootSector(boot, p.Size); err == nil {
+		return FSFAT32
+	} else if errors.Is(err, fat32.ErrNotFAT32) {
+		return FSFAT16
+	}
+	return FSUnknown
+}
+
+// ErrNoPartition is returned when no partition holds a usable file system.
+var ErrNoPartition = errors.New("no partition with a FAT32 or NTFS file system")
+
+// FS opens the file system of partition index (1..4), or with index 0 that of
+// the active partition, else the first one xpboot can read.
+func (img *Image) FS(index int) (FS, error) {
+	parts := img.Partitions()
+	if len(parts) == 0 {
+		return nil, fmt.Errorf("%s: the partition table is empty", img.Path)
+	}
+	var p *Partition
+	if index == 0 {
+		if a, _ := img.MBR.Active(); a >= 0 {
+			for i := range parts {
+				if parts[i].Index == a+1 && img.Detect(parts[i]) != FSUnknown {
+					p = &parts[i]
+				}
+			}
+		}
+		for i := 0; p == nil && i < len(parts); i++ {
+			if fs := img.Detect(parts[i]); fs == FSFAT32 || fs == FSNTFS {
+				p = &parts[i]
+			}
+		}
+		if p == nil {
+			return nil, fmt.Errorf("%s: %w", img.Path, ErrNoPartition)
+		}
+	} else {
+		for i := range parts {
+			if parts[i].Index == index {
+				p = &parts[i]
+			}
+		}
+		if p == nil {
+			return nil, fmt.Errorf("%s: partition %d does not exist", img.Path, index)
+		}
+	}
+	if fs, ok := img.mounted[p.Index]; ok {
+		return fs, nil
+	}
+	var fs FS
+	switch kind := img.Detect(*p); kind {
+	case FSFAT32:
+		f, err := fat32.Open(img.Dev, p.Offset, p.Size, !img.writable)
+		if err != nil {
+			return nil, fmt.Errorf("%s: partition %d: %w", img.Path, p.Index, err)
+		}
+		fs = fatFS{f}
+	case FSNTFS:
+		n, err := ntfs.Open(img.Dev, p.Offset)
+		if err != nil {
+			return nil, fmt.Errorf("%s: partition %d: %w", img.Path, p.Index, err)
+		}
+		fs = ntfsFS{n}
+	default:
+		return nil, fmt.Errorf("%s: partition %d (type 0x%02x) holds a %s file system; xpboot reads FAT32 and NTFS", img.Path, p.Index, p.Entry.Type, kind)
+	}
+	img.mounted[p.Index] = fs
+	return fs, nil
+}
+
+// Close flushes every file system written to, then the device.
+func (img *Image) Close() error {
+	var first error
+	for _, fs := range img.mounted {
+		if err := fs.Flush(); err != nil && first == nil {
+			first = fmt.Errorf("%s: %w", img.Path, err)
+		}
+	}
+	if err := img.Dev.Close(); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
+
+// FS is a file system inside an image. Paths are absolute, "/"-separated
+// and case-insensitive, as on Windows.
+type FS interface {
+	Type() string
+	Label() (string, error)
+	Stat(path string) (FileInfo, error)
+	ReadDir(path string) ([]FileInfo, error)
+	Open(path string) (File, error)
+	// The writing methods fail on read-only file systems (NTFS, or an image
+	// opened read-only) with an error saying what to do instead.
+	WriteFile(path string, r io.Reader, size int64, mtime time.Time) error
+	Mkdir(path string, mtime time.Time) error
+	MkdirAll(path string, mtime time.Time) error
+	Remove(path string) error
+	Flush() error
+}
+
+// FileInfo describes an entry of an FS.
+type FileInfo interface {
+	Name() string
+	Size() int64
+	IsDir() bool
+	ModTime() time.Time
+}
+
+// File is a file opened for reading.
+type File interface {
+	io.ReaderAt
+	Size() int64
+}
+
+type fatFS struct{ *fat32.FS }
+
+func (f fatFS) Type() string { return FSFAT32 }
+func (f fatFS) Stat(p string) (FileInfo, error) {
+	fi, err := f.FS.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	return fi, nil
+}
+func (f fatFS) ReadDir(p string) ([]FileInfo, error) {
+	list, err := f.FS.ReadDir(p)
+	out := make([]FileInfo, len(list))
+	for i, fi := range list {
+		out[i] = fi
+	}
+	return out, err
+}
+func (f fatFS) Open(p string) (File, error) {
+	file, err := f.FS.OpenFile(p)
+	if err != nil {
+		return nil, err
+	}
+	return file, nil
+}
+
+type ntfsFS struct{ *ntfs.FS }
+
+func (n ntfsFS) Type() string           { return FSNTFS }
+func (n ntfsFS) Label() (string, error) { return "", nil }
+func (n ntfsFS) Stat(p string) (FileInfo, error) {
+	fi, err := n.FS.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	return fi, nil
+}
+func (n ntfsFS) ReadDir(p string) ([]FileInfo, error) {
+	list, err := n.FS.ReadDir(p)
+	out := make([]FileInfo, len(list))
+	for i, fi := range list {
+		out[i] = fi
+	}
+	return out, err
+}
+func (n ntfsFS) Open(p string) (File, error) {
+	file, err := n.FS.OpenFile(p)
+	if err != nil {
+		return nil, err
+	}
+	return file, nil
+}
+func (ntfsFS) WriteFile(string, io.Reader, int64, time.Time) error { return ntfs.ErrReadOnly }
+func (ntfsFS) Mkdir(string, time.Time) error                       { return ntfs.ErrReadOnly }
+func (ntfsFS) MkdirAll(string, time.Time) error                    { return ntfs.ErrReadOnly }
+func (ntfsFS) Remove(string) error                                 { return ntfs.ErrReadOnly }
+func (ntfsFS) Flush() error                                        { return nil }

@@ -1,0 +1,215 @@
+// Package ntfs reads NTFS volumes inside disk images through
+// www.velocidex.com/golang/go-ntfs. It is read-only: no well-kept NTFS writer
+// exists in Go, and a wrong write to an XP system volume is worse than none.
+//
+// go-ntfs is forensics code that may panic on damaged volumes; every call
+// into it is guarded so that a bad image gives an error, never a crash.
+package ntfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	iofs "io/fs"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"www.velocidex.com/golang/go-ntfs/parser"
+)
+
+// ErrReadOnly explains why writes are refused and what to do instead.
+var ErrReadOnly = errors.New("NTFS volumes are read-only in xpboot: create the image with a FAT32 partition " +
+	"(xpboot image create --fs fat32), put the files there and let Windows convert it (convert C: /fs:ntfs), " +
+	"or write through ntfs-3g")
+
+// FS is an open NTFS volume.
+type FS struct {
+	ctx *parser.NTFSContext
+}
+
+// Open reads the NTFS volume that starts at byte off of r.
+func Open(r io.ReaderAt, off int64) (fs *FS, err error) {
+	defer guard(&err, "open NTFS volume")
+	// go-ntfs reads the MFT at absolute offsets of its reader, so the
+	// volume must be presented as starting at 0.
+	paged, err := parser.NewPagedReader(&parser.OffsetReader{Offset: off, Reader: r}, 4096, 4096)
+	if err != nil {
+		return nil, err
+	}
+	ctx, err := parser.GetNTFSContext(paged, 0)
+	if err != nil {
+		return nil, fmt.Errorf("ntfs: %w", err)
+	}
+	return &FS{ctx: ctx}, nil
+}
+
+// guard turns a panic inside go-ntfs into an error.
+func guard(err *error, what string) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("ntfs: %s: damaged volume (%v)", what, r)
+	}
+}
+
+// FileInfo describes an NTFS file or directory.
+type FileInfo struct {
+	name    string
+	size    int64
+	dir     bool
+	modTime time.Time
+}
+
+// Name returns the Win32 name.
+func (fi *FileInfo) Name() string { return fi.name }
+
+// Size returns the size of the unnamed data stream.
+func (fi *FileInfo) Size() int64 { return fi.size }
+
+// IsDir reports whether fi is a directory.
+func (fi *FileInfo) IsDir() bool { return fi.dir }
+
+// ModTime returns the last write time.
+func (fi *FileInfo) ModTime() time.Time { return fi.modTime }
+
+// Mode returns a Unix mode for the entry.
+func (fi *FileInfo) Mode() iofs.FileMode {
+	if fi.dir {
+		return iofs.ModeDir | 0o555
+	}
+	return 0o444
+}
+
+// Sys returns nil.
+func (fi *FileInfo) Sys() any { return nil }
+
+func clean(p string) string {
+	return strings.TrimPrefix(path.Clean("/"+strings.ReplaceAll(p, `\`, "/")), "/")
+}
+
+func (fs *FS) entry(p string) (*parser.MFT_ENTRY, error) {
+	root, err := fs.ctx.GetMFT(5)
+	if err != nil {
+		return nil, err
+	}
+	if clean(p) == "" {
+		return root, nil
+	}
+	e, err := root.Open(fs.ctx, clean(p))
+	if err != nil {
+		return nil, iofs.ErrNotExist
+	}
+	return e, nil
+}
+
+// pick chooses the entry for the main data stream under its long name.
+func pick(infos []*parser.FileInfo) *parser.FileInfo {
+	var best *parser.FileInfo
+	for _, i := range infos {
+		if strings.Contains(i.Name, ":") {
+			continue // an alternate data stream
+		}
+		if best == nil || best.NameType == "DOS" {
+			best = i
+		}
+	}
+	return best
+}
+
+func toInfo(i *parser.FileInfo) *FileInfo {
+	return &FileInfo{name: i.Name, size: i.Size, dir: i.IsDir, modTime: i.Mtime}
+}
+
+// Stat describes the file or directory at p (case-insensitive).
+func (fs *FS) Stat(p string) (fi *FileInfo, err error) {
+	defer guard(&err, "stat "+p)
+	e, err := fs.entry(p)
+	if err != nil {
+		return nil, &iofs.PathError{Op: "stat", Path: p, Err: err}
+	}
+	if clean(p) == "" {
+		return &FileInfo{name: "/", dir: true}, nil
+	}
+	best := pick(parser.Stat(fs.ctx, e))
+	if best == nil {
+		return nil, &iofs.PathError{Op: "stat", Path: p, Err: errors.New("no file name attribute")}
+	}
+	return toInfo(best), nil
+}
+
+// ReadDir lists a directory sorted by name. NTFS metadata files ($MFT …) in
+// the root are left out, as Windows does.
+func (fs *FS) ReadDir(p string) (list []*FileInfo, err error) {
+	defer guard(&err, "list "+p)
+	e, err := fs.entry(p)
+	if err != nil {
+		return nil, &iofs.PathError{Op: "readdir", Path: p, Err: err}
+	}
+	byName := map[string]*parser.FileInfo{}
+	var names []string
+	for _, i := range parser.ListDir(fs.ctx, e) {
+		if strings.Contains(i.Name, ":") || i.Name == "." || (clean(p) == "" && strings.HasPrefix(i.Name, "$")) {
+			continue
+		}
+		key := i.MFTId
+		if prev, ok := byName[key]; ok && prev.NameType != "DOS" {
+			continue
+		}
+		if _, ok := byName[key]; !ok {
+			names = append(names, key)
+		}
+		byName[key] = i
+	}
+	for _, k := range names {
+		list = append(list, toInfo(byName[k]))
+	}
+	sort.Slice(list, func(a, b int) bool { return strings.ToLower(list[a].name) < strings.ToLower(list[b].name) })
+	return list, nil
+}
+
+// File is an open NTFS file.
+type File struct {
+	r    parser.RangeReaderAt
+	size int64
+	info *FileInfo
+}
+
+// OpenFile opens the unnamed data stream of the file at p.
+func (fs *FS) OpenFile(p string) (f *File, err error) {
+	defer guard(&err, "open "+p)
+	fi, err := fs.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if fi.dir {
+		return nil, &iofs.PathError{Op: "open", Path: p, Err: errors.New("is a directory")}
+	}
+	r, err := parser.GetDataForPath(fs.ctx, clean(p))
+	if err != nil {
+		return nil, &iofs.PathError{Op: "open", Path: p, Err: err}
+	}
+	return &File{r: r, size: parser.RangeSize(r), info: fi}, nil
+}
+
+// Size returns the stream length.
+func (f *File) Size() int64 { return f.size }
+
+// Stat describes the file.
+func (f *File) Stat() *FileInfo { return f.info }
+
+// ReadAt reads the stream.
+func (f *File) ReadAt(p []byte, off int64) (n int, err error) {
+	defer guard(&err, "read")
+	if off >= f.size {
+		return 0, io.EOF
+	}
+	if rest := f.size - off; int64(len(p)) > rest {
+		p = p[:rest]
+		err = io.EOF
+	}
+	n, rerr := f.r.ReadAt(p, off)
+	if rerr != nil && !errors.Is(rerr, io.EOF) {
+		return n, rerr
+	}
+	return n, err
+}
