@@ -1,11 +1,539 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/xpboot/xpboot/hive"
+)
+
+// defaultRegPrefix is the registry path a hive's root stands for in .reg
+// files unless --prefix says otherwise.
+const defaultRegPrefix = `HKEY_LOCAL_MACHINE\SYSTEM`
 
 func hiveCommand(e *env) *cli.Command {
 	return &cli.Command{
-		Name:   "hive",
-		Usage:  "read and edit offline registry hives (not built yet)",
-		Action: notBuilt("xpboot hive", "#4"),
+		Name:  "hive",
+		Usage: "read, edit, check, import and export offline registry hives (regf 1.3 and 1.5)",
+		Description: "KEY paths are backslash-separated from the hive's root (\"\" or \\ is the root) and\n" +
+			"case-insensitive. With --ccs a leading CurrentControlSet is resolved through\n" +
+			"\\Select\\Current (ControlSet001 when Current is 1). Edits are saved atomically (temporary\n" +
+			"file, fsync, rename); a dirty hive (sequence numbers differ) is refused unless\n" +
+			"--log names its old-format transaction log (HIVE.LOG), which is then replayed.\n" +
+			"Options go before the arguments.",
+		Subcommands: []*cli.Command{
+			hiveNewCommand(e),
+			hiveLsCommand(e),
+			hiveGetCommand(e),
+			hiveSetCommand(e),
+			hiveRmCommand(e),
+			hiveImportCommand(e),
+			hiveExportCommand(e),
+			hiveCheckCommand(e),
+		},
+	}
+}
+
+var (
+	hiveJSONFlag   = &cli.BoolFlag{Name: "json", Usage: "print the result as JSON"}
+	hiveCCSFlag    = &cli.BoolFlag{Name: "ccs", Usage: "resolve a leading CurrentControlSet through \\Select\\Current"}
+	hivePrefixFlag = &cli.StringFlag{Name: "prefix", Value: defaultRegPrefix, Usage: "registry path the hive's root stands for in the .reg file"}
+	hiveLogFlag    = &cli.StringFlag{Name: "log", Usage: "replay this old-format transaction log (HIVE.LOG) first if the hive is dirty"}
+)
+
+// hiveExit turns a package error into an exit status: 2 for bad
+// arguments, 1 for everything else.
+func hiveExit(cmd string, err error) error {
+	if errors.Is(err, hive.ErrInvalid) {
+		return cli.Exit(fmt.Sprintf("hive %s: %v", cmd, err), 2)
+	}
+	return cli.Exit(fmt.Sprintf("hive %s: %v", cmd, err), 1)
+}
+
+func wantArgs(c *cli.Context, cmd string, min, max int) error {
+	if n := c.NArg(); n < min || n > max {
+		return cli.Exit(fmt.Sprintf("hive %s: wrong number of arguments; usage: xpboot hive %s %s", cmd, cmd, c.Command.ArgsUsage), 2)
+	}
+	return nil
+}
+
+// openKey opens a hive read-only and finds a key in it.
+func openKey(c *cli.Context, cmd, path, keyPath string) (*hive.File, *hive.Key, string, error) {
+	f, err := hive.Open(path)
+	if err != nil {
+		return nil, nil, "", hiveExit(cmd, err)
+	}
+	if c.Bool("ccs") {
+		if keyPath, err = f.ResolveCurrentControlSet(keyPath); err != nil {
+			f.Close()
+			return nil, nil, "", hiveExit(cmd, err)
+		}
+	}
+	k, err := f.Key(keyPath)
+	if err != nil {
+		f.Close()
+		return nil, nil, "", hiveExit(cmd, err)
+	}
+	return f, k, keyPath, nil
+}
+
+// editHive loads a hive, applies edit and saves it atomically.
+func (e *env) editHive(c *cli.Context, cmd, path string, edit func(ed *hive.Editor, resolve func(string) (string, error)) error) error {
+	ed, err := openEditor(path, c.String("log"))
+	if err != nil {
+		return hiveExit(cmd, err)
+	}
+	resolve := func(p string) (string, error) { return p, nil }
+	if c.Bool("ccs") {
+		resolve = ed.ResolveCurrentControlSet
+	}
+	if err := edit(ed, resolve); err != nil {
+		return hiveExit(cmd, err)
+	}
+	if err := ed.Save(path); err != nil {
+		return hiveExit(cmd, err)
+	}
+	e.log.Debug("hive saved", "path", path, "command", cmd)
+	return nil
+}
+
+// openEditor loads a hive for editing, replaying logPath first if given
+// and the hive is dirty.
+func openEditor(path, logPath string) (*hive.Editor, error) {
+	if logPath == "" {
+		return hive.Edit(path)
+	}
+	hb, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	lb, err := os.ReadFile(logPath)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := hive.RecoverOldLog(bytes.NewReader(hb), int64(len(hb)), bytes.NewReader(lb), int64(len(lb)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: replaying %s: %w", path, logPath, err)
+	}
+	f, err := hive.NewFile(bytes.NewReader(rec), int64(len(rec)))
+	if err != nil {
+		return nil, fmt.Errorf("%s after replaying %s: %w", path, logPath, err)
+	}
+	return hive.NewEditor(f)
+}
+
+func hiveNewCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "new",
+		Usage:     "create an empty hive",
+		ArgsUsage: "FILE",
+		Flags: []cli.Flag{
+			&cli.UintFlag{Name: "minor", Value: 3, Usage: "format version 1.MINOR: 3 (what Windows creates) or 5 (NtSaveKeyEx latest format)"},
+			&cli.BoolFlag{Name: "force", Usage: "replace FILE if it exists"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := wantArgs(c, "new", 1, 1); err != nil {
+				return err
+			}
+			path := c.Args().First()
+			if _, err := os.Lstat(path); err == nil && !c.Bool("force") {
+				return cli.Exit(fmt.Sprintf("hive new: %s exists (use --force to replace it)", path), 1)
+			}
+			ed, err := hive.New(uint32(c.Uint("minor")))
+			if err != nil {
+				return hiveExit("new", err)
+			}
+			if err := ed.Save(path); err != nil {
+				return hiveExit("new", err)
+			}
+			e.log.Debug("hive created", "path", path, "minor", c.Uint("minor"))
+			return nil
+		},
+	}
+}
+
+// jsonValue is the JSON form of a value.
+type jsonValue struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+	Code uint32 `json:"type_code"`
+	Text string `json:"text"`
+	Hex  string `json:"hex"`
+}
+
+func toJSONValue(v *hive.Value) jsonValue {
+	return jsonValue{Name: v.Name, Type: v.Type.String(), Code: uint32(v.Type), Text: v.Text(), Hex: hex.EncodeToString(v.Data)}
+}
+
+func displayName(name string) string {
+	if name == "" {
+		return "@"
+	}
+	return fmt.Sprintf("%q", name)
+}
+
+func hiveLsCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "ls",
+		Usage:     "list a key's subkeys and values",
+		ArgsUsage: "HIVE [KEY]",
+		Flags:     []cli.Flag{hiveJSONFlag, hiveCCSFlag},
+		Action: func(c *cli.Context) error {
+			if err := wantArgs(c, "ls", 1, 2); err != nil {
+				return err
+			}
+			f, k, keyPath, err := openKey(c, "ls", c.Args().Get(0), c.Args().Get(1))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			subs, err := k.Subkeys()
+			if err != nil {
+				return hiveExit("ls", err)
+			}
+			vals, err := k.Values()
+			if err != nil {
+				return hiveExit("ls", err)
+			}
+			if c.Bool("json") {
+				type jsonKey struct {
+					Name      string    `json:"name"`
+					Subkeys   int       `json:"subkeys"`
+					Values    int       `json:"values"`
+					Modified  time.Time `json:"modified"`
+					ClassName string    `json:"class,omitempty"`
+				}
+				out := struct {
+					Key     string      `json:"key"`
+					Subkeys []jsonKey   `json:"subkeys"`
+					Values  []jsonValue `json:"values"`
+				}{Key: keyPath, Subkeys: []jsonKey{}, Values: []jsonValue{}}
+				for _, s := range subs {
+					cls, _ := s.Class()
+					out.Subkeys = append(out.Subkeys, jsonKey{s.Name(), s.NumSubkeys(), s.NumValues(), s.ModTime(), cls})
+				}
+				for _, v := range vals {
+					out.Values = append(out.Values, toJSONValue(v))
+				}
+				return e.printJSON(out)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			for _, s := range subs {
+				fmt.Fprintf(tw, "%s\\\n", s.Name())
+			}
+			for _, v := range vals {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", displayName(v.Name), v.Type, oneLine(v.Text()))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func oneLine(s string) string {
+	b := []byte(s)
+	b = bytes.ReplaceAll(b, []byte("\n"), []byte(`\0`))
+	if len(b) > 200 {
+		b = append(b[:200], "…"...)
+	}
+	return string(b)
+}
+
+func hiveGetCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "get",
+		Usage:     "print a value (or every value of a key)",
+		ArgsUsage: "HIVE KEY [VALUE]",
+		Description: "VALUE @ is the key's default value. Strings print as text (REG_MULTI_SZ one per\n" +
+			"line), numbers as hex and decimal, other data as hex; --json adds the raw bytes.",
+		Flags: []cli.Flag{hiveJSONFlag, hiveCCSFlag},
+		Action: func(c *cli.Context) error {
+			if err := wantArgs(c, "get", 2, 3); err != nil {
+				return err
+			}
+			f, k, _, err := openKey(c, "get", c.Args().Get(0), c.Args().Get(1))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if c.NArg() == 2 {
+				vals, err := k.Values()
+				if err != nil {
+					return hiveExit("get", err)
+				}
+				if c.Bool("json") {
+					out := []jsonValue{}
+					for _, v := range vals {
+						out = append(out, toJSONValue(v))
+					}
+					return e.printJSON(out)
+				}
+				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				for _, v := range vals {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", displayName(v.Name), v.Type, oneLine(v.Text()))
+				}
+				return tw.Flush()
+			}
+			v, err := k.Value(valueName(c.Args().Get(2)))
+			if err != nil {
+				return hiveExit("get", err)
+			}
+			if c.Bool("json") {
+				return e.printJSON(toJSONValue(v))
+			}
+			_, err = fmt.Fprintln(e.stdout, v.Text())
+			return err
+		},
+	}
+}
+
+// valueName maps the command-line name @ to the default value.
+func valueName(s string) string {
+	if s == "@" {
+		return ""
+	}
+	return s
+}
+
+func hiveSetCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "set",
+		Usage:     "set a value, creating the key if needed",
+		ArgsUsage: "HIVE KEY VALUE DATA...",
+		Description: "VALUE @ is the default value. DATA by type: text for sz, expand_sz and link; one\n" +
+			"argument per string for multi_sz (none for an empty list); a decimal or 0x number for\n" +
+			"dword, dword_big_endian and qword; hex bytes (\"de,ad\" or \"dead\") for binary, none\n" +
+			"and any numeric type (--type 0x20).",
+		Flags: []cli.Flag{
+			hiveCCSFlag, hiveLogFlag,
+			&cli.StringFlag{Name: "type", Aliases: []string{"t"}, Value: "sz", Usage: "value type: sz, expand_sz, multi_sz, dword, dword_big_endian, qword, binary, none, link, or a number"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() < 3 {
+				return cli.Exit("hive set: want HIVE KEY VALUE DATA...", 2)
+			}
+			t, err := hive.ParseValueType(c.String("type"))
+			if err != nil {
+				return hiveExit("set", err)
+			}
+			data, err := hive.ParseData(t, c.Args().Slice()[3:])
+			if err != nil {
+				return hiveExit("set", err)
+			}
+			return e.editHive(c, "set", c.Args().Get(0), func(ed *hive.Editor, resolve func(string) (string, error)) error {
+				key, err := resolve(c.Args().Get(1))
+				if err != nil {
+					return err
+				}
+				if err := ed.CreateKey(key); err != nil {
+					return err
+				}
+				return ed.SetValue(key, valueName(c.Args().Get(2)), t, data)
+			})
+		},
+	}
+}
+
+func hiveRmCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "rm",
+		Usage:     "delete a value, or a key with all its subkeys",
+		ArgsUsage: "HIVE KEY [VALUE]",
+		Flags:     []cli.Flag{hiveCCSFlag, hiveLogFlag},
+		Action: func(c *cli.Context) error {
+			if err := wantArgs(c, "rm", 2, 3); err != nil {
+				return err
+			}
+			return e.editHive(c, "rm", c.Args().Get(0), func(ed *hive.Editor, resolve func(string) (string, error)) error {
+				key, err := resolve(c.Args().Get(1))
+				if err != nil {
+					return err
+				}
+				if c.NArg() == 3 {
+					return ed.DeleteValue(key, valueName(c.Args().Get(2)))
+				}
+				return ed.DeleteKey(key)
+			})
+		},
+	}
+}
+
+func hiveImportCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "import",
+		Usage:     "apply a .reg file (REGEDIT4 or version 5.00) to a hive",
+		ArgsUsage: "HIVE FILE.reg",
+		Description: "Keys in the file must start with --prefix, which stands for the hive's root; a .reg\n" +
+			"written by 'hive export' with the same prefix imports into any hive. [key] creates\n" +
+			"the key and its parents, [-key] deletes a subtree, \"v\"=- deletes a value. FILE.reg -\n" +
+			"reads standard input. Nothing is saved if any line fails.",
+		Flags: []cli.Flag{hivePrefixFlag, hiveLogFlag},
+		Action: func(c *cli.Context) error {
+			if err := wantArgs(c, "import", 2, 2); err != nil {
+				return err
+			}
+			var r io.Reader = e.stdin
+			if name := c.Args().Get(1); name != "-" {
+				fh, err := os.Open(name)
+				if err != nil {
+					return hiveExit("import", err)
+				}
+				defer fh.Close()
+				r = fh
+			}
+			return e.editHive(c, "import", c.Args().Get(0), func(ed *hive.Editor, _ func(string) (string, error)) error {
+				return hive.ImportReg(ed, r, hive.RegOptions{Prefix: c.String("prefix")})
+			})
+		},
+	}
+}
+
+func hiveExportCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "export",
+		Usage:     "write a key and its subtree as a .reg file",
+		ArgsUsage: "HIVE [KEY]",
+		Description: "Writes \"Windows Registry Editor Version 5.00\" (UTF-16LE with BOM, CRLF) or, with\n" +
+			"--regedit4, REGEDIT4 (Windows-1252) to standard output or to -o FILE (replaced\n" +
+			"atomically). The hive's root is written as --prefix.",
+		Flags: []cli.Flag{
+			hivePrefixFlag, hiveCCSFlag,
+			&cli.BoolFlag{Name: "regedit4", Usage: "write a REGEDIT4 (ANSI) file"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to FILE instead of standard output"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := wantArgs(c, "export", 1, 2); err != nil {
+				return err
+			}
+			f, _, keyPath, err := openKey(c, "export", c.Args().Get(0), c.Args().Get(1))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			opt := hive.RegOptions{Prefix: c.String("prefix")}
+			if c.Bool("regedit4") {
+				opt.Format = hive.RegEdit4
+			}
+			var buf bytes.Buffer
+			if err := hive.ExportReg(&buf, f, keyPath, opt); err != nil {
+				return hiveExit("export", err)
+			}
+			if out := c.String("output"); out != "" {
+				if err := writeFileAtomic(out, buf.Bytes()); err != nil {
+					return hiveExit("export", err)
+				}
+				return nil
+			}
+			_, err = e.stdout.Write(buf.Bytes())
+			return err
+		},
+	}
+}
+
+// writeFileAtomic writes b to a temporary file next to path, syncs it and
+// renames it over path.
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(dirOf(path), ".xpboot-export-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}
+
+func dirOf(path string) string {
+	for i := len(path) - 1; i >= 0; i-- {
+		if os.IsPathSeparator(path[i]) {
+			return path[:i+1]
+		}
+	}
+	return "."
+}
+
+func hiveCheckCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "check",
+		Usage:     "verify every format rule Windows XP relies on; exit status 1 on any finding",
+		ArgsUsage: "HIVE",
+		Description: "Checks the base block (checksum, sequence numbers, version), bins and cells, key\n" +
+			"and list structure (list type by version, order, hashes, duplicates), values (inline\n" +
+			"data, big data), security cells (list, reference counts), class names and maximum\n" +
+			"length fields. Each finding names its file offset.",
+		Flags: []cli.Flag{hiveJSONFlag},
+		Action: func(c *cli.Context) error {
+			if err := wantArgs(c, "check", 1, 1); err != nil {
+				return err
+			}
+			path := c.Args().First()
+			fh, err := os.Open(path)
+			if err != nil {
+				return hiveExit("check", err)
+			}
+			defer fh.Close()
+			st, err := fh.Stat()
+			if err != nil {
+				return hiveExit("check", err)
+			}
+			probs, err := hive.Check(fh, st.Size())
+			if err != nil {
+				return hiveExit("check", err)
+			}
+			if c.Bool("json") {
+				type finding struct {
+					Offset  int64  `json:"offset"`
+					Message string `json:"message"`
+				}
+				out := struct {
+					Path     string    `json:"path"`
+					Clean    bool      `json:"clean"`
+					Problems []finding `json:"problems"`
+				}{Path: path, Clean: len(probs) == 0, Problems: []finding{}}
+				for _, p := range probs {
+					out.Problems = append(out.Problems, finding{p.Off, p.Msg})
+				}
+				if err := e.printJSON(out); err != nil {
+					return err
+				}
+			} else {
+				for _, p := range probs {
+					fmt.Fprintf(e.stdout, "0x%08x: %s\n", p.Off, p.Msg)
+				}
+			}
+			if len(probs) > 0 {
+				return cli.Exit(fmt.Sprintf("hive check: %s: %d problem(s)", path, len(probs)), 1)
+			}
+			if !c.Bool("json") && !e.quiet {
+				fmt.Fprintf(e.stdout, "%s: no problems\n", path)
+			}
+			return nil
+		},
 	}
 }

@@ -1,0 +1,198 @@
+package hive
+
+import (
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf16"
+)
+
+// upcase is the per-UTF-16-unit simple uppercase mapping Windows uses to
+// order and hash key names (RtlUpcaseUnicodeChar): characters whose
+// uppercase is not a single BMP unit (ß) and surrogates stay unchanged.
+func upcase(c uint16) uint16 {
+	if c < 'a' {
+		return c
+	}
+	if c <= 'z' {
+		return c - 'a' + 'A'
+	}
+	if c < 0x80 || (c >= 0xD800 && c < 0xE000) {
+		return c
+	}
+	r := unicode.ToUpper(rune(c))
+	if r > 0xFFFF {
+		return c
+	}
+	return uint16(r)
+}
+
+// upcaseUnits upper-cases a name's UTF-16 units into a new slice.
+func upcaseUnits(u []uint16) []uint16 {
+	out := make([]uint16, len(u))
+	for i, c := range u {
+		out[i] = upcase(c)
+	}
+	return out
+}
+
+// lhHash is the hash of an lh leaf entry (CmpComputeHashKey).
+func lhHash(u []uint16) uint32 {
+	var h uint32
+	for _, c := range u {
+		h = 37*h + uint32(upcase(c))
+	}
+	return h
+}
+
+// lfHint is the 4-byte name hint of an lf leaf entry: the first four
+// characters as stored (not upper-cased), zero-padded; unusable (first byte
+// 0) when one of them does not fit in a byte.
+func lfHint(u []uint16) [4]byte {
+	var h [4]byte
+	for i := 0; i < 4 && i < len(u); i++ {
+		if u[i] > 0xFF {
+			return [4]byte{}
+		}
+		h[i] = byte(u[i])
+	}
+	return h
+}
+
+// compareNames orders names as Windows does: by upper-cased UTF-16 code units.
+func compareNames(a, b []uint16) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		x, y := upcase(a[i]), upcase(b[i])
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return len(a) - len(b)
+}
+
+// decodeName decodes a stored key or value name.
+func decodeName(raw []byte, comp bool) []uint16 {
+	if comp {
+		u := make([]uint16, len(raw))
+		for i, b := range raw {
+			u[i] = uint16(b)
+		}
+		return u
+	}
+	u := make([]uint16, len(raw)/2)
+	for i := range u {
+		u[i] = uint16(raw[2*i]) | uint16(raw[2*i+1])<<8
+	}
+	return u
+}
+
+// encodeName stores a name compressed (Latin-1) when every unit fits in a
+// byte, as Windows does (CmpNameSize), and as UTF-16LE otherwise.
+func encodeName(u []uint16) (raw []byte, comp bool) {
+	comp = true
+	for _, c := range u {
+		if c > 0xFF {
+			comp = false
+			break
+		}
+	}
+	if comp {
+		raw = make([]byte, len(u))
+		for i, c := range u {
+			raw[i] = byte(c)
+		}
+		return raw, true
+	}
+	return utf16le(u), false
+}
+
+func utf16le(u []uint16) []byte {
+	b := make([]byte, 2*len(u))
+	for i, c := range u {
+		b[2*i] = byte(c)
+		b[2*i+1] = byte(c >> 8)
+	}
+	return b
+}
+
+// toUnits converts a Go string to UTF-16 units.
+func toUnits(s string) []uint16 { return utf16.Encode([]rune(s)) }
+
+// unitsString converts UTF-16 units to a Go string.
+func unitsString(u []uint16) string { return string(utf16.Decode(u)) }
+
+// EqualNames reports whether two key or value names are equal the way
+// Windows compares them (case-insensitively, by upper-cased UTF-16 units).
+func EqualNames(a, b string) bool {
+	return compareNames(toUnits(a), toUnits(b)) == 0
+}
+
+// splitPath splits a backslash-separated key path, ignoring leading,
+// trailing and doubled separators. The root is the empty path.
+func splitPath(p string) []string {
+	parts := strings.Split(p, `\`)
+	return slices.DeleteFunc(parts, func(s string) bool { return s == "" })
+}
+
+// unitAt returns the i-th UTF-16 unit of a stored name.
+func unitAt(raw []byte, comp bool, i int) uint16 {
+	if comp {
+		return uint16(raw[i])
+	}
+	return uint16(raw[2*i]) | uint16(raw[2*i+1])<<8
+}
+
+func rawLen(raw []byte, comp bool) int {
+	if comp {
+		return len(raw)
+	}
+	return len(raw) / 2
+}
+
+// compareRawUnits is compareNames between a stored name and units.
+func compareRawUnits(raw []byte, comp bool, u []uint16) int {
+	n := rawLen(raw, comp)
+	for i := 0; i < n && i < len(u); i++ {
+		x, y := upcase(unitAt(raw, comp, i)), upcase(u[i])
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return n - len(u)
+}
+
+// compareRaw is compareNames between two stored names.
+func compareRaw(a []byte, ac bool, b []byte, bc bool) int {
+	an, bn := rawLen(a, ac), rawLen(b, bc)
+	for i := 0; i < an && i < bn; i++ {
+		x, y := upcase(unitAt(a, ac, i)), upcase(unitAt(b, bc, i))
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return an - bn
+}
+
+// canonicalName reports whether a stored name is encoded as Windows
+// encodes it: Latin-1 when every unit fits in a byte, UTF-16 otherwise.
+func canonicalName(raw []byte, comp bool) bool {
+	if comp {
+		return true
+	}
+	for i := 0; i+1 < len(raw); i += 2 {
+		if raw[i+1] != 0 {
+			return true
+		}
+	}
+	return len(raw) == 0
+}
