@@ -25,6 +25,19 @@ func (l Location) String() string { return l.Image + ":" + l.Path }
 // colons; "IMG" and "IMG:" mean the root. ok is false for a plain local path
 // with no such separator that is not an existing file either.
 func ParseLocation(s string) (loc Location, ok bool) {
+	if loc, ok := ParseImagePath(s); ok {
+		return loc, true
+	}
+	if st, err := os.Stat(s); err == nil && !st.IsDir() {
+		return Location{Image: s, Path: "/"}, true
+	}
+	return Location{}, false
+}
+
+// ParseImagePath accepts only the explicit IMG:/path form (IMG an existing
+// file), for arguments that may also name a plain local file, such as a
+// hive.
+func ParseImagePath(s string) (loc Location, ok bool) {
 	for i := 0; i < len(s); i++ {
 		if s[i] != ':' {
 			continue
@@ -36,9 +49,6 @@ func ParseLocation(s string) (loc Location, ok bool) {
 		if st, err := os.Stat(s[:i]); err == nil && !st.IsDir() {
 			return Location{Image: s[:i], Path: cleanPath(rest)}, true
 		}
-	}
-	if st, err := os.Stat(s); err == nil && !st.IsDir() {
-		return Location{Image: s, Path: "/"}, true
 	}
 	return Location{}, false
 }

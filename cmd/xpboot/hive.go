@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/xpboot/xpboot/imagefs"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -186,11 +188,11 @@ func hiveLsCommand(e *env) *cli.Command {
 		Usage:     "list a key's subkeys and values",
 		ArgsUsage: "HIVE [KEY]",
 		Flags:     []cli.Flag{hiveJSONFlag, hiveCCSFlag},
-		Action: func(c *cli.Context) error {
+		Action: imageAware(false, func(c *cli.Context, hivePath string) error {
 			if err := wantArgs(c, "ls", 1, 2); err != nil {
 				return err
 			}
-			f, k, keyPath, err := openKey(c, "ls", c.Args().Get(0), c.Args().Get(1))
+			f, k, keyPath, err := openKey(c, "ls", hivePath, c.Args().Get(1))
 			if err != nil {
 				return err
 			}
@@ -233,7 +235,7 @@ func hiveLsCommand(e *env) *cli.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", displayName(v.Name), v.Type, oneLine(v.Text()))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 }
 
@@ -253,12 +255,12 @@ func hiveGetCommand(e *env) *cli.Command {
 		ArgsUsage: "HIVE KEY [VALUE]",
 		Description: "VALUE @ is the key's default value. Strings print as text (REG_MULTI_SZ one per\n" +
 			"line), numbers as hex and decimal, other data as hex; --json adds the raw bytes.",
-		Flags: []cli.Flag{hiveJSONFlag, hiveCCSFlag},
-		Action: func(c *cli.Context) error {
+		Flags: []cli.Flag{partitionFlag, hiveJSONFlag, hiveCCSFlag},
+		Action: imageAware(false, func(c *cli.Context, hivePath string) error {
 			if err := wantArgs(c, "get", 2, 3); err != nil {
 				return err
 			}
-			f, k, _, err := openKey(c, "get", c.Args().Get(0), c.Args().Get(1))
+			f, k, _, err := openKey(c, "get", hivePath, c.Args().Get(1))
 			if err != nil {
 				return err
 			}
@@ -290,7 +292,7 @@ func hiveGetCommand(e *env) *cli.Command {
 			}
 			_, err = fmt.Fprintln(e.stdout, v.Text())
 			return err
-		},
+		}),
 	}
 }
 
@@ -311,11 +313,11 @@ func hiveSetCommand(e *env) *cli.Command {
 			"argument per string for multi_sz (none for an empty list); a decimal or 0x number for\n" +
 			"dword, dword_big_endian and qword; hex bytes (\"de,ad\" or \"dead\") for binary, none\n" +
 			"and any numeric type (--type 0x20).",
-		Flags: []cli.Flag{
+		Flags: []cli.Flag{partitionFlag,
 			hiveCCSFlag, hiveLogFlag,
 			&cli.StringFlag{Name: "type", Aliases: []string{"t"}, Value: "sz", Usage: "value type: sz, expand_sz, multi_sz, dword, dword_big_endian, qword, binary, none, link, or a number"},
 		},
-		Action: func(c *cli.Context) error {
+		Action: imageAware(true, func(c *cli.Context, hivePath string) error {
 			if c.NArg() < 3 {
 				return cli.Exit("hive set: want HIVE KEY VALUE DATA...", 2)
 			}
@@ -327,7 +329,7 @@ func hiveSetCommand(e *env) *cli.Command {
 			if err != nil {
 				return hiveExit("set", err)
 			}
-			return e.editHive(c, "set", c.Args().Get(0), func(ed *hive.Editor, resolve func(string) (string, error)) error {
+			return e.editHive(c, "set", hivePath, func(ed *hive.Editor, resolve func(string) (string, error)) error {
 				key, err := resolve(c.Args().Get(1))
 				if err != nil {
 					return err
@@ -337,7 +339,7 @@ func hiveSetCommand(e *env) *cli.Command {
 				}
 				return ed.SetValue(key, valueName(c.Args().Get(2)), t, data)
 			})
-		},
+		}),
 	}
 }
 
@@ -347,11 +349,11 @@ func hiveRmCommand(e *env) *cli.Command {
 		Usage:     "delete a value, or a key with all its subkeys",
 		ArgsUsage: "HIVE KEY [VALUE]",
 		Flags:     []cli.Flag{hiveCCSFlag, hiveLogFlag},
-		Action: func(c *cli.Context) error {
+		Action: imageAware(true, func(c *cli.Context, hivePath string) error {
 			if err := wantArgs(c, "rm", 2, 3); err != nil {
 				return err
 			}
-			return e.editHive(c, "rm", c.Args().Get(0), func(ed *hive.Editor, resolve func(string) (string, error)) error {
+			return e.editHive(c, "rm", hivePath, func(ed *hive.Editor, resolve func(string) (string, error)) error {
 				key, err := resolve(c.Args().Get(1))
 				if err != nil {
 					return err
@@ -361,7 +363,7 @@ func hiveRmCommand(e *env) *cli.Command {
 				}
 				return ed.DeleteKey(key)
 			})
-		},
+		}),
 	}
 }
 
@@ -374,8 +376,8 @@ func hiveImportCommand(e *env) *cli.Command {
 			"written by 'hive export' with the same prefix imports into any hive. [key] creates\n" +
 			"the key and its parents, [-key] deletes a subtree, \"v\"=- deletes a value. FILE.reg -\n" +
 			"reads standard input. Nothing is saved if any line fails.",
-		Flags: []cli.Flag{hivePrefixFlag, hiveLogFlag},
-		Action: func(c *cli.Context) error {
+		Flags: []cli.Flag{partitionFlag, hivePrefixFlag, hiveLogFlag},
+		Action: imageAware(true, func(c *cli.Context, hivePath string) error {
 			if err := wantArgs(c, "import", 2, 2); err != nil {
 				return err
 			}
@@ -388,10 +390,10 @@ func hiveImportCommand(e *env) *cli.Command {
 				defer fh.Close()
 				r = fh
 			}
-			return e.editHive(c, "import", c.Args().Get(0), func(ed *hive.Editor, _ func(string) (string, error)) error {
+			return e.editHive(c, "import", hivePath, func(ed *hive.Editor, _ func(string) (string, error)) error {
 				return hive.ImportReg(ed, r, hive.RegOptions{Prefix: c.String("prefix")})
 			})
-		},
+		}),
 	}
 }
 
@@ -403,16 +405,16 @@ func hiveExportCommand(e *env) *cli.Command {
 		Description: "Writes \"Windows Registry Editor Version 5.00\" (UTF-16LE with BOM, CRLF) or, with\n" +
 			"--regedit4, REGEDIT4 (Windows-1252) to standard output or to -o FILE (replaced\n" +
 			"atomically). The hive's root is written as --prefix.",
-		Flags: []cli.Flag{
+		Flags: []cli.Flag{partitionFlag,
 			hivePrefixFlag, hiveCCSFlag,
 			&cli.BoolFlag{Name: "regedit4", Usage: "write a REGEDIT4 (ANSI) file"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to FILE instead of standard output"},
 		},
-		Action: func(c *cli.Context) error {
+		Action: imageAware(false, func(c *cli.Context, hivePath string) error {
 			if err := wantArgs(c, "export", 1, 2); err != nil {
 				return err
 			}
-			f, _, keyPath, err := openKey(c, "export", c.Args().Get(0), c.Args().Get(1))
+			f, _, keyPath, err := openKey(c, "export", hivePath, c.Args().Get(1))
 			if err != nil {
 				return err
 			}
@@ -433,7 +435,7 @@ func hiveExportCommand(e *env) *cli.Command {
 			}
 			_, err = e.stdout.Write(buf.Bytes())
 			return err
-		},
+		}),
 	}
 }
 
@@ -487,12 +489,12 @@ func hiveCheckCommand(e *env) *cli.Command {
 			"and list structure (list type by version, order, hashes, duplicates), values (inline\n" +
 			"data, big data), security cells (list, reference counts), class names and maximum\n" +
 			"length fields. Each finding names its file offset.",
-		Flags: []cli.Flag{hiveJSONFlag},
-		Action: func(c *cli.Context) error {
+		Flags: []cli.Flag{partitionFlag, hiveJSONFlag},
+		Action: imageAware(false, func(c *cli.Context, hivePath string) error {
 			if err := wantArgs(c, "check", 1, 1); err != nil {
 				return err
 			}
-			path := c.Args().First()
+			path := hivePath
 			fh, err := os.Open(path)
 			if err != nil {
 				return hiveExit("check", err)
@@ -534,6 +536,39 @@ func hiveCheckCommand(e *env) *cli.Command {
 				fmt.Fprintf(e.stdout, "%s: no problems\n", path)
 			}
 			return nil
-		},
+		}),
+	}
+}
+
+// imageAware lets a hive command take IMG:/path for a hive inside a disk
+// image: the action runs on a local copy, which is written back into the
+// image (FAT32 only) when a writable action changed it.
+func imageAware(writable bool, action func(c *cli.Context, hivePath string) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		arg := c.Args().First()
+		loc, ok := imagefs.ParseImagePath(arg)
+		if !ok {
+			return action(c, arg)
+		}
+		var actionErr error
+		err := imagefs.WithLocalCopy(loc, c.Int("partition"), writable, func(local string) error {
+			actionErr = action(c, local)
+			if actionErr != nil {
+				// Name the hive as the user did, not by its temporary copy.
+				code := 1
+				if ec, ok := actionErr.(cli.ExitCoder); ok {
+					code = ec.ExitCode()
+				}
+				actionErr = cli.Exit(strings.ReplaceAll(actionErr.Error(), local, loc.String()), code)
+			}
+			return actionErr
+		})
+		if actionErr != nil {
+			return actionErr
+		}
+		if err != nil {
+			return cli.Exit(err, 1)
+		}
+		return nil
 	}
 }

@@ -188,3 +188,33 @@ func TestImageCommands(t *testing.T) {
 		t.Error("refused create left a file")
 	}
 }
+
+// TestHiveInsideImage edits a hive stored in a FAT32 image through IMG:/path.
+func TestHiveInsideImage(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"image", "create", "--size", "64M", "disk.img"},
+		{"hive", "new", "SYSTEM"},
+		{"image", "put", "SYSTEM", "disk.img:/WINDOWS/system32/config/SYSTEM"},
+		{"hive", "set", "--type", "dword", "disk.img:/windows/system32/config/system", `ControlSet001\Services\iScsiPrt`, "Start", "0"},
+	} {
+		if r := xpboot(t, dir, args...); r.code != 0 {
+			t.Fatalf("%q: %+v", args, r)
+		}
+	}
+	r := xpboot(t, dir, "hive", "get", "disk.img:/WINDOWS/system32/config/SYSTEM", `ControlSet001\Services\iScsiPrt`, "Start")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "0" && !strings.Contains(r.stdout, "0x00000000") {
+		t.Errorf("get: %+v", r)
+	}
+	if r := xpboot(t, dir, "hive", "check", "disk.img:/WINDOWS/system32/config/SYSTEM"); r.code != 0 {
+		t.Errorf("check: %+v", r)
+	}
+	r = xpboot(t, dir, "hive", "get", "disk.img:/WINDOWS/system32/config/SYSTEM", `NoSuchKey`, "x")
+	if r.code == 0 || !strings.Contains(r.stderr, "NoSuchKey") || strings.Contains(r.stderr, "xpboot-edit") {
+		t.Errorf("error should name the key, not the temporary copy: %+v", r)
+	}
+	// The local hive file is untouched; the copy in the image changed.
+	if r := xpboot(t, dir, "hive", "ls", "SYSTEM"); strings.Contains(r.stdout, "ControlSet001") {
+		t.Error("local SYSTEM changed")
+	}
+}
