@@ -494,8 +494,8 @@ func hiveCheckCommand(e *env) *cli.Command {
 			if err := wantArgs(c, "check", 1, 1); err != nil {
 				return err
 			}
-			path := hivePath
-			fh, err := os.Open(path)
+			path := c.Args().First() // as the user named it, also for IMG:/path
+			fh, err := os.Open(hivePath)
 			if err != nil {
 				return hiveExit("check", err)
 			}
