@@ -1,0 +1,120 @@
+package sanboot
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+)
+
+func TestStaticPolicy(t *testing.T) {
+	yes, no := true, false
+	other := Target{Server: "10.77.0.1", IQN: "iqn.2026-01.org.xpboot:win2003"}
+	cfg := PolicyConfig{
+		Default: testTarget, Images: map[string]Target{"w2k3": other}, Overlay: true, NoGateway: true,
+		Clients: []ClientEntry{
+			{MAC: "52:54:00:77:00:01", Name: "pc01", Address: "10.77.0.11", Overlay: &no, NoGateway: &no},
+			{MAC: "52-54-00-77-00-02", IQN: "iqn.2026-01.org.example:pc02", Image: "w2k3", CHAPUser: "pc02", CHAPSecret: "pc02secret1234", Overlay: &yes},
+		},
+	}
+	p, err := NewStaticPolicy(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := func(s string) net.HardwareAddr { m, _ := net.ParseMAC(s); return m }
+	tests := []struct {
+		mac                    string
+		known, overlay, nogw   bool
+		iqn, image, addr, user string
+		target                 string
+	}{
+		{"52:54:00:77:00:01", true, false, false, "iqn.2026-01.org.xpboot:client-52-54-00-77-00-01", "", "10.77.0.11", "", testTarget.IQN},
+		{"52:54:00:77:00:02", true, true, true, "iqn.2026-01.org.example:pc02", "w2k3", "invalid IP", "pc02", other.IQN},
+		{"52:54:00:77:00:03", false, true, true, "iqn.2026-01.org.xpboot:client-52-54-00-77-00-03", "", "invalid IP", "", testTarget.IQN},
+	}
+	for _, tt := range tests {
+		c, err := p.Client(mac(tt.mac))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.mac, err)
+		}
+		if c.Known != tt.known || c.Overlay != tt.overlay || c.NoGateway != tt.nogw || c.InitiatorIQN != tt.iqn ||
+			c.Image != tt.image || c.Address.String() != tt.addr || c.Target.CHAPUser != tt.user || c.Target.IQN != tt.target {
+			t.Errorf("%s: got %+v", tt.mac, c)
+		}
+	}
+	cfg.Unknown = UnknownIgnore
+	p, err = NewStaticPolicy(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Client(mac("52:54:00:77:00:03")); !errors.Is(err, ErrIgnoredClient) {
+		t.Errorf("unknown client under ignore: %v", err)
+	}
+	if _, err := p.Client(mac("52:54:00:77:00:01")); err != nil {
+		t.Errorf("known client under ignore: %v", err)
+	}
+}
+
+func TestStaticPolicyErrors(t *testing.T) {
+	base := func() PolicyConfig { return PolicyConfig{Default: testTarget} }
+	tests := []struct {
+		name string
+		mod  func(*PolicyConfig)
+		want string
+	}{
+		{"bad unknown rule", func(c *PolicyConfig) { c.Unknown = "maybe" }, "unknown-client"},
+		{"bad default", func(c *PolicyConfig) { c.Default.IQN = "" }, "default image"},
+		{"bad MAC", func(c *PolicyConfig) { c.Clients = []ClientEntry{{MAC: "nope"}} }, "MAC"},
+		{"duplicate MAC", func(c *PolicyConfig) {
+			c.Clients = []ClientEntry{{MAC: "52:54:00:77:00:01"}, {MAC: "52-54-00-77-00-01"}}
+		}, "twice"},
+		{"duplicate IQN", func(c *PolicyConfig) {
+			c.Clients = []ClientEntry{{MAC: "52:54:00:77:00:01", IQN: "iqn.x:a"}, {MAC: "52:54:00:77:00:02", IQN: "iqn.x:a"}}
+		}, "already used"},
+		{"duplicate address", func(c *PolicyConfig) {
+			c.Clients = []ClientEntry{{MAC: "52:54:00:77:00:01", Address: "10.0.0.5"}, {MAC: "52:54:00:77:00:02", Address: "10.0.0.5"}}
+		}, "already given"},
+		{"bad address", func(c *PolicyConfig) { c.Clients = []ClientEntry{{MAC: "52:54:00:77:00:01", Address: "fe80::1"}} }, "IPv4"},
+		{"no image", func(c *PolicyConfig) { c.Clients = []ClientEntry{{MAC: "52:54:00:77:00:01", Image: "nt4"}} }, "no image"},
+		{"short client secret", func(c *PolicyConfig) {
+			c.Clients = []ClientEntry{{MAC: "52:54:00:77:00:01", CHAPUser: "u", CHAPSecret: "short"}}
+		}, "at least 12"},
+	}
+	for _, tt := range tests {
+		c := base()
+		tt.mod(&c)
+		if _, err := NewStaticPolicy(c); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestClientByIQN(t *testing.T) {
+	p := testPolicy(t, UnknownServe, ClientEntry{MAC: "52:54:00:77:00:01", IQN: "iqn.2026-01.org.example:pc01"},
+		ClientEntry{MAC: "52:54:00:77:00:02"})
+	tests := []struct {
+		iqn, mac string
+		ok       bool
+	}{
+		{"iqn.2026-01.org.example:pc01", "52:54:00:77:00:01", true},
+		{"iqn.2026-01.org.xpboot:client-52-54-00-77-00-02", "52:54:00:77:00:02", true},
+		{"iqn.2026-01.org.xpboot:client-52-54-00-77-00-09", "52:54:00:77:00:09", true},
+		// A listed client with its own IQN cannot log in under the default form.
+		{"iqn.2026-01.org.xpboot:client-52-54-00-77-00-01", "", false},
+		{"iqn.2010-04.org.ipxe:00000000-0000-0000-0000-000000000000", "", false},
+		{"iqn.2026-01.org.xpboot:client-zz", "", false},
+	}
+	for _, tt := range tests {
+		c, err := p.ClientByIQN(tt.iqn)
+		if tt.ok != (err == nil) || tt.ok && c.MAC.String() != tt.mac {
+			t.Errorf("ClientByIQN(%s) = %v %v", tt.iqn, c.MAC, err)
+		}
+		if !tt.ok && !errors.Is(err, ErrIgnoredClient) {
+			t.Errorf("ClientByIQN(%s) error %v, want ErrIgnoredClient", tt.iqn, err)
+		}
+	}
+	ign := testPolicy(t, UnknownIgnore)
+	if _, err := ign.ClientByIQN("iqn.2026-01.org.xpboot:client-52-54-00-77-00-09"); !errors.Is(err, ErrIgnoredClient) {
+		t.Errorf("unknown client under ignore: %v", err)
+	}
+}
