@@ -105,4 +105,3 @@ func TestRawLocks(t *testing.T) {
 		t.Errorf("writer while reading: %v", err)
 	}
 }
-
