@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Compare xpboot's iSCSI target with Debian's tgt (tgtd) on loopback.
+#
+# Both serve the same page-cached raw image, one after the other (never at
+# the same time, so they do not compete for the CPU). Each benchmark runs
+# RUNS times per target; the best run counts. Prints a table and the
+# xpboot/tgt ratios.
+#
+#   bench/iscsi/bench.sh            # defaults: 256 MiB image, 10 s runs, 3 runs
+#   SIZE_MB=512 SECS=5 RUNS=3 XPBOOT_FLAGS=--unsolicited-data bench/iscsi/bench.sh
+#
+# Needs: go, tgt (tgtd, tgtadm), libiscsi-bin (iscsi-perf), qemu-utils with
+# qemu-block-extra (qemu-img with the iscsi driver). Run as root (tgtd).
+# Listens on 127.0.0.1 only.
+set -euo pipefail
+
+SIZE_MB=${SIZE_MB:-256}
+SECS=${SECS:-10}
+RUNS=${RUNS:-3}
+QEMU_COUNT=${QEMU_COUNT:-200000}
+TGT_PORT=${TGT_PORT:-3271}
+TGT_CTL=${TGT_CTL:-3272}
+XP_PORT=${XP_PORT:-3273}
+XPBOOT_FLAGS=${XPBOOT_FLAGS:-}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d /tmp/xpboot-bench.XXXXXX)
+IQN_TGT=iqn.2026-01.org.xpboot.bench:tgt
+IQN_XP=iqn.2026-01.org.xpboot.bench:xp
+PIDS=()
+
+cleanup() {
+	for p in "${PIDS[@]:-}"; do
+		[ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]:-}"; do
+		[ -n "$p" ] && wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for tool in tgtd tgtadm iscsi-perf qemu-img; do
+	command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 2; }
+done
+
+# XPBOOT_SERVE overrides the serve command (e.g. an installed binary:
+# XPBOOT_SERVE="xpboot --log-level warn serve").
+if [ -z "${XPBOOT_SERVE:-}" ]; then
+	echo "# building xpboot"
+	(cd "$ROOT" && go build -o "$WORK/xpboot" ./cmd/xpboot)
+	XPBOOT_SERVE="$WORK/xpboot --log-level warn serve"
+fi
+
+IMG=$WORK/disk.img
+dd if=/dev/urandom of="$IMG" bs=1M count="$SIZE_MB" status=none
+cat "$IMG" >/dev/null # page cache
+
+wait_port() { # host port
+	for _ in $(seq 1 100); do
+		(exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "bench: nothing listens on $1:$2" >&2
+	return 1
+}
+
+# best_perf URL ARGS...: best "iops average" of RUNS iscsi-perf runs.
+best_perf() {
+	local url=$1 best=0 v
+	shift
+	for _ in $(seq 1 "$RUNS"); do
+		v=$(timeout $((SECS + 30)) iscsi-perf -t "$SECS" "$@" "$url" 2>&1 | tr '\r' '\n' |
+			sed -n 's/^iops average \([0-9]*\).*/\1/p' | tail -1)
+		v=${v:-0}
+		[ "$v" -gt "$best" ] && best=$v
+	done
+	echo "$best"
+}
+
+# best_qemu URL: best 4 KiB write ops/s of RUNS qemu-img bench runs.
+best_qemu() {
+	local url=$1 best=0 v secs
+	for _ in $(seq 1 "$RUNS"); do
+		secs=$(timeout 300 qemu-img bench -f raw -w -d 32 -s 4k -c "$QEMU_COUNT" "$url" 2>&1 |
+			sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p')
+		v=$(awk -v c="$QEMU_COUNT" -v s="${secs:-0}" 'BEGIN { if (s > 0) printf "%d", c / s; else print 0 }')
+		[ "$v" -gt "$best" ] && best=$v
+	done
+	echo "$best"
+}
+
+run_suite() { # URL -> "rand4k seq1m qemuw"
+	local url=$1
+	echo "$(best_perf "$url" -r -m 32 -b 8) $(best_perf "$url" -m 16 -b 2048) $(best_qemu "$url")"
+}
+
+echo "# tgt (tgtd $(tgtd -V 2>/dev/null || true)) on 127.0.0.1:$TGT_PORT"
+tgtd -f -C "$TGT_CTL" --iscsi "portal=127.0.0.1:$TGT_PORT" >"$WORK/tgtd.log" 2>&1 &
+TGT_PID=$!
+PIDS+=("$TGT_PID")
+wait_port 127.0.0.1 "$TGT_PORT"
+tgtadm -C "$TGT_CTL" --lld iscsi --op new --mode target --tid 1 -T "$IQN_TGT"
+# tgt reserves LUN 0 for its controller device: the disk is LUN 1.
+tgtadm -C "$TGT_CTL" --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$IMG"
+tgtadm -C "$TGT_CTL" --lld iscsi --op bind --mode target --tid 1 -I ALL
+read -r T_RAND T_SEQ T_QEMU < <(run_suite "iscsi://127.0.0.1:$TGT_PORT/$IQN_TGT/1")
+# tgtd -f ignores SIGTERM (and 1.0.85 refuses "--op delete --mode system"
+# while a target exists): stop it with SIGKILL.
+{
+	kill -9 "$TGT_PID" || true
+	wait "$TGT_PID" || true
+} 2>/dev/null
+
+echo "# xpboot serve $XPBOOT_FLAGS on 127.0.0.1:$XP_PORT"
+# shellcheck disable=SC2086
+$XPBOOT_SERVE --image "$IMG" --iqn "$IQN_XP" --listen "127.0.0.1:$XP_PORT" $XPBOOT_FLAGS >"$WORK/xpboot.log" 2>&1 &
+XP_PID=$!
+PIDS+=("$XP_PID")
+wait_port 127.0.0.1 "$XP_PORT"
+read -r X_RAND X_SEQ X_QEMU < <(run_suite "iscsi://127.0.0.1:$XP_PORT/$IQN_XP/0")
+kill "$XP_PID"
+wait "$XP_PID" 2>/dev/null || true
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+echo
+echo "best of $RUNS runs, ${SECS}s each (qemu-img: $QEMU_COUNT requests), ${SIZE_MB} MiB page-cached image, $(nproc) CPUs"
+printf '%-44s %12s %12s %8s\n' benchmark tgt xpboot ratio
+printf '%-44s %12s %12s %8s\n' "iscsi-perf -r -m 32 -b 8 (4 KiB rand read IOPS)" "$T_RAND" "$X_RAND" "$(ratio "$X_RAND" "$T_RAND")"
+printf '%-44s %12s %12s %8s\n' "iscsi-perf -m 16 -b 2048 (1 MiB seq read IOPS)" "$T_SEQ" "$X_SEQ" "$(ratio "$X_SEQ" "$T_SEQ")"
+printf '%-44s %12s %12s %8s\n' "qemu-img bench -w -d 32 -s 4k (write ops/s)" "$T_QEMU" "$X_QEMU" "$(ratio "$X_QEMU" "$T_QEMU")"

@@ -1,0 +1,131 @@
+package iscsitarget
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfig(t *testing.T) {
+	good := `# the seeds' IETD setup
+IncomingUser discuser discsecret12
+Target iqn.2001-04.com.example:storage.disk1
+	IncomingUser testuser userpassword
+	IncomingUser second secondsecret
+	OutgoingUser testtarget targetpassword
+	Lun 0 Path=/srv/xp.img,Type=fileio,ScsiSN=XP0001
+	Lun 1 Path=/srv/data.img,Type=blockio,IOMode=ro
+	Alias xp
+	MaxConnections 1
+	InitialR2T Yes
+Target iqn.2001-04.com.example:open
+	RequireMutual No
+	Lun 0 Path=/srv/open.img
+`
+	fc, err := ParseConfig(strings.NewReader(good), "ietd.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fc.Discovery.Incoming) != 1 || fc.Discovery.Incoming[0].User != "discuser" {
+		t.Errorf("discovery auth %+v", fc.Discovery)
+	}
+	if len(fc.Targets) != 2 {
+		t.Fatalf("%d targets", len(fc.Targets))
+	}
+	t0 := fc.Targets[0]
+	if len(t0.Auth.Incoming) != 2 || t0.Auth.Outgoing == nil || string(t0.Auth.Outgoing.Secret) != "targetpassword" {
+		t.Errorf("target auth %+v", t0.Auth)
+	}
+	if len(t0.LUNs) != 2 || t0.LUNs[0].Serial != "XP0001" || !t0.LUNs[1].ReadOnly || t0.LUNs[1].Path != "/srv/data.img" || t0.Alias != "xp" {
+		t.Errorf("LUNs %+v alias %q", t0.LUNs, t0.Alias)
+	}
+	if len(fc.Ignored) != 2 || !strings.Contains(fc.Ignored[0], "ietd.conf:10: MaxConnections") {
+		t.Errorf("ignored %q", fc.Ignored)
+	}
+	bad := []struct{ text, want string }{
+		{"Lun 0 Path=/x", "ietd.conf:1: Lun outside a Target"},
+		{"Target a b", "exactly one name"},
+		{"Target iqn.x:y\nLun 0 Type=fileio", "has no Path"},
+		{"Target iqn.x:y\nLun 99999 Path=/x", "0..16383"},
+		{"Target iqn.x:y\nLun 0 Path=/x,Type=nullio", "only fileio"},
+		{"Target iqn.x:y\nOutgoingUser a b\nOutgoingUser c d", "only one OutgoingUser"},
+		{"Target iqn.x:y\nIncomingUser onlyname", "user name and a secret"},
+		{"Frobnicate", "unknown setting"},
+		{"", "no Target"},
+	}
+	for _, tc := range bad {
+		_, err := ParseConfig(strings.NewReader(tc.text), "ietd.conf")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err %v, want %q", tc.text, err, tc.want)
+		}
+	}
+}
+
+// TestLoginRateLimit: after MaxLoginFailures failed logins from one address
+// within a minute, further logins are refused with 0x0301 until the minute
+// is over (clock injected).
+func TestLoginRateLimit(t *testing.T) {
+	d, _ := newImage(t, 1<<20)
+	cfg := simpleConfig(d)
+	cfg.Targets[0].Auth = testAuth
+	cfg.MaxLoginFailures = 2
+	now := time.Unix(1000, 0)
+	cfg.Now = func() time.Time { return now }
+	cfg.Logger = testLogger(t)
+	var fails int
+	cfg.AuthLog = func(_ ConnMeta, _ string, err error) {
+		if err != nil {
+			fails++
+			if !errors.Is(err, ErrAuth) {
+				t.Errorf("AuthLog error %v does not wrap ErrAuth", err)
+			}
+		}
+	}
+	s, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	try := func() uint16 {
+		ti := pipeServer(t, s)
+		r := ti.login(true, stageSecurity, stageOperational, textOf("InitiatorName=iqn.2026-01.test:i", "TargetName="+testIQN, "AuthMethod=None"))
+		return loginStatus(r)
+	}
+	for i := 0; i < 2; i++ {
+		if st := try(); st != statusAuthFailed {
+			t.Fatalf("attempt %d: 0x%04x", i, st)
+		}
+	}
+	if st := try(); st != statusServiceUnavail {
+		t.Fatalf("third attempt: 0x%04x, want 0x0301", st)
+	}
+	now = now.Add(61 * time.Second)
+	if st := try(); st != statusAuthFailed {
+		t.Fatalf("after a minute: 0x%04x, want 0x0201 again", st)
+	}
+	if fails != 3 {
+		t.Errorf("AuthLog saw %d failures, want 3", fails)
+	}
+}
+
+// TestSecretLengthWarning: secrets the Windows initiator refuses (outside
+// 12..16 bytes) start the server with a warning that names the user but
+// never the secret.
+func TestSecretLengthWarning(t *testing.T) {
+	d, _ := newImage(t, 1<<20)
+	cfg := simpleConfig(d)
+	cfg.Targets[0].Auth = Auth{Incoming: []Account{{User: "shortuser", Secret: []byte("short")}, {User: "okuser", Secret: []byte("twelve-bytes")}}}
+	var log strings.Builder
+	cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	if _, err := NewServer(cfg); err != nil {
+		t.Fatal(err)
+	}
+	out := log.String()
+	if !strings.Contains(out, "user=shortuser") || strings.Contains(out, "user=okuser") {
+		t.Errorf("warnings:\n%s", out)
+	}
+	if strings.Contains(out, "short ") || strings.Contains(out, "twelve-bytes") {
+		t.Errorf("secret in the log:\n%s", out)
+	}
+}

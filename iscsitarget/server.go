@@ -1,0 +1,531 @@
+package iscsitarget
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/xpboot/xpboot/imagefs/blockdev"
+)
+
+// Account is one CHAP user name and secret.
+type Account struct {
+	User   string
+	Secret []byte
+}
+
+// Auth is the authentication policy of a target or of discovery sessions,
+// in the shape of IETD's IncomingUser/OutgoingUser lines.
+type Auth struct {
+	// Incoming lists the users an initiator may authenticate as. A
+	// non-empty list makes CHAP mandatory: such a target can never be
+	// entered with AuthMethod=None.
+	Incoming []Account
+	// Outgoing is the name and secret the target proves itself with when the
+	// initiator asks for mutual CHAP.
+	Outgoing *Account
+	// RequireCHAP makes CHAP mandatory even with an empty Incoming list; the
+	// Config's CHAPSecret callback then knows the users.
+	RequireCHAP bool
+	// RequireMutual refuses initiators that do not ask the target to
+	// authenticate itself.
+	RequireMutual bool
+}
+
+func (a *Auth) chapRequired() bool { return a.RequireCHAP || len(a.Incoming) > 0 || a.RequireMutual }
+
+// LUN is one logical unit of a target.
+type LUN struct {
+	// Number is the LUN (0..16383); iPXE's iscsi:SERVER::::IQN boots LUN 0.
+	Number uint16
+	// Device is the disk. The caller opens and closes it; the server only
+	// flushes it on Shutdown.
+	Device blockdev.Device
+	// ReadOnly makes writes fail with DATA PROTECT and sets WP in MODE SENSE.
+	ReadOnly bool
+	// Serial is the unit serial number (VPD page 0x80); empty derives one
+	// from the target name and LUN.
+	Serial string
+}
+
+// Target is one iSCSI target (an IQN) with its LUNs.
+type Target struct {
+	Name  string // iSCSI name, e.g. iqn.2026-01.org.xpboot:xp
+	Alias string // optional TargetAlias
+	LUNs  []LUN
+	Auth  Auth
+}
+
+// ConnMeta describes the peer of a connection for callbacks and logs.
+type ConnMeta struct {
+	RemoteAddr    net.Addr
+	LocalAddr     net.Addr
+	InitiatorName string
+	TargetName    string // empty in discovery sessions
+	SessionType   string // "Normal" or "Discovery"
+	ISID          [6]byte
+}
+
+// Config configures a Server. NewServer copies it; later changes have no
+// effect.
+type Config struct {
+	Targets []Target
+	// DiscoveryAuth is the policy of SendTargets discovery sessions (IETD's
+	// global IncomingUser/OutgoingUser).
+	DiscoveryAuth Auth
+
+	// CHAPSecret, if set, returns the secret of user for the connection's
+	// target (meta.TargetName, empty for discovery) instead of a lookup in
+	// the target's Auth.Incoming. It returns ErrUnknownUser for unknown users.
+	CHAPSecret func(meta ConnMeta, user string) ([]byte, error)
+	// MutualSecret, if set, returns the target's own CHAP name and secret
+	// instead of Auth.Outgoing.
+	MutualSecret func(meta ConnMeta) (Account, error)
+	// AuthLog, if set, is called after every authentication attempt with the
+	// method ("None" or "CHAP") and nil or the failure.
+	AuthLog func(meta ConnMeta, method string, err error)
+	// Rand is the source of CHAP challenges; crypto/rand by default.
+	Rand io.Reader
+	// Logger receives the server's log; slog.Default() by default. Secrets
+	// are never logged.
+	Logger *slog.Logger
+	// Now is the clock for login rate limiting; time.Now by default.
+	Now func() time.Time
+
+	// PortalGroupTag is the TargetPortalGroupTag (default 1).
+	PortalGroupTag uint16
+	// MaxRecvDataSegmentLength is the longest data segment the target
+	// accepts (default 262144).
+	MaxRecvDataSegmentLength int
+	// MaxBurstLength and FirstBurstLength are the target's offers
+	// (defaults 1 MiB and 256 KiB).
+	MaxBurstLength, FirstBurstLength int
+	// MaxOutstandingR2T is the target's offer (default 8).
+	MaxOutstandingR2T int
+	// QueueDepth is the command window per session (default 64).
+	QueueDepth int
+	// MaxTransferLength caps one command's data (default 8 MiB).
+	MaxTransferLength int
+	// MaxSessions caps live sessions (default 256); MaxConnections caps TCP
+	// connections including those still logging in (default 512).
+	MaxSessions, MaxConnections int
+	// LoginTimeout bounds the whole login phase (default 15s).
+	LoginTimeout time.Duration
+	// KeepAlive is the TCP keepalive period that reaps dead sessions such as
+	// the one iPXE abandons when Windows takes over (default 15s).
+	KeepAlive time.Duration
+	// MaxLoginFailures is how many failed logins one source address may have
+	// per minute before further logins are refused (default 10).
+	MaxLoginFailures int
+	// UnsolicitedData makes the target offer ImmediateData=Yes and
+	// InitialR2T=No (Windows and libiscsi then send write data without
+	// waiting for an R2T). The default, ImmediateData=No and InitialR2T=Yes,
+	// is what iPXE asks for anyway (tgt also defaults to InitialR2T=Yes):
+	// every data PDU is solicited and carries a DataSN the target checks;
+	// libiscsi's iSCSIdatasn and iSCSITMF tests pass together only with it.
+	// Both modes are fully implemented.
+	UnsolicitedData bool
+	// DisableDigests refuses CRC32C header and data digests.
+	DisableDigests bool
+}
+
+// Server is an iSCSI target serving the configured targets.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	targets map[string]*target
+	order   []*target
+
+	mu        sync.Mutex
+	sessions  map[uint16]*session
+	nextTSIH  uint16
+	conns     map[*conn]struct{}
+	listeners map[net.Listener]struct{}
+	failures  map[string]*failRecord
+	closing   bool
+	chapID    byte
+	wg        sync.WaitGroup
+}
+
+type failRecord struct {
+	start time.Time
+	count int
+}
+
+type target struct {
+	name  string
+	alias string
+	auth  Auth
+	lus   map[uint16]*lu
+	lunNo []uint16 // ascending
+}
+
+var iqnRE = regexp.MustCompile(`^(iqn\.[0-9]{4}-[0-9]{2}\.[^ ]+|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16,32})$`)
+
+// NewServer checks cfg, applies defaults and returns a server ready to Serve.
+// It refuses configurations that could not work or would be insecure: no
+// targets, duplicate names or LUNs, a missing LUN device, CHAP required
+// without any way to look up secrets, mutual CHAP required without a target
+// secret, or an incoming secret equal to the outgoing one (RFC 7143 §9.2.1).
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if cfg.PortalGroupTag == 0 {
+		cfg.PortalGroupTag = 1
+	}
+	def(&cfg.MaxRecvDataSegmentLength, 262144)
+	def(&cfg.MaxBurstLength, 1<<20)
+	def(&cfg.FirstBurstLength, 256<<10)
+	def(&cfg.MaxOutstandingR2T, 8)
+	def(&cfg.QueueDepth, 64)
+	def(&cfg.MaxTransferLength, 8<<20)
+	def(&cfg.MaxSessions, 256)
+	def(&cfg.MaxConnections, 512)
+	def(&cfg.MaxLoginFailures, 10)
+	if cfg.LoginTimeout <= 0 {
+		cfg.LoginTimeout = 15 * time.Second
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 15 * time.Second
+	}
+	switch {
+	case cfg.MaxRecvDataSegmentLength < 512 || cfg.MaxRecvDataSegmentLength > 1<<24-1:
+		return nil, fmt.Errorf("iscsitarget: MaxRecvDataSegmentLength %d outside 512..16777215", cfg.MaxRecvDataSegmentLength)
+	case cfg.MaxBurstLength < 512 || cfg.MaxBurstLength > 1<<24-1:
+		return nil, fmt.Errorf("iscsitarget: MaxBurstLength %d outside 512..16777215", cfg.MaxBurstLength)
+	case cfg.FirstBurstLength < 512 || cfg.FirstBurstLength > cfg.MaxBurstLength:
+		return nil, fmt.Errorf("iscsitarget: FirstBurstLength %d outside 512..MaxBurstLength", cfg.FirstBurstLength)
+	case cfg.QueueDepth > 1024:
+		return nil, fmt.Errorf("iscsitarget: QueueDepth %d above 1024", cfg.QueueDepth)
+	case cfg.MaxTransferLength%blockdev.SectorSize != 0 || cfg.MaxTransferLength > 64<<20:
+		return nil, fmt.Errorf("iscsitarget: MaxTransferLength %d must be a multiple of 512 up to 64 MiB", cfg.MaxTransferLength)
+	}
+	if len(cfg.Targets) == 0 {
+		return nil, errors.New("iscsitarget: no targets configured")
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		targets:   make(map[string]*target),
+		sessions:  make(map[uint16]*session),
+		conns:     make(map[*conn]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+		failures:  make(map[string]*failRecord),
+	}
+	if err := s.checkAuth("discovery", &cfg.DiscoveryAuth); err != nil {
+		return nil, err
+	}
+	for i := range cfg.Targets {
+		t := &cfg.Targets[i]
+		if !iqnRE.MatchString(t.Name) {
+			return nil, fmt.Errorf("iscsitarget: target name %q is not an iqn., eui. or naa. name", t.Name)
+		}
+		name := strings.ToLower(t.Name) // iSCSI names compare case-insensitively
+		if s.targets[name] != nil {
+			return nil, fmt.Errorf("iscsitarget: target %s configured twice", t.Name)
+		}
+		if len(t.LUNs) == 0 {
+			return nil, fmt.Errorf("iscsitarget: target %s has no LUNs", t.Name)
+		}
+		if err := s.checkAuth("target "+t.Name, &t.Auth); err != nil {
+			return nil, err
+		}
+		tg := &target{name: t.Name, alias: t.Alias, auth: copyAuth(t.Auth), lus: make(map[uint16]*lu)}
+		for _, l := range t.LUNs {
+			if l.Number >= 16384 {
+				return nil, fmt.Errorf("iscsitarget: target %s: LUN %d above 16383", t.Name, l.Number)
+			}
+			if tg.lus[l.Number] != nil {
+				return nil, fmt.Errorf("iscsitarget: target %s: LUN %d configured twice", t.Name, l.Number)
+			}
+			if l.Device == nil {
+				return nil, fmt.Errorf("iscsitarget: target %s: LUN %d has no device", t.Name, l.Number)
+			}
+			if l.Device.Size() < blockdev.SectorSize {
+				return nil, fmt.Errorf("iscsitarget: target %s: LUN %d: device of %d bytes is smaller than one block", t.Name, l.Number, l.Device.Size())
+			}
+			tg.lus[l.Number] = newLU(tg, l, cfg.MaxTransferLength)
+			tg.lunNo = append(tg.lunNo, l.Number)
+		}
+		sortU16(tg.lunNo)
+		s.targets[name] = tg
+		s.order = append(s.order, tg)
+	}
+	cfg.Targets = nil // the copies live in s.targets
+	s.cfg = cfg
+	return s, nil
+}
+
+func copyAuth(a Auth) Auth {
+	a.Incoming = append([]Account(nil), a.Incoming...)
+	if a.Outgoing != nil {
+		o := *a.Outgoing
+		a.Outgoing = &o
+	}
+	return a
+}
+
+func sortU16(v []uint16) {
+	for i := 1; i < len(v); i++ {
+		for j := i; j > 0 && v[j] < v[j-1]; j-- {
+			v[j], v[j-1] = v[j-1], v[j]
+		}
+	}
+}
+
+// checkAuth validates one policy and warns about secrets the Windows
+// initiator would refuse (it wants 12 to 16 bytes without IPsec).
+func (s *Server) checkAuth(where string, a *Auth) error {
+	if a.chapRequired() && len(a.Incoming) == 0 && s.cfg.CHAPSecret == nil {
+		return fmt.Errorf("iscsitarget: %s requires CHAP but has no users and no CHAPSecret callback", where)
+	}
+	if a.RequireMutual && a.Outgoing == nil && s.cfg.MutualSecret == nil {
+		return fmt.Errorf("iscsitarget: %s requires mutual CHAP but has no outgoing account", where)
+	}
+	warn := func(kind, user string, n int) {
+		if n < 12 || n > 16 {
+			s.log.Warn("CHAP secret length outside 12..16 bytes; the Windows iSCSI initiator will refuse it",
+				"where", where, "kind", kind, "user", user, "length", n)
+		}
+	}
+	seen := map[string]bool{}
+	for _, in := range a.Incoming {
+		if in.User == "" || len(in.Secret) == 0 {
+			return fmt.Errorf("iscsitarget: %s: CHAP user and secret must not be empty", where)
+		}
+		if seen[in.User] {
+			return fmt.Errorf("iscsitarget: %s: CHAP user %q listed twice", where, in.User)
+		}
+		seen[in.User] = true
+		warn("incoming", in.User, len(in.Secret))
+		if a.Outgoing != nil && bytes.Equal(in.Secret, a.Outgoing.Secret) {
+			return fmt.Errorf("iscsitarget: %s: incoming secret of %q equals the outgoing secret (RFC 7143 §9.2.1 forbids it)", where, in.User)
+		}
+	}
+	if a.Outgoing != nil {
+		if a.Outgoing.User == "" || len(a.Outgoing.Secret) == 0 {
+			return fmt.Errorf("iscsitarget: %s: outgoing CHAP user and secret must not be empty", where)
+		}
+		warn("outgoing", a.Outgoing.User, len(a.Outgoing.Secret))
+	}
+	return nil
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("iscsitarget: server closed")
+
+// Serve accepts connections on l until ctx is cancelled or Shutdown is
+// called. After a cancellation it shuts down gracefully itself (bounded by
+// twice LoginTimeout) and returns once every connection has ended and every
+// device is flushed, with nil or the flush error. Errors from Accept other than closing end Serve with that error.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.LoginTimeout)
+		defer cancel()
+		_ = s.Shutdown(sctx)
+	})
+	defer stop()
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				if ctx.Err() != nil {
+					// Cancelled: finish the shutdown (connections drained,
+					// devices flushed) before returning, so that the
+					// caller may close the devices.
+					sctx, cancel := context.WithTimeout(context.Background(), 2*s.cfg.LoginTimeout)
+					defer cancel()
+					return s.Shutdown(sctx)
+				}
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Temporary condition such as EMFILE: back off, bounded.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.SetKeepAlive(true)
+			_ = tc.SetKeepAlivePeriod(s.cfg.KeepAlive)
+			_ = tc.SetNoDelay(true)
+		}
+		c := newConn(s, nc)
+		s.mu.Lock()
+		if s.closing || len(s.conns) >= s.cfg.MaxConnections {
+			s.mu.Unlock()
+			s.log.Warn("connection refused: limit reached or shutting down", "remote", nc.RemoteAddr())
+			nc.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve(ctx)
+		}()
+	}
+}
+
+// Shutdown stops accepting, ends every connection (unblocking reads with a
+// past deadline after in-flight commands finish), waits for them and flushes
+// every LUN device. It returns ctx.Err() if ctx ends first.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for l := range s.listeners {
+		l.Close()
+		delete(s.listeners, l)
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.stop()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	for _, t := range s.order {
+		for _, n := range t.lunNo {
+			if ferr := t.lus[n].dev.Flush(); ferr != nil && err == nil {
+				err = fmt.Errorf("iscsitarget: flush %s LUN %d: %w", t.name, n, ferr)
+			}
+		}
+	}
+	return err
+}
+
+// removeConn forgets a finished connection.
+func (s *Server) removeConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// loginAllowed applies the per-address failed-login limit.
+func (s *Server) loginAllowed(addr net.Addr) bool {
+	host := hostOf(addr)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.failures[host]
+	if r == nil {
+		return true
+	}
+	if s.cfg.Now().Sub(r.start) > time.Minute {
+		delete(s.failures, host)
+		return true
+	}
+	return r.count < s.cfg.MaxLoginFailures
+}
+
+func (s *Server) loginFailed(addr net.Addr) {
+	host := hostOf(addr)
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.failures[host]
+	if r == nil || now.Sub(r.start) > time.Minute {
+		if len(s.failures) >= 4096 { // bound the table: drop expired entries
+			for k, v := range s.failures {
+				if now.Sub(v.start) > time.Minute {
+					delete(s.failures, k)
+				}
+			}
+		}
+		r = &failRecord{start: now}
+		s.failures[host] = r
+	}
+	r.count++
+}
+
+func hostOf(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	if h, _, err := net.SplitHostPort(a.String()); err == nil {
+		return h
+	}
+	return a.String()
+}
+
+func (s *Server) lookupTarget(name string) *target {
+	return s.targets[strings.ToLower(name)]
+}
+
+// secretFor returns the incoming secret of user under policy a.
+func (s *Server) secretFor(meta ConnMeta, a *Auth, user string) ([]byte, error) {
+	if s.cfg.CHAPSecret != nil {
+		return s.cfg.CHAPSecret(meta, user)
+	}
+	for _, in := range a.Incoming {
+		if in.User == user {
+			return in.Secret, nil
+		}
+	}
+	return nil, ErrUnknownUser
+}
+
+func (s *Server) outgoingFor(meta ConnMeta, a *Auth) (Account, error) {
+	if s.cfg.MutualSecret != nil {
+		return s.cfg.MutualSecret(meta)
+	}
+	if a.Outgoing == nil {
+		return Account{}, errors.New("no outgoing CHAP account configured")
+	}
+	return *a.Outgoing, nil
+}
+
+func (s *Server) authLog(meta ConnMeta, method string, err error) {
+	if s.cfg.AuthLog != nil {
+		s.cfg.AuthLog(meta, method, err)
+	}
+}

@@ -1,0 +1,634 @@
+package iscsitarget
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// writeTimeout bounds sending one response.
+const writeTimeout = 60 * time.Second
+
+// session is an iSCSI session: one I_T nexus with its command window. With
+// MaxConnections=1 it has at most one connection.
+type session struct {
+	srv       *Server
+	tsih      uint16
+	initiator string
+	isid      [6]byte
+	tgt       *target // nil for discovery
+	nexus     string  // SCSI initiator port name: "<iqn>,i,0x<isid>"
+
+	mu          sync.Mutex
+	expCmdSN    uint32
+	outstanding int
+	conn        *conn
+	queued      map[uint32]*pdu // commands ahead of ExpCmdSN, inside the window
+}
+
+// window returns ExpCmdSN and MaxCmdSN for the next PDU.
+func (s *session) window() (uint32, uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expCmdSN, s.expCmdSN + uint32(s.srv.cfg.QueueDepth-s.outstanding) - 1
+}
+
+// serialLess is RFC 1982 serial number comparison for 32-bit numbers.
+func serialLess(a, b uint32) bool { return a != b && int32(a-b) < 0 }
+
+// bind creates the session for a completed login, reinstating an older one
+// of the same initiator name and ISID (RFC 7143 §6.3.5).
+func (s *Server) bind(l *login) (*session, error) {
+	var stale []*conn
+	s.mu.Lock()
+	defer func() {
+		s.mu.Unlock()
+		for _, c := range stale {
+			c.kill()
+		}
+	}()
+	if s.closing {
+		return nil, loginFail(statusServiceUnavail, "server shutting down")
+	}
+	if l.tsih != 0 {
+		sess := s.sessions[l.tsih]
+		if sess == nil || !strings.EqualFold(sess.initiator, l.initiatorName) || sess.isid != l.isid || sess.tgt != l.tgt {
+			return nil, loginFail(statusNoSession, "TSIH %d: no such session", l.tsih)
+		}
+		sess.mu.Lock()
+		old := sess.conn
+		if old != nil && old.cid != l.cid {
+			sess.mu.Unlock()
+			return nil, loginFail(statusTooManyConns, "MaxConnections is 1")
+		}
+		// Connection reinstatement: the old connection of the same CID goes.
+		sess.conn = l.c
+		sess.mu.Unlock()
+		if old != nil {
+			stale = append(stale, old)
+		}
+		return sess, nil
+	}
+	for tsih, old := range s.sessions {
+		if strings.EqualFold(old.initiator, l.initiatorName) && old.isid == l.isid && old.tgt == l.tgt {
+			s.log.Info("session reinstatement: closing the old session", "initiator", l.initiatorName, "tsih", tsih)
+			delete(s.sessions, tsih)
+			old.mu.Lock()
+			if old.conn != nil {
+				stale = append(stale, old.conn)
+			}
+			old.conn = nil
+			old.mu.Unlock()
+			if old.tgt != nil {
+				for _, lu := range old.tgt.lus {
+					lu.nexusLost(old.nexus)
+				}
+			}
+		}
+	}
+	if len(s.sessions) >= s.cfg.MaxSessions {
+		return nil, loginFail(statusOutOfResources, "%d sessions already", len(s.sessions))
+	}
+	for i := 0; i < 65536; i++ {
+		s.nextTSIH++
+		if s.nextTSIH != 0 && s.sessions[s.nextTSIH] == nil {
+			break
+		}
+	}
+	sess := &session{
+		srv:       s,
+		tsih:      s.nextTSIH,
+		initiator: l.initiatorName,
+		isid:      l.isid,
+		tgt:       l.tgt,
+		nexus:     strings.ToLower(l.initiatorName) + ",i,0x" + hex.EncodeToString(l.isid[:]),
+		expCmdSN:  l.cmdSN,
+		conn:      l.c,
+		queued:    make(map[uint32]*pdu),
+	}
+	s.sessions[sess.tsih] = sess
+	return sess, nil
+}
+
+// unbind detaches c from sess; with ERL 0 the session ends with its only
+// connection, releasing SPC-2 reservations of the nexus.
+func (s *Server) unbind(sess *session, c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess.mu.Lock()
+	mine := sess.conn == c
+	if mine {
+		sess.conn = nil
+	}
+	sess.mu.Unlock()
+	if !mine {
+		return
+	}
+	if s.sessions[sess.tsih] == sess {
+		delete(s.sessions, sess.tsih)
+	}
+	if sess.tgt != nil {
+		for _, lu := range sess.tgt.lus {
+			lu.nexusLost(sess.nexus)
+		}
+	}
+}
+
+// conn is one TCP connection: the login phase, then the full feature phase.
+type conn struct {
+	srv  *Server
+	nc   net.Conn
+	meta ConnMeta
+	log  *slog.Logger
+	rd   pduReader
+
+	wmu    sync.Mutex // guards writes, statSN and the digest flags used for sending
+	statSN uint32
+	hd, dd bool
+	wbuf   []byte
+
+	sess *session
+	cid  uint16
+	p    params
+
+	mu       sync.Mutex
+	tasks    map[uint32]*task // by ITT
+	ttts     map[uint32]*task // by target transfer tag of an open R2T
+	nextTTT  uint32
+	text     *textState
+	execSem  chan struct{}
+	taskWG   sync.WaitGroup
+	stopping atomic.Bool
+	once     sync.Once
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{
+		srv:   s,
+		nc:    nc,
+		meta:  ConnMeta{RemoteAddr: nc.RemoteAddr(), LocalAddr: nc.LocalAddr()},
+		tasks: make(map[uint32]*task),
+		ttts:  make(map[uint32]*task),
+	}
+	c.log = s.log.With("remote", nc.RemoteAddr().String())
+	c.rd = pduReader{r: bufio.NewReaderSize(nc, 64<<10), maxData: loginMaxRecvDataLength}
+	c.execSem = make(chan struct{}, 16)
+	return c
+}
+
+// stop ends the connection gracefully: the reader is unblocked with a past
+// deadline, in-flight commands complete, then the socket closes.
+func (c *conn) stop() {
+	c.stopping.Store(true)
+	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+}
+
+// kill closes the socket at once (session reinstatement, fatal errors).
+func (c *conn) kill() {
+	c.stopping.Store(true)
+	c.once.Do(func() { c.nc.Close() })
+}
+
+func (c *conn) serve(ctx context.Context) {
+	defer c.srv.removeConn(c)
+	defer c.kill()
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("connection handler panicked; connection dropped", "panic", fmt.Sprint(r))
+		}
+	}()
+	if err := c.runLogin(); err != nil {
+		if !c.stopping.Load() {
+			c.log.Info("login failed", "initiator", c.meta.InitiatorName, "target", c.meta.TargetName, "err", err)
+		}
+		return
+	}
+	c.log = c.log.With("initiator", c.meta.InitiatorName, "target", c.meta.TargetName)
+	c.log.Info("login", "session", c.meta.SessionType, "tsih", c.sess.tsih,
+		"header_digest", c.hd, "data_digest", c.dd, "mrdsl", c.p.initMaxRecvData, "immediate_data", c.p.immediateData, "initial_r2t", c.p.initialR2T)
+	err := c.fullFeature()
+	// Abort what is still waiting for data, let executing commands finish.
+	c.abortAll(nil, true)
+	c.waitTasks(30 * time.Second)
+	c.srv.unbind(c.sess, c)
+	switch {
+	case err == nil, c.stopping.Load(), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		c.log.Info("connection closed")
+	default:
+		c.log.Warn("connection dropped", "err", err)
+	}
+}
+
+func (c *conn) waitTasks(d time.Duration) {
+	done := make(chan struct{})
+	go func() { c.taskWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		c.log.Warn("commands still running at connection end")
+	}
+}
+
+// finishLogin switches the connection to the negotiated parameters.
+func (c *conn) finishLogin(l *login, sess *session) {
+	c.sess = sess
+	c.cid = l.cid
+	c.p = l.params
+	c.meta.TargetName = ""
+	if sess.tgt != nil {
+		c.meta.TargetName = sess.tgt.name
+	}
+	c.wmu.Lock()
+	c.statSN = l.statSN
+	c.hd, c.dd = l.params.headerDigest, l.params.dataDigest
+	c.wmu.Unlock()
+	c.rd.headerDigest, c.rd.dataDigest = c.hd, c.dd
+	if l.declaredMRDSL {
+		c.rd.maxData = c.srv.cfg.MaxRecvDataSegmentLength
+	} else {
+		c.rd.maxData = 8192
+	}
+}
+
+// writeRaw sends a PDU as is (login phase: no digests, no sequence fill-in).
+func (c *conn) writeRaw(p *pdu) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf = appendPDU(c.wbuf[:0], p, false, false)
+	_, err := c.nc.Write(c.wbuf)
+	return err
+}
+
+// send writes PDUs in order, filling StatSN, ExpCmdSN and MaxCmdSN (bytes
+// 24..35 of every target PDU). PDUs flagged in status advance StatSN.
+// iPXE copies these fields from every PDU, so they are always meaningful.
+func (c *conn) send(ps []*pdu, status []bool) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	var bufs net.Buffers
+	hdr := c.wbuf[:0]
+	// Headers are packed into one buffer; data segments are referenced.
+	type seg struct{ hs, he int }
+	segs := make([]seg, len(ps))
+	for i, p := range ps {
+		exp, maxSN := c.sess.window()
+		p.put32(24, c.statSN)
+		if status[i] {
+			c.statSN++
+		}
+		p.put32(28, exp)
+		p.put32(32, maxSN)
+		p.setDataLen(len(p.data))
+		p.bhs[4] = byte(len(p.ahs) / 4)
+		start := len(hdr)
+		hdr = append(hdr, p.bhs[:]...)
+		hdr = append(hdr, p.ahs...)
+		if c.hd {
+			hdr = binary.LittleEndian.AppendUint32(hdr, crc32c(hdr[start:]))
+		}
+		segs[i] = seg{start, len(hdr)}
+	}
+	var pad [8]byte
+	tails := make([]byte, 0, 8*len(ps))
+	for i, p := range ps {
+		bufs = append(bufs, hdr[segs[i].hs:segs[i].he])
+		if len(p.data) == 0 {
+			continue
+		}
+		bufs = append(bufs, p.data)
+		n := pad4(len(p.data))
+		ts := len(tails)
+		tails = append(tails, pad[:n]...)
+		if c.dd {
+			crc := crc32cUpdate(crc32c(p.data), pad[:n])
+			tails = binary.LittleEndian.AppendUint32(tails, crc)
+		}
+		if len(tails) > ts {
+			bufs = append(bufs, tails[ts:len(tails):len(tails)])
+		}
+	}
+	c.wbuf = hdr
+	// An initiator that stops reading must not pin the connection forever.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := bufs.WriteTo(c.nc)
+	if err != nil {
+		c.kill()
+	}
+	return err
+}
+
+func (c *conn) send1(p *pdu, status bool) error {
+	return c.send([]*pdu{p}, []bool{status})
+}
+
+// reject answers a PDU with a Reject carrying its header (RFC 7143 §11.17).
+func (c *conn) reject(p *pdu, reason byte, why string) error {
+	c.log.Warn("rejecting PDU", "err", p.errorf("%s", why))
+	r := &pdu{data: append([]byte(nil), p.bhs[:]...)}
+	r.bhs[0] = opReject
+	r.bhs[1] = 0x80
+	r.bhs[2] = reason
+	r.put32(16, reservedTag)
+	return c.send1(r, true)
+}
+
+// fullFeature is the reader loop of the full feature phase.
+func (c *conn) fullFeature() error {
+	for {
+		if c.stopping.Load() {
+			return nil
+		}
+		p, err := c.rd.read()
+		if err != nil {
+			var pe *PDUError
+			if errors.As(err, &pe) && errors.Is(err, ErrDigest) && errors.Is(pe.Err, ErrDigest) && pe.Msg == "data digest" {
+				// A data digest error leaves the stream in sync: reject it.
+				if rerr := c.reject(&pdu{}, rejectDigestError, err.Error()); rerr != nil {
+					return rerr
+				}
+				continue
+			}
+			if c.stopping.Load() {
+				return nil
+			}
+			return err
+		}
+		if c.log.Enabled(context.Background(), slog.LevelDebug) {
+			c.log.Debug("PDU", "opcode", fmt.Sprintf("0x%02x", p.opcode()), "itt", fmt.Sprintf("0x%08x", p.itt()), "cmdsn", p.u32(24), "len", len(p.data))
+		}
+		done, err := c.dispatch(p)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// dispatch handles one PDU; done reports a completed logout.
+func (c *conn) dispatch(p *pdu) (bool, error) {
+	switch p.opcode() {
+	case opDataOut:
+		return false, c.dataOut(p)
+	case opSNACK:
+		return false, c.reject(p, rejectSNACK, "SNACK with ErrorRecoveryLevel 0")
+	case opNOPOut, opSCSICmd, opTaskMgmt, opTextReq, opLogoutReq:
+	default:
+		return false, c.reject(p, rejectProtocolError, "unexpected opcode")
+	}
+	if p.opcode() == opNOPOut && p.itt() == reservedTag {
+		// Answer to a target ping (we send none) or a CmdSN carrier: no reply.
+		if !p.immediate() {
+			return false, p.errorf("NOP-Out without ITT must be immediate")
+		}
+		return false, nil
+	}
+	if p.immediate() {
+		return c.execute(p)
+	}
+	// CmdSN ordering (RFC 7143 §4.2.2.1): outside the window is discarded
+	// silently; ahead of ExpCmdSN waits for the gap to fill.
+	sess := c.sess
+	cmdSN := p.u32(24)
+	sess.mu.Lock()
+	exp := sess.expCmdSN
+	maxSN := exp + uint32(c.srv.cfg.QueueDepth-sess.outstanding) - 1
+	if serialLess(cmdSN, exp) || serialLess(maxSN, cmdSN) {
+		sess.mu.Unlock()
+		c.log.Debug("PDU outside the command window discarded", "opcode", p.opcode(), "itt", p.itt(), "cmdsn", cmdSN, "expcmdsn", exp, "maxcmdsn", maxSN)
+		return false, nil
+	}
+	if cmdSN != exp {
+		if _, dup := sess.queued[cmdSN]; !dup {
+			sess.queued[cmdSN] = p
+		}
+		sess.mu.Unlock()
+		return false, nil
+	}
+	sess.expCmdSN++
+	if p.opcode() == opSCSICmd {
+		// Counted in the same step as ExpCmdSN so that MaxCmdSN never
+		// moves backwards (it is ExpCmdSN + depth - 1 - outstanding).
+		sess.outstanding++
+	}
+	sess.mu.Unlock()
+	done, err := c.execute(p)
+	// Run queued PDUs that are now in order; bounded by the window size.
+	for i := 0; !done && err == nil && i <= c.srv.cfg.QueueDepth; i++ {
+		sess.mu.Lock()
+		q := sess.queued[sess.expCmdSN]
+		if q == nil {
+			sess.mu.Unlock()
+			break
+		}
+		delete(sess.queued, sess.expCmdSN)
+		sess.expCmdSN++
+		if q.opcode() == opSCSICmd {
+			sess.outstanding++
+		}
+		sess.mu.Unlock()
+		done, err = c.execute(q)
+	}
+	return done, err
+}
+
+func (c *conn) execute(p *pdu) (bool, error) {
+	switch p.opcode() {
+	case opNOPOut:
+		return false, c.nopOut(p)
+	case opSCSICmd:
+		return false, c.scsiCommand(p)
+	case opTaskMgmt:
+		return false, c.taskMgmt(p)
+	case opTextReq:
+		return false, c.textRequest(p)
+	case opLogoutReq:
+		return c.logout(p)
+	}
+	return false, nil
+}
+
+func (c *conn) nopOut(p *pdu) error {
+	if len(p.data) > c.p.initMaxRecvData {
+		return c.reject(p, rejectProtocolError, "ping data longer than the initiator's MaxRecvDataSegmentLength")
+	}
+	r := &pdu{data: p.data}
+	r.bhs[0] = opNOPIn
+	r.bhs[1] = 0x80
+	copy(r.bhs[8:16], p.bhs[8:16])
+	r.put32(16, p.itt())
+	r.put32(20, reservedTag)
+	return c.send1(r, true)
+}
+
+func (c *conn) logout(p *pdu) (bool, error) {
+	reason := p.flags() & 0x7f
+	r := &pdu{}
+	r.bhs[0] = opLogoutResp
+	r.bhs[1] = 0x80
+	r.put32(16, p.itt())
+	switch reason {
+	case 0, 1:
+		if reason == 1 && binary.BigEndian.Uint16(p.bhs[20:]) != c.cid {
+			r.bhs[2] = 1 // CID not found
+			return false, c.send1(r, true)
+		}
+		// Outstanding commands complete before the response (§11.14).
+		c.waitTasks(30 * time.Second)
+		binary.BigEndian.PutUint16(r.bhs[40:], uint16(c.p.defaultTime2Wait))
+		binary.BigEndian.PutUint16(r.bhs[42:], uint16(c.p.defaultTime2Retain))
+		if err := c.send1(r, true); err != nil {
+			return false, err
+		}
+		c.log.Info("logout", "reason", reason)
+		return true, nil
+	default:
+		r.bhs[2] = 2 // connection recovery not supported
+		return false, c.send1(r, true)
+	}
+}
+
+// textState holds a Text exchange that spans several PDUs (C bit).
+type textState struct {
+	itt     uint32
+	ttt     uint32
+	in      []byte
+	out     []byte
+	rounds  int
+	started bool
+}
+
+func (c *conn) textRequest(p *pdu) error {
+	cont := p.flags()&0x40 != 0
+	ttt := p.u32(20)
+	st := c.text
+	if st == nil || st.itt != p.itt() {
+		if ttt != reservedTag {
+			return c.reject(p, rejectInvalidField, "Text continuation with an unknown target transfer tag")
+		}
+		st = &textState{itt: p.itt(), ttt: reservedTag}
+		c.text = st
+	}
+	st.rounds++
+	if st.rounds > 64 || len(st.in)+len(p.data) > maxTextLen {
+		c.text = nil
+		return c.reject(p, rejectProtocolError, "text exchange too long")
+	}
+	st.in = append(st.in, p.data...)
+	if cont {
+		// Initiator continues: acknowledge with an empty response.
+		return c.textResponse(p, st, nil, false)
+	}
+	if !st.started {
+		st.started = true
+		keys, err := parseText(st.in)
+		if err != nil {
+			c.text = nil
+			return c.reject(p, rejectProtocolError, err.Error())
+		}
+		st.out = c.answerText(keys)
+	} else if len(p.data) != 0 || ttt != st.ttt {
+		c.text = nil
+		return c.reject(p, rejectProtocolError, "bad Text continuation")
+	}
+	max := c.p.initMaxRecvData
+	chunk := st.out
+	more := len(chunk) > max
+	if more {
+		chunk = chunk[:max]
+	}
+	st.out = st.out[len(chunk):]
+	if !more {
+		c.text = nil
+	}
+	return c.textResponse(p, st, chunk, more)
+}
+
+func (c *conn) textResponse(p *pdu, st *textState, data []byte, more bool) error {
+	r := &pdu{data: data}
+	r.bhs[0] = opTextResp
+	copy(r.bhs[8:16], p.bhs[8:16])
+	r.put32(16, p.itt())
+	if more || p.flags()&0x40 != 0 {
+		c.mu.Lock()
+		c.nextTTT++
+		st.ttt = c.nextTTT & 0x7fffffff
+		c.mu.Unlock()
+		if more {
+			r.bhs[1] = 0x40
+		}
+		r.put32(20, st.ttt)
+	} else {
+		r.bhs[1] = 0x80
+		r.put32(20, reservedTag)
+	}
+	return c.send1(r, true)
+}
+
+// answerText answers the keys of a full-feature Text request.
+func (c *conn) answerText(keys []kv) []byte {
+	var out []kv
+	for _, k := range keys {
+		switch k.key {
+		case "SendTargets":
+			ts, ok := c.sendTargets(k.value)
+			if !ok {
+				out = append(out, kv{k.key, valReject})
+				continue
+			}
+			out = append(out, ts...)
+		case "HeaderDigest", "DataDigest", "MaxConnections", "InitialR2T", "ImmediateData",
+			"MaxBurstLength", "FirstBurstLength", "DefaultTime2Wait", "DefaultTime2Retain",
+			"MaxOutstandingR2T", "DataPDUInOrder", "DataSequenceInOrder", "ErrorRecoveryLevel",
+			"SessionType", "InitiatorName", "TargetName", "AuthMethod":
+			out = append(out, kv{k.key, valReject}) // leading-only / login-only keys
+		default:
+			out = append(out, kv{k.key, valNotUnderstood})
+		}
+	}
+	return appendText(nil, out)
+}
+
+// sendTargets lists targets with this connection's portal address.
+func (c *conn) sendTargets(v string) ([]kv, bool) {
+	var list []*target
+	switch {
+	case v == "All":
+		if c.sess.tgt != nil {
+			list = []*target{c.sess.tgt}
+		} else {
+			list = c.srv.order
+		}
+	case v == "" && c.sess.tgt != nil:
+		list = []*target{c.sess.tgt}
+	case v != "":
+		t := c.srv.lookupTarget(v)
+		if t == nil || (c.sess.tgt != nil && t != c.sess.tgt) {
+			return nil, false
+		}
+		list = []*target{t}
+	default:
+		return nil, false
+	}
+	addr := c.nc.LocalAddr().String()
+	if ta, ok := c.nc.LocalAddr().(*net.TCPAddr); ok {
+		addr = net.JoinHostPort(ta.IP.String(), strconv.Itoa(ta.Port))
+	}
+	var out []kv
+	for _, t := range list {
+		out = append(out, kv{"TargetName", t.name}, kv{"TargetAddress", addr + "," + strconv.Itoa(int(c.srv.cfg.PortalGroupTag))})
+	}
+	return out, true
+}
