@@ -1,0 +1,156 @@
+package integrate
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// FS is the filesystem a setup tree lives in. Names are slash-separated
+// paths relative to the tree's root, matched case-insensitively (XP media
+// is upper case while INFs say \i386); a backend resolves each element to
+// the name found on disk and keeps that case when writing.
+type FS interface {
+	ReadFile(name string) ([]byte, error)
+	// WriteFile replaces or creates name atomically; a new file's last
+	// element keeps the case given, its directories must exist.
+	WriteFile(name string, data []byte) error
+	Stat(name string) (fs.FileInfo, error)
+	ReadDir(name string) ([]fs.DirEntry, error)
+}
+
+// DirFS returns an FS for the directory root of the host filesystem.
+// Writes go to a temporary file in the same directory that is then
+// renamed over the destination.
+func DirFS(root string) FS { return dirFS{root: root} }
+
+type dirFS struct{ root string }
+
+// resolve maps name to a host path, matching every element
+// case-insensitively (an exact match wins). With allowNew the last
+// element may be missing and is then returned as given.
+func (d dirFS) resolve(name string, allowNew bool) (string, error) {
+	name = path.Clean("/" + filepath.ToSlash(name))
+	cur := d.root
+	if name == "/" {
+		return cur, nil
+	}
+	elems := strings.Split(name[1:], "/")
+	for i, el := range elems {
+		if el == ".." {
+			return "", &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+		}
+		next := filepath.Join(cur, el)
+		if _, err := os.Lstat(next); err == nil {
+			cur = next
+			continue
+		}
+		ents, err := os.ReadDir(cur)
+		if err != nil {
+			return "", err
+		}
+		found := ""
+		for _, e := range ents {
+			if strings.EqualFold(e.Name(), el) {
+				found = e.Name()
+				break
+			}
+		}
+		if found == "" {
+			if allowNew && i == len(elems)-1 {
+				return next, nil
+			}
+			return "", &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+		}
+		cur = filepath.Join(cur, found)
+	}
+	return cur, nil
+}
+
+func (d dirFS) ReadFile(name string) ([]byte, error) {
+	p, err := d.resolve(name, false)
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(p)
+}
+
+func (d dirFS) Stat(name string) (fs.FileInfo, error) {
+	p, err := d.resolve(name, false)
+	if err != nil {
+		return nil, err
+	}
+	return os.Stat(p)
+}
+
+func (d dirFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	p, err := d.resolve(name, false)
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadDir(p)
+}
+
+func (d dirFS) WriteFile(name string, data []byte) (err error) {
+	p, err := d.resolve(name, true)
+	if err != nil {
+		return err
+	}
+	mode := os.FileMode(0o644)
+	if st, err := os.Stat(p); err == nil {
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("integrate: %s is not a regular file", p)
+		}
+		mode = st.Mode().Perm()
+	}
+	dir, base := filepath.Split(p)
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Chmod(mode); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
+}
+
+// lookup returns the on-disk name of the entry of dir matching name
+// case-insensitively, or "".
+func lookup(fsys FS, dir, name string) string {
+	ents, err := fsys.ReadDir(dir)
+	if err != nil {
+		return ""
+	}
+	for _, e := range ents {
+		if e.Name() == name {
+			return e.Name()
+		}
+	}
+	for _, e := range ents {
+		if strings.EqualFold(e.Name(), name) {
+			return e.Name()
+		}
+	}
+	return ""
+}
+
+func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

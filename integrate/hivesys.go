@@ -1,0 +1,274 @@
+package integrate
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/xpboot/xpboot/drivers"
+)
+
+// Logical names of the hive INFs in Edit.File.
+const (
+	HiveSysINF   = "hivesys.inf"
+	HiveSftINF   = "hivesft.inf"
+	HiveSft32INF = "hivsft32.inf"
+)
+
+// OpReplace replaces the first line of the section whose first
+// Edit.Fields fields equal those of Value (case-insensitive), or adds
+// Value: hive INF AddReg lines are told apart by root, key and value name.
+const OpReplace Op = "replace"
+
+// ReplaceLine makes section contain text: the first entry without '='
+// whose first n fields equal text's is replaced, else text is appended.
+// It reports whether it changed t.
+func (t *Text) ReplaceLine(section string, n int, text string) bool {
+	t.EnsureSection(section)
+	want := splitFields(stripComment(strings.TrimSpace(text)))
+	for _, i := range t.sectionLines(section) {
+		l := t.lines[i]
+		if l.kind != kindEntry || l.key != "" || len(l.fields) < n || len(want) < n || !sameFields(l.fields[:n], want[:n]) {
+			continue
+		}
+		if sameFields(l.fields, want) {
+			return false
+		}
+		// Keep the identifying fields as written (their case), take the
+		// rest from text.
+		if i, j := nthComma(l.text, n), nthComma(text, n); n > 0 && i >= 0 && j >= 0 {
+			text = l.text[:i] + text[j:]
+		}
+		l.text, l.raw = text, nil
+		l.classify()
+		return true
+	}
+	t.insert(t.appendAt(section), text)
+	return true
+}
+
+// nthComma returns the index of the n-th comma outside quotes, or -1.
+func nthComma(s string, n int) int {
+	q := false
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '"':
+			q = !q
+		case s[i] == ',' && !q:
+			if n--; n == 0 {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// Hive INF AddReg flags for each registry type (research §4.4).
+const (
+	hiveSZ       = 0x00000000
+	hiveBinary   = 0x00000001
+	hiveMultiSZ  = 0x00010000
+	hiveDWORD    = 0x00010001
+	hiveExpandSZ = 0x00020000
+	hiveKeyOnly  = 0x00000010
+)
+
+// regLine formats `HKLM,"key","name",flags,data` as hivesys.inf writes
+// it: strings quoted with "" doubled, DWORDs decimal, binary as hex bytes.
+func regLine(key, name string, typ uint32, data any) (string, error) {
+	var flags uint32
+	var d string
+	switch typ {
+	case drivers.RegSZ, drivers.RegExpandSZ:
+		s, ok := data.(string)
+		if !ok {
+			return "", fmt.Errorf("type %d with %T data", typ, data)
+		}
+		flags, d = hiveSZ, quote(s)
+		if typ == drivers.RegExpandSZ {
+			flags = hiveExpandSZ
+		}
+	case drivers.RegMultiSZ:
+		ss, ok := data.([]string)
+		if !ok {
+			return "", fmt.Errorf("type %d with %T data", typ, data)
+		}
+		q := make([]string, len(ss))
+		for i, s := range ss {
+			q[i] = quote(s)
+		}
+		flags, d = hiveMultiSZ, strings.Join(q, ",")
+	case drivers.RegDWORD:
+		v, ok := data.(uint32)
+		if !ok {
+			return "", fmt.Errorf("type %d with %T data", typ, data)
+		}
+		flags, d = hiveDWORD, strconv.FormatUint(uint64(v), 10)
+	case drivers.RegBinary:
+		b, ok := data.(drivers.Binary)
+		if !ok {
+			return "", fmt.Errorf("type %d with %T data", typ, data)
+		}
+		h := make([]string, len(b))
+		for i, c := range b {
+			h[i] = fmt.Sprintf("%02x", c)
+		}
+		flags, d = hiveBinary, strings.Join(h, ",")
+	default:
+		return "", fmt.Errorf("registry type %d not written to hive INFs", typ)
+	}
+	return fmt.Sprintf(`HKLM,%s,%s,0x%08x,%s`, quote(key), quote(name), flags, d), nil
+}
+
+const ccs = `SYSTEM\CurrentControlSet\`
+
+// setReg plans one hivesys.inf value.
+func (p *Plan) setReg(key, name string, typ uint32, data any, why string) {
+	l, err := regLine(key, name, typ, data)
+	if err != nil {
+		p.warn("%s: %s\\%s: %v", why, key, name, err)
+		return
+	}
+	p.do(Edit{File: HiveSysINF, Op: OpReplace, Section: "AddReg", Fields: 3, Value: l, Why: why})
+}
+
+// hiveSysServices writes what the installed system needs for each
+// service (research §6.4, §9(b)): boot start, type, error control,
+// group, display name, ImagePath, dependencies as REG_MULTI_SZ, and the
+// service's own AddReg values.
+func (p *Plan) hiveSysServices(devs []*drivers.Device) {
+	done := map[string]bool{}
+	for _, d := range devs {
+		for _, s := range d.Services {
+			if done[strings.ToLower(s.Name)] {
+				continue
+			}
+			done[strings.ToLower(s.Name)] = true
+			key := ccs + `Services\` + s.Name
+			why := "service " + s.Name
+			if s.DisplayName != "" {
+				p.setReg(key, "DisplayName", drivers.RegSZ, s.DisplayName, why)
+			}
+			p.setReg(key, "ErrorControl", drivers.RegDWORD, s.ErrorControl, why)
+			if s.LoadOrderGroup != "" {
+				p.setReg(key, "Group", drivers.RegSZ, s.LoadOrderGroup, why)
+			}
+			p.setReg(key, "Start", drivers.RegDWORD, uint32(0), why)
+			p.setReg(key, "Type", drivers.RegDWORD, s.ServiceType, why)
+			if s.ImagePath != "" {
+				p.setReg(key, "ImagePath", drivers.RegExpandSZ, s.ImagePath, why)
+			}
+			if len(s.DependOnService) > 0 {
+				p.setReg(key, "DependOnService", drivers.RegMultiSZ, s.DependOnService, why)
+			}
+			if len(s.DependOnGroup) > 0 {
+				p.setReg(key, "DependOnGroup", drivers.RegMultiSZ, s.DependOnGroup, why)
+			}
+			for _, r := range s.Registry {
+				p.hiveSysOp(key, r, why)
+			}
+		}
+	}
+}
+
+// hiveSysOp writes one AddReg operation whose HKR is base. Operations a
+// hive INF line cannot express are warned about.
+func (p *Plan) hiveSysOp(base string, r drivers.RegOp, why string) {
+	if r.Root != "HKR" {
+		p.warn("%s: %s:%d: %s root not written to hivesys.inf yet", why, r.INF, r.Line, r.Root)
+		return
+	}
+	key := base
+	if r.Key != "" {
+		key += `\` + r.Key
+	}
+	switch r.Op {
+	case drivers.OpSet:
+		if r.Append() {
+			p.warn("%s: %s:%d: FLG_ADDREG_APPEND not written to hivesys.inf yet", why, r.INF, r.Line)
+			return
+		}
+		p.setReg(key, r.Value, r.Type, r.Data, why)
+	case drivers.OpKey:
+		p.do(Edit{File: HiveSysINF, Op: OpReplace, Section: "AddReg", Fields: 2,
+			Value: fmt.Sprintf(`HKLM,%s,,0x%08x`, quote(key), hiveKeyOnly), Why: why})
+	default:
+		p.warn("%s: %s:%d: %s not written to hivesys.inf yet", why, r.INF, r.Line, r.Op)
+	}
+}
+
+// hiveSysCriticalDevices adds the CriticalDeviceDatabase entries of the
+// installed system (research §6.7): Service, and ClassGUID for NICs.
+func (p *Plan) hiveSysCriticalDevices(devs []*drivers.Device) {
+	for _, d := range devs {
+		s := functionService(d)
+		if s == nil {
+			continue
+		}
+		for _, id := range append([]string{d.HardwareID}, d.CompatibleIDs...) {
+			if id == "" || strings.HasPrefix(strings.ToUpper(id), `ROOT\`) {
+				continue
+			}
+			key := ccs + `Control\CriticalDeviceDatabase\` + strings.ReplaceAll(strings.ToLower(id), `\`, "#")
+			p.setReg(key, "Service", drivers.RegSZ, s.Name, d.Description)
+			if isNIC(d) {
+				p.setReg(key, "ClassGUID", drivers.RegSZ, NetClassGUID, d.Description)
+			}
+		}
+	}
+}
+
+// hiveSysTCPIP makes TCP/IP boot start in the installed system (the
+// both-hives rows of research §7.2; ServiceGroupOrder is not done yet).
+// DependOnService is REG_MULTI_SZ, as Windows has it (IntegrateDrv wrote SZ).
+func (p *Plan) hiveSysTCPIP() {
+	const why = "network adapter: TCP/IP boot start"
+	svcs := []string{"Tcpip"}
+	if p.Tree.Minor != 0 {
+		svcs = []string{"IPSec", "Tcpip"}
+	}
+	for _, s := range svcs {
+		key := ccs + `Services\` + s
+		p.setReg(key, "Start", drivers.RegDWORD, uint32(0), why)
+		p.setReg(key, "Group", drivers.RegSZ, "PNP_TDI", why)
+		p.setReg(key, "Type", drivers.RegDWORD, uint32(1), why)
+	}
+	if p.Tree.Minor != 0 {
+		p.setReg(ccs+`Services\Tcpip`, "DependOnService", drivers.RegMultiSZ, []string{"IPSec"}, why)
+	}
+	p.setReg(ccs+`Control\Session Manager\Memory Management`, "DisablePagingExecutive", drivers.RegDWORD, uint32(1), why)
+	p.setReg(ccs+`Services\Tcpip\Parameters`, "DisableDHCPMediaSense", drivers.RegDWORD, uint32(1), why)
+}
+
+// devicePath puts the staging directories first in the DevicePath that
+// GUI-mode setup searches for INFs (research §4.4), in hivesft.inf and,
+// on 64-bit systems, hivsft32.inf (Wow6432Node).
+func (p *Plan) devicePath(dirs []string) {
+	for _, f := range []struct{ logical, key string }{
+		{HiveSftINF, `SOFTWARE\Microsoft\Windows\CurrentVersion`},
+		{HiveSft32INF, `SOFTWARE\Wow6432Node\Microsoft\Windows\CurrentVersion`},
+	} {
+		x := p.text(f.logical)
+		if x == nil {
+			continue
+		}
+		cur, ok := regValue(x, f.key, "DevicePath")
+		if !ok {
+			cur = `%SystemRoot%\inf`
+		}
+		parts := strings.Split(cur, ";")
+		for i := len(dirs) - 1; i >= 0; i-- {
+			found := false
+			for _, q := range parts {
+				if strings.EqualFold(strings.TrimSpace(q), dirs[i]) {
+					found = true
+				}
+			}
+			if !found {
+				parts = append([]string{dirs[i]}, parts...)
+			}
+		}
+		l, _ := regLine(f.key, "DevicePath", drivers.RegExpandSZ, strings.Join(parts, ";"))
+		p.do(Edit{File: f.logical, Op: OpReplace, Section: "AddReg", Fields: 3, Value: l, Why: "staging directories for GUI-mode setup"})
+	}
+}

@@ -1,0 +1,687 @@
+package integrate
+
+import (
+	"bytes"
+	"debug/pe"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/xpboot/xpboot/drivers"
+)
+
+// Logical names of the files a Plan edits (Edit.File); see also HiveSysINF.
+const (
+	TxtSetupSIF = "txtsetup.sif"
+	DosNetINF   = "dosnet.inf"
+)
+
+// Class GUIDs the integration treats specially.
+const (
+	NetClassGUID         = "{4D36E972-E325-11CE-BFC1-08002BE10318}"
+	SCSIAdapterClassGUID = "{4D36E97B-E325-11CE-BFC1-08002BE10318}"
+	HDCClassGUID         = "{4D36E96A-E325-11CE-BFC1-08002BE10318}"
+)
+
+// First IDs given to staging directories, as IntegrateDrv allocates them.
+const (
+	firstDiskID    = 2001 // [SourceDisksNames.<arch>]
+	firstWinntDir  = 3001 // [WinntDirectories]
+	firstDosNetDir = 11   // dosnet.inf [Directories] dNN
+)
+
+// ErrArch reports a driver built for another architecture than the tree.
+var ErrArch = errors.New("integrate: architecture mismatch")
+
+// Op is what an Edit does to a section.
+type Op string
+
+// Edit operations.
+const (
+	OpSection Op = "section" // make sure [Section] exists
+	OpSet     Op = "set"     // Key = Value, replacing the key's line or adding one
+	OpAdd     Op = "add"     // add the line Value unless an equal line exists
+	OpRemove  Op = "remove"  // remove every line equal to Value
+)
+
+// FieldMatch narrows OpSet to the entry whose field Index (0-based, after
+// '=') equals Value: [SourceDisksFiles] lists a file once per destination
+// directory, told apart by field 7.
+type FieldMatch struct {
+	Index int    `json:"index"`
+	Value string `json:"value"`
+}
+
+// An Edit is one change to an INI-shaped setup file.
+type Edit struct {
+	File    string      `json:"file"` // TxtSetupSIF or DosNetINF
+	Op      Op          `json:"op"`
+	Section string      `json:"section"`
+	Key     string      `json:"key,omitempty"`
+	Match   *FieldMatch `json:"match,omitempty"`
+	// Fields is how many leading fields identify the line of OpReplace.
+	Fields int    `json:"fields,omitempty"`
+	Value  string `json:"value,omitempty"`
+	// Why names the driver, service or rule the edit is for.
+	Why string `json:"why,omitempty"`
+	// Changed tells whether the edit changed the file (false when the
+	// tree already had it: a second run).
+	Changed bool `json:"changed"`
+}
+
+// String renders the edit for --dry-run listings.
+func (e Edit) String() string {
+	s := fmt.Sprintf("%s [%s] %s", e.File, e.Section, e.Op)
+	switch e.Op {
+	case OpSet:
+		s += " " + e.Key + " = " + e.Value
+		if e.Match != nil {
+			s += fmt.Sprintf(" (where field %d is %s)", e.Match.Index, e.Match.Value)
+		}
+	case OpAdd, OpRemove, OpReplace:
+		s += " " + e.Value
+	}
+	return s
+}
+
+// Apply performs the edit on t and reports whether t changed.
+func (e Edit) Apply(t *Text) bool {
+	switch e.Op {
+	case OpSection:
+		return t.EnsureSection(e.Section)
+	case OpSet:
+		if e.Match != nil {
+			return t.SetMatch(e.Section, e.Key, e.Match.Index, e.Match.Value, e.Value)
+		}
+		return t.Set(e.Section, e.Key, e.Value)
+	case OpAdd:
+		return t.AddLine(e.Section, e.Value)
+	case OpRemove:
+		return t.RemoveLine(e.Section, e.Value)
+	case OpReplace:
+		return t.ReplaceLine(e.Section, e.Fields, e.Value)
+	}
+	return false
+}
+
+// A Plan collects the edits of one integration against a detected tree.
+// Edits are applied to in-memory copies as they are added, so IDs are
+// allocated against the edited state; nothing is written before Commit.
+type Plan struct {
+	Tree     *Tree
+	Edits    []Edit
+	Warnings []string
+	files    []*planFile
+	seen     map[string]bool
+	nicDone  bool
+}
+
+type planFile struct {
+	logical string // TxtSetupSIF, DosNetINF
+	path    string
+	orig    []byte
+	text    *Text
+}
+
+// NewPlan reads the files the edits touch. It writes nothing.
+func NewPlan(t *Tree) (*Plan, error) {
+	p := &Plan{Tree: t, seen: map[string]bool{}}
+	add := func(logical, name string) error {
+		b, err := t.FS.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("integrate: %w", err)
+		}
+		x, err := ParseText(name, b, nil)
+		if err != nil {
+			return err
+		}
+		p.files = append(p.files, &planFile{logical, name, b, x})
+		return nil
+	}
+	if err := add(TxtSetupSIF, t.TxtSetup); err != nil {
+		return nil, err
+	}
+	for _, c := range t.TxtSetupCopies {
+		if err := add(TxtSetupSIF, c); err != nil {
+			return nil, err
+		}
+	}
+	if t.DosNet != "" {
+		if err := add(DosNetINF, t.DosNet); err != nil {
+			return nil, err
+		}
+	}
+	if err := add(HiveSysINF, t.HiveSys); err != nil {
+		return nil, err
+	}
+	if err := add(HiveSftINF, t.HiveSft); err != nil {
+		return nil, err
+	}
+	if t.HiveSft32 != "" {
+		if err := add(HiveSft32INF, t.HiveSft32); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// text returns the primary in-memory copy of a logical file, or nil.
+func (p *Plan) text(logical string) *Text {
+	for _, f := range p.files {
+		if f.logical == logical {
+			return f.text
+		}
+	}
+	return nil
+}
+
+// do applies e to every copy of its file and records it once.
+func (p *Plan) do(e Edit) {
+	for _, f := range p.files {
+		if f.logical == e.File && e.Apply(f.text) {
+			e.Changed = true
+		}
+	}
+	k := e.String()
+	if p.seen[k] {
+		return
+	}
+	p.seen[k] = true
+	p.Edits = append(p.Edits, e)
+}
+
+func (p *Plan) warn(format string, a ...any) {
+	p.Warnings = append(p.Warnings, fmt.Sprintf(format, a...))
+}
+
+// FileChange is one file of a plan and whether the plan changes it.
+type FileChange struct {
+	Path    string `json:"path"`
+	Changed bool   `json:"changed"`
+}
+
+// Files lists the files the plan read, in order, with their state.
+func (p *Plan) Files() ([]FileChange, error) {
+	var out []FileChange
+	for _, f := range p.files {
+		b, err := f.text.Bytes()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, FileChange{f.path, !bytes.Equal(b, f.orig)})
+	}
+	return out, nil
+}
+
+// Diff returns a unified diff of every changed file, for --dry-run.
+func (p *Plan) Diff() (string, error) {
+	var sb strings.Builder
+	for _, f := range p.files {
+		b, err := f.text.Bytes()
+		if err != nil {
+			return "", err
+		}
+		if bytes.Equal(b, f.orig) {
+			continue
+		}
+		old, _ := ParseText(f.path, f.orig, nil)
+		sb.WriteString(Diff("a/"+f.path, "b/"+f.path, old.Lines(), f.text.Lines()))
+	}
+	return sb.String(), nil
+}
+
+// Commit writes every changed file through the tree's FS (atomically per
+// file). Unchanged files are not touched.
+func (p *Plan) Commit() error {
+	type out struct {
+		path string
+		b    []byte
+	}
+	var outs []out
+	for _, f := range p.files { // encode everything before writing anything
+		b, err := f.text.Bytes()
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(b, f.orig) {
+			outs = append(outs, out{f.path, b})
+		}
+	}
+	for _, o := range outs {
+		if err := p.Tree.FS.WriteFile(o.path, o.b); err != nil {
+			return fmt.Errorf("integrate: writing %s: %w", o.path, err)
+		}
+	}
+	for _, f := range p.files {
+		if b, err := f.text.Bytes(); err == nil {
+			f.orig = b
+		}
+	}
+	return nil
+}
+
+// isNIC reports a network adapter ([Version] Class=Net or its GUID).
+func isNIC(d *drivers.Device) bool {
+	return strings.EqualFold(d.Class, "Net") || strings.EqualFold(d.ClassGUID, NetClassGUID)
+}
+
+// isStorage reports a storage controller (SCSIAdapter or HDC class).
+func isStorage(d *drivers.Device) bool {
+	return strings.EqualFold(d.Class, "SCSIAdapter") || strings.EqualFold(d.ClassGUID, SCSIAdapterClassGUID) ||
+		strings.EqualFold(d.Class, "HDC") || strings.EqualFold(d.ClassGUID, HDCClassGUID)
+}
+
+// functionService returns the device's function driver: the service with
+// SPSVCINST_ASSOCSERVICE, else the first one.
+func functionService(d *drivers.Device) *drivers.Service {
+	for i := range d.Services {
+		if d.Services[i].Flags&0x2 != 0 {
+			return &d.Services[i]
+		}
+	}
+	if len(d.Services) > 0 {
+		return &d.Services[0]
+	}
+	return nil
+}
+
+func winBase(p string) string {
+	if i := strings.LastIndexAny(p, `\/`); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+func winDir(p string) string {
+	if i := strings.LastIndexAny(p, `\/`); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// peMachine returns the COFF machine of a PE image, or 0 when b is not
+// one. Only the headers are read: a driver's architecture is all we need.
+func peMachine(b []byte) uint16 {
+	if len(b) < 0x40 || b[0] != 'M' || b[1] != 'Z' {
+		return 0
+	}
+	off := int64(binary.LittleEndian.Uint32(b[0x3c:]))
+	if off+6 > int64(len(b)) || string(b[off:off+4]) != "PE\x00\x00" {
+		return 0
+	}
+	return binary.LittleEndian.Uint16(b[off+4:])
+}
+
+// textFile is a file that text-mode setup loads or copies from the setup
+// directory root (disk 1).
+type textFile struct {
+	name    string // name in the setup directory (the service name for images)
+	orig    string // file name in the package / on the installed system
+	dirID   string // WinntDirectories id of the destination: 4 drivers, 2 system32
+	service *drivers.Service
+	dev     *drivers.Device
+}
+
+// AddDriver plans the txtsetup.sif and dosnet.inf edits for one driver
+// package, given its resolved devices (drivers.Package.Resolve with
+// Tree.Target()). It checks everything first: a driver without a device
+// for the target, or with binaries of the other architecture, is refused
+// with nothing planned.
+func (p *Plan) AddDriver(pkg *drivers.Package, devs []*drivers.Device) error {
+	t := p.Tree
+	if len(devs) == 0 {
+		return fmt.Errorf("%w: %s has no device for %s (Windows %s %s)", ErrArch, pkg.Dir, t.Target(), t.OS, t.Arch)
+	}
+	want := map[string]uint16{"x86": pe.IMAGE_FILE_MACHINE_I386, "amd64": pe.IMAGE_FILE_MACHINE_AMD64}[t.Arch]
+	names := map[uint16]string{pe.IMAGE_FILE_MACHINE_I386: "x86", pe.IMAGE_FILE_MACHINE_AMD64: "amd64", pe.IMAGE_FILE_MACHINE_IA64: "ia64"}
+
+	// Gather the text-mode files and check them.
+	var tfs []*textFile
+	byName := map[string]*textFile{}
+	addTF := func(f *textFile) error {
+		k := strings.ToLower(f.name)
+		if o, ok := byName[k]; ok {
+			if strings.EqualFold(o.orig, f.orig) {
+				return nil
+			}
+			return fmt.Errorf("integrate: %s: text-mode name %s is wanted by both %s and %s (the rename-and-patch of IntegrateDrv §6.5 is not implemented yet)", pkg.Dir, f.name, o.orig, f.orig)
+		}
+		byName[k] = f
+		tfs = append(tfs, f)
+		return nil
+	}
+	for _, d := range devs {
+		images := map[string]*drivers.Service{}
+		for i := range d.Services {
+			s := &d.Services[i]
+			if s.ServiceBinary != "" {
+				images[strings.ToLower(winBase(s.ServiceBinary))] = s
+			}
+		}
+		for _, fc := range d.Files {
+			b, err := os.ReadFile(filepath.Join(pkg.Dir, filepath.FromSlash(fc.Source)))
+			if err != nil {
+				return fmt.Errorf("integrate: %s: %w", pkg.Dir, err)
+			}
+			base := winBase(fc.Dest)
+			lower := strings.ToLower(base)
+			isBin := strings.HasSuffix(lower, ".sys") || strings.HasSuffix(lower, ".dll")
+			if isBin {
+				if m := peMachine(b); m != 0 && m != want {
+					arch := names[m]
+					if arch == "" {
+						arch = fmt.Sprintf("machine 0x%x", m)
+					}
+					return fmt.Errorf("%w: %s is %s, the setup tree is %s", ErrArch, path.Join(pkg.Dir, fc.Source), arch, t.Arch)
+				}
+			}
+			dir := strings.ToLower(winDir(fc.Dest))
+			switch {
+			case strings.HasSuffix(lower, ".sys") && dir == `system32\drivers`:
+				f := &textFile{name: base, orig: base, dirID: "4", dev: d}
+				if s := images[lower]; s != nil {
+					f.service = s
+					f.name = s.Name + ".sys" // text mode loads Services\<file base name>
+				}
+				if err := addTF(f); err != nil {
+					return err
+				}
+			case strings.HasSuffix(lower, ".dll") && dir == "system32":
+				if err := addTF(&textFile{name: base, orig: base, dirID: "2", dev: d}); err != nil {
+					return err
+				}
+			}
+		}
+		for _, s := range d.Services {
+			if s.ServiceBinary != "" && byName[strings.ToLower(s.Name+".sys")] == nil {
+				return fmt.Errorf("integrate: %s: service %s's image %s is not among the files the INF copies to system32\\drivers", d.INF, s.Name, s.ServiceBinary)
+			}
+		}
+	}
+
+	// Staging for GUI mode, then text mode, then the critical devices.
+	if err := p.stage(pkg, devs); err != nil {
+		return err
+	}
+	p.textMode(tfs)
+	p.criticalDevices(devs)
+	p.hiveSysServices(devs)
+	p.hiveSysCriticalDevices(devs)
+	for _, d := range devs {
+		if isNIC(d) {
+			p.tcpipTextMode()
+			break
+		}
+	}
+	for _, d := range devs {
+		for _, s := range d.Services {
+			if strings.EqualFold(s.Name, "sanbootconf") {
+				p.enableGUIBoot()
+			}
+		}
+	}
+	return nil
+}
+
+// stagingName is the staging subdirectory of an INF: its base name,
+// lower-cased (IntegrateDrv used the hardware ID, whose '&' and '\' break
+// ISO 9660 names).
+func stagingName(inf string) string {
+	b := strings.ToLower(winBase(inf))
+	return strings.TrimSuffix(b, path.Ext(b))
+}
+
+// allocID returns the id of the entry of section whose field holds want
+// (case-insensitive), or the next free number from first.
+func allocID(x *Text, section string, field int, want string, first int, prefix string) (string, bool) {
+	next := first
+	for _, e := range x.Entries(section) {
+		if field < len(e.Fields) && strings.EqualFold(e.Fields[field], want) {
+			return e.Key, true
+		}
+		k := strings.ToLower(e.Key)
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		if n, err := strconv.Atoi(k[len(prefix):]); err == nil && n >= next {
+			next = n + 1
+		}
+	}
+	return prefix + strconv.Itoa(next), false
+}
+
+// stage copies every file of the package's INFs into the staging tree
+// \<setup>\scsidrv\<inf>\… for GUI-mode setup: a source disk and a
+// Windows directory per subdirectory, a SourceDisksFiles line per file.
+func (p *Plan) stage(pkg *drivers.Package, devs []*drivers.Device) error {
+	t := p.Tree
+	sif := p.text(TxtSetupSIF)
+	arch := t.Arch
+	sdn := "SourceDisksNames." + arch
+	sdf := "SourceDisksFiles." + arch
+	setupName := strings.ToLower(path.Base(t.SetupDir))
+	var desc, tag string
+	for _, e := range sif.Entries(sdn) {
+		if e.Key == "1" && len(e.Fields) >= 2 {
+			desc, tag = e.Fields[0], e.Fields[1]
+		}
+	}
+	if desc == "" {
+		return fmt.Errorf("integrate: %s: [%s] has no entry 1 to copy the disk name from", t.TxtSetup, sdn)
+	}
+
+	type staged struct{ rel string }
+	byINF := map[string][]staged{}
+	var infs []string
+	addFile := func(inf, rel string) {
+		if _, ok := byINF[inf]; !ok {
+			infs = append(infs, inf)
+		}
+		for _, s := range byINF[inf] {
+			if strings.EqualFold(s.rel, rel) {
+				return
+			}
+		}
+		byINF[inf] = append(byINF[inf], staged{rel})
+	}
+	for _, d := range devs {
+		addFile(d.INF, d.INF)
+		if d.CatalogFile != "" {
+			if src, ok := pkg.Lookup(d.CatalogFile); ok {
+				addFile(d.INF, src)
+			} else {
+				p.warn("%s: catalog %s is not in the package; GUI-mode setup will see the driver unsigned", d.INF, d.CatalogFile)
+			}
+		}
+		for _, fc := range d.Files {
+			addFile(d.INF, fc.Source)
+		}
+	}
+	var devPath []string
+	for _, inf := range infs {
+		name := stagingName(inf)
+		devPath = append(devPath, `%SystemRoot%\TEMP\SCSIDRV\`+name)
+		type ids struct{ disk, winnt, dosnet string }
+		dirs := map[string]ids{} // subdir → its directory ids
+		for _, s := range byINF[inf] {
+			sub := strings.ToLower(path.Dir(s.rel))
+			id, ok := dirs[sub]
+			if !ok {
+				media := `\` + setupName + `\scsidrv\` + name
+				win := `TEMP\SCSIDRV\` + name
+				if sub != "." {
+					media += `\` + strings.ReplaceAll(sub, "/", `\`)
+					win += `\` + strings.ReplaceAll(sub, "/", `\`)
+				}
+				disk, _ := allocID(sif, sdn, 3, media, firstDiskID, "")
+				p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: sdn, Key: disk,
+					Value: quote(desc) + "," + tag + ",," + media, Why: "staging " + inf})
+				wd, _ := allocID(sif, "WinntDirectories", 0, win, firstWinntDir, "")
+				p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "WinntDirectories", Key: wd,
+					Value: win, Why: "staging " + inf})
+				id = ids{disk: disk, winnt: wd}
+				if dn := p.text(DosNetINF); dn != nil {
+					d, _ := allocID(dn, "Directories", 0, media, firstDosNetDir, "d")
+					p.do(Edit{File: DosNetINF, Op: OpSet, Section: "Directories", Key: d, Value: media, Why: "staging " + inf})
+					p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "OptionalSrcDirs",
+						Value: strings.TrimPrefix(media, `\`+setupName+`\`), Why: "staging " + inf})
+					id.dosnet = d
+				}
+				dirs[sub] = id
+			}
+			base := path.Base(s.rel)
+			p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: sdf, Key: base,
+				Match: &FieldMatch{7, id.winnt}, Value: id.disk + ",,,,,,," + id.winnt + ",0,0", Why: "staging " + inf})
+			if id.dosnet != "" {
+				p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "Files", Value: id.dosnet + "," + base, Why: "staging " + inf})
+			}
+		}
+	}
+	p.devicePath(devPath)
+	return nil
+}
+
+// textMode makes text-mode setup copy and load the driver files from the
+// setup directory (research §6.5, §6.6; SCSI.Load for storage drivers).
+func (p *Plan) textMode(tfs []*textFile) {
+	t := p.Tree
+	sdf := "SourceDisksFiles." + t.Arch
+	dn := p.text(DosNetINF)
+	for _, f := range tfs {
+		why := f.orig
+		if f.service != nil {
+			why = "service " + f.service.Name
+		}
+		if f.dirID == "2" { // a DLL: system32
+			p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: sdf, Key: f.name, Match: &FieldMatch{7, "2"},
+				Value: "1,,,,,,,2,0,0", Why: why})
+			if dn != nil {
+				p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "Files", Value: "d1," + f.name, Why: why})
+			}
+			continue
+		}
+		scsi := f.service != nil && isStorage(f.dev) && f.service == functionService(f.dev)
+		disp := "0"
+		dest := ""
+		if !strings.EqualFold(f.name, f.orig) {
+			dest = f.orig
+		}
+		if scsi && dest == "" {
+			disp = "3" // [SCSI.Load] copies it
+		}
+		v := "1,,,,,,4_,4," + disp + "," + disp
+		if t.Minor != 0 || dest != "" {
+			v += "," + dest + ",1,4"
+		}
+		p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: sdf, Key: f.name, Match: &FieldMatch{7, "4"}, Value: v, Why: why})
+		if dn != nil {
+			p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "Files", Value: "d1," + f.name, Why: why})
+			p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "FloppyFiles.1", Value: "d1," + f.name, Why: why})
+		}
+		if disp == "3" {
+			p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "FileFlags", Key: f.name, Value: "16", Why: why})
+		}
+		if f.service == nil {
+			continue
+		}
+		svc := f.service.Name
+		if len(svc) > 8 && t.Layout == Media {
+			p.warn("service %s: text-mode file %s is not an 8.3 name; an ISO 9660 level 1 CD cannot carry it", svc, f.name)
+		}
+		desc := f.service.DisplayName
+		if desc == "" {
+			desc = f.dev.Description
+		}
+		switch {
+		case scsi:
+			p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "SCSI.Load", Key: svc, Value: f.name + ",4", Why: why})
+			p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "SCSI", Key: svc, Value: quote(desc), Why: why})
+		case f.service.LoadOrderGroup != "":
+			// A non-sticky load section; the service's Group in
+			// setupreg.hiv decides the real order.
+			p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "Keyboard.Load", Key: svc, Value: f.name, Why: why})
+			p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "Keyboard", Key: svc,
+				Value: quote(desc) + ",files.none," + svc, Why: why})
+		default:
+			p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "CdRomDrivers.Load", Key: svc, Value: f.name, Why: why})
+			p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "CdRomDrivers", Key: svc, Value: quote(desc), Why: why})
+		}
+	}
+}
+
+// criticalDevices maps every hardware and compatible ID of each device to
+// its function service in [HardwareIdsDatabase], with the class GUID for
+// network adapters (NICBootConf needs it on the instance). Root-enumerated
+// IDs are left out: those devices are pre-created in the Enum tree.
+func (p *Plan) criticalDevices(devs []*drivers.Device) {
+	for _, d := range devs {
+		s := functionService(d)
+		if s == nil {
+			p.warn("%s: %s has no service; no critical-device entry", d.INF, d.HardwareID)
+			continue
+		}
+		v := quote(s.Name)
+		if isNIC(d) {
+			v += "," + NetClassGUID
+		}
+		ids := append([]string{d.HardwareID}, d.CompatibleIDs...)
+		for _, id := range ids {
+			if id == "" || strings.HasPrefix(strings.ToUpper(id), `ROOT\`) {
+				continue
+			}
+			p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "HardwareIdsDatabase", Key: id, Value: v, Why: d.Description})
+		}
+	}
+}
+
+// tcpipTextMode loads NDIS, IPSec and TCP/IP in text mode (research §7.1)
+// and, on media, has winnt32 copy their files to the boot directory.
+func (p *Plan) tcpipTextMode() {
+	if p.nicDone {
+		return
+	}
+	p.nicDone = true
+	p.hiveSysTCPIP()
+	const why = "network adapter: TCP/IP in text mode"
+	p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "BusExtenders.Load", Key: "ndis", Value: "ndis.sys", Why: why})
+	p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "BusExtenders", Key: "ndis", Value: `"NDIS",files.none,ndis`, Why: why})
+	if p.Tree.Minor != 0 {
+		p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "DiskDrivers.Load", Key: "ipsec", Value: "ipsec.sys", Why: why})
+		p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "DiskDrivers", Key: "ipsec", Value: `"IPSEC Driver"`, Why: why})
+	}
+	p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "DiskDrivers.Load", Key: "tcpip", Value: "tcpip.sys", Why: why})
+	p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "DiskDrivers", Key: "tcpip", Value: `"TCP/IP Protocol Driver"`, Why: why})
+	if p.text(DosNetINF) != nil {
+		files := []string{"tdi.sy_", "ndis.sy_", "ipsec.sy_", "tcpip.sy_"}
+		if p.Tree.Minor == 0 {
+			files = []string{"tdi.sy_", "ndis.sy_", "tcpip.sy_"}
+		}
+		for _, f := range files {
+			p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "FloppyFiles.1", Value: "d1," + f, Why: why})
+		}
+	}
+}
+
+// enableGUIBoot removes /noguiboot from [SetupData] OsLoadOptions so that
+// sanbootconf's boot text shows (research §2 step 6).
+func (p *Plan) enableGUIBoot() {
+	v, ok := p.text(TxtSetupSIF).Value("SetupData", "OsLoadOptions")
+	if !ok {
+		return
+	}
+	var kept []string
+	for _, o := range strings.Fields(unquote(v)) {
+		if !strings.EqualFold(o, "/noguiboot") {
+			kept = append(kept, o)
+		}
+	}
+	p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "SetupData", Key: "OsLoadOptions",
+		Value: quote(strings.Join(kept, " ")), Why: "sanbootconf: boot text needs the GUI boot screen"})
+}

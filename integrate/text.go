@@ -1,0 +1,515 @@
+package integrate
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/unicode"
+)
+
+// Encoding is how a text file is stored.
+type Encoding int
+
+// Encodings of INI-shaped setup files.
+const (
+	ANSI    Encoding = iota // a single-byte code page (Windows-1252 unless told)
+	UTF8BOM                 // UTF-8 with a byte-order mark
+	UTF16LE                 // UTF-16 little-endian with a byte-order mark
+)
+
+// String names the encoding.
+func (e Encoding) String() string {
+	switch e {
+	case UTF8BOM:
+		return "UTF-8"
+	case UTF16LE:
+		return "UTF-16LE"
+	}
+	return "ANSI"
+}
+
+// TextOptions configures ParseText.
+type TextOptions struct {
+	// CodePage decodes and encodes ANSI files; nil means Windows-1252.
+	CodePage encoding.Encoding
+}
+
+// A Text is an INI-shaped file (txtsetup.sif, dosnet.inf, hivesys.inf, an
+// INF) held as its original lines. Lines nobody edits are written back
+// byte for byte, so a parse followed by Bytes returns the input exactly.
+// Section and key names match case-insensitively and keep their case.
+type Text struct {
+	Name     string
+	Encoding Encoding
+	// EOL is the line ending given to new lines: the file's own (CRLF
+	// when it has any, else LF; CRLF for an empty file).
+	EOL   string
+	cp    encoding.Encoding
+	bom   []byte
+	lines []*line
+}
+
+type lineKind uint8
+
+const (
+	kindBlank lineKind = iota
+	kindComment
+	kindHeader
+	kindEntry
+	kindTrailer // at or after an end-of-file mark (0x1A)
+)
+
+type line struct {
+	raw    []byte // original bytes, EOL included; nil once changed or new
+	text   string // decoded content without the EOL
+	eol    string // decoded EOL ("\r\n", "\n", "\r\r\n", "")
+	kind   lineKind
+	name   string // section name of a header
+	key    string // key of an entry with '=', else ""
+	value  string // value of an entry (after '=', comment removed)
+	fields []string
+}
+
+// ParseText splits data into lines and sections. It never fails on
+// content: anything that is not a header, blank or comment is an entry.
+func ParseText(name string, data []byte, opt *TextOptions) (*Text, error) {
+	t := &Text{Name: name, cp: charmap.Windows1252}
+	if opt != nil && opt.CodePage != nil {
+		t.cp = opt.CodePage
+	}
+	unit := 1
+	switch {
+	case bytes.HasPrefix(data, []byte{0xFF, 0xFE}):
+		t.Encoding, t.bom, unit = UTF16LE, data[:2], 2
+	case bytes.HasPrefix(data, []byte{0xEF, 0xBB, 0xBF}):
+		t.Encoding, t.bom = UTF8BOM, data[:3]
+	}
+	rest := data[len(t.bom):]
+	crlf, lf := 0, 0
+	trailer := false
+	for len(rest) > 0 {
+		end := len(rest)
+		for i := 0; i+unit <= len(rest); i += unit {
+			if rest[i] == '\n' && (unit == 1 || rest[i+1] == 0) {
+				end = i + unit
+				break
+			}
+		}
+		raw := rest[:end:end]
+		rest = rest[end:]
+		content := raw
+		eolLen := 0
+		// isUnit: the code unit ending n bytes before the end is c. A
+		// UTF-16 line cut at an odd byte has no ending.
+		isUnit := func(n int, c byte) bool {
+			at := len(content) - n
+			return at >= 0 && content[at] == c && (unit == 1 || (content[at+1] == 0 && len(content)%2 == 0))
+		}
+		if isUnit(unit, '\n') {
+			eolLen = unit
+			for isUnit(eolLen+unit, '\r') {
+				eolLen += unit
+			}
+		}
+		body := content[:len(content)-eolLen]
+		l := &line{raw: raw, text: t.decode(body), eol: t.decode(content[len(content)-eolLen:])}
+		switch l.eol {
+		case "":
+		case "\n":
+			lf++
+		default:
+			crlf++
+		}
+		// txtsetup.sif ends with an EOF mark (0x1A, then CRLF on 2000);
+		// setup ignores what follows it, so new lines go before it
+		// (IntegrateDrv's INIFile.cs does the same).
+		if strings.HasPrefix(l.text, "\x1a") {
+			trailer = true
+		}
+		if trailer {
+			l.kind = kindTrailer
+		} else {
+			l.classify()
+		}
+		t.lines = append(t.lines, l)
+	}
+	t.EOL = "\r\n"
+	if lf > crlf {
+		t.EOL = "\n"
+	}
+	return t, nil
+}
+
+func (t *Text) decode(b []byte) string {
+	switch t.Encoding {
+	case UTF16LE:
+		s, err := unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM).NewDecoder().Bytes(b)
+		if err == nil {
+			return string(s)
+		}
+		return string(b)
+	case UTF8BOM:
+		return string(b)
+	}
+	if s, err := t.cp.NewDecoder().Bytes(b); err == nil {
+		return string(s)
+	}
+	return string(b)
+}
+
+func (t *Text) encode(s string) ([]byte, error) {
+	switch t.Encoding {
+	case UTF16LE:
+		return unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM).NewEncoder().Bytes([]byte(s))
+	case UTF8BOM:
+		if !utf8.ValidString(s) {
+			return nil, fmt.Errorf("integrate: %s: invalid UTF-8 in new line %q", t.Name, s)
+		}
+		return []byte(s), nil
+	}
+	b, err := t.cp.NewEncoder().Bytes([]byte(s))
+	if err != nil {
+		return nil, fmt.Errorf("integrate: %s: %q cannot be written in the file's code page", t.Name, s)
+	}
+	return b, nil
+}
+
+// classify parses a line's content. Comments start with ';' (INF
+// syntax); a header without its closing ']' still opens a section, as
+// setupapi tolerates.
+func (l *line) classify() {
+	s := strings.TrimSpace(l.text)
+	l.kind, l.name, l.key, l.value, l.fields = kindEntry, "", "", "", nil
+	switch {
+	case s == "":
+		l.kind = kindBlank
+		return
+	case s[0] == ';':
+		l.kind = kindComment
+		return
+	case s[0] == '[':
+		l.kind = kindHeader
+		n := s[1:]
+		if i := strings.IndexByte(n, ']'); i >= 0 {
+			n = n[:i]
+		}
+		l.name = strings.TrimSpace(n)
+		return
+	}
+	s = stripComment(s)
+	if i := indexUnquoted(s, '='); i >= 0 {
+		l.key = unquote(strings.TrimSpace(s[:i]))
+		l.value = strings.TrimSpace(s[i+1:])
+	} else {
+		l.value = s
+	}
+	l.fields = splitFields(l.value)
+}
+
+// indexUnquoted returns the index of the first c outside double quotes.
+func indexUnquoted(s string, c byte) int {
+	q := false
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '"':
+			q = !q
+		case s[i] == c && !q:
+			return i
+		}
+	}
+	return -1
+}
+
+func stripComment(s string) string {
+	if i := indexUnquoted(s, ';'); i >= 0 {
+		return strings.TrimSpace(s[:i])
+	}
+	return s
+}
+
+func unquote(s string) string {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return strings.ReplaceAll(s[1:len(s)-1], `""`, `"`)
+	}
+	return s
+}
+
+func splitFields(v string) []string {
+	var out []string
+	for {
+		i := indexUnquoted(v, ',')
+		if i < 0 {
+			return append(out, unquote(strings.TrimSpace(v)))
+		}
+		out = append(out, unquote(strings.TrimSpace(v[:i])))
+		v = v[i+1:]
+	}
+}
+
+// Bytes returns the file: original bytes for untouched lines, new or
+// changed lines encoded in the file's encoding.
+func (t *Text) Bytes() ([]byte, error) {
+	var b bytes.Buffer
+	b.Write(t.bom)
+	for _, l := range t.lines {
+		if l.raw != nil {
+			b.Write(l.raw)
+			continue
+		}
+		e, err := t.encode(l.text + l.eol)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(e)
+	}
+	return b.Bytes(), nil
+}
+
+// Lines returns the decoded lines without their endings, for diffs.
+func (t *Text) Lines() []string {
+	out := make([]string, len(t.lines))
+	for i, l := range t.lines {
+		out[i] = l.text
+	}
+	return out
+}
+
+// Entry is one line of a section.
+type Entry struct {
+	Key    string   // as written, unquoted; "" for a line without '='
+	Value  string   // after '=', inline comment removed
+	Fields []string // Value split on unquoted commas, trimmed and unquoted
+}
+
+// HasSection reports whether a section exists.
+func (t *Text) HasSection(name string) bool { return t.lastHeader(name) >= 0 }
+
+// Sections returns the section names in file order, duplicates kept.
+func (t *Text) Sections() []string {
+	var out []string
+	for _, l := range t.lines {
+		if l.kind == kindHeader {
+			out = append(out, l.name)
+		}
+	}
+	return out
+}
+
+// Entries returns the entries of every occurrence of a section, in order.
+func (t *Text) Entries(section string) []Entry {
+	var out []Entry
+	for _, i := range t.sectionLines(section) {
+		l := t.lines[i]
+		if l.kind == kindEntry {
+			out = append(out, Entry{l.key, l.value, l.fields})
+		}
+	}
+	return out
+}
+
+// Value returns the value of the first entry with key in section.
+func (t *Text) Value(section, key string) (string, bool) {
+	for _, e := range t.Entries(section) {
+		if e.Key != "" && strings.EqualFold(e.Key, key) {
+			return e.Value, true
+		}
+	}
+	return "", false
+}
+
+// sectionLines returns the indices of the lines of every occurrence of
+// section (headers excluded). Sections may repeat; setup reads them as one.
+func (t *Text) sectionLines(section string) []int {
+	var out []int
+	in := false
+	for i, l := range t.lines {
+		switch l.kind {
+		case kindHeader:
+			in = strings.EqualFold(l.name, section)
+		case kindTrailer:
+			return out
+		default:
+			if in {
+				out = append(out, i)
+			}
+		}
+	}
+	return out
+}
+
+func (t *Text) lastHeader(section string) int {
+	h := -1
+	for i, l := range t.lines {
+		if l.kind == kindHeader && strings.EqualFold(l.name, section) {
+			h = i
+		}
+	}
+	return h
+}
+
+// trailerStart returns the index of the first trailer line or len(lines).
+func (t *Text) trailerStart() int {
+	for i, l := range t.lines {
+		if l.kind == kindTrailer {
+			return i
+		}
+	}
+	return len(t.lines)
+}
+
+// insert puts a new line at index i, giving the line before it an
+// ending if it had none (the last line of a file without a final EOL).
+func (t *Text) insert(i int, text string) {
+	if i > 0 {
+		if p := t.lines[i-1]; p.eol == "" {
+			t.setEOL(p)
+		}
+	}
+	l := &line{text: text, eol: t.EOL}
+	l.classify()
+	t.lines = append(t.lines, nil)
+	copy(t.lines[i+1:], t.lines[i:])
+	t.lines[i] = l
+}
+
+func (t *Text) setEOL(l *line) {
+	if l.raw != nil && t.Encoding == UTF16LE && len(l.raw)%2 == 1 {
+		// A UTF-16 file cut mid-unit: re-encode the line whole.
+		l.raw = nil
+	}
+	if l.raw != nil {
+		// Keep the original bytes, append the encoded ending.
+		e, _ := t.encode(t.EOL)
+		l.raw = append(l.raw[:len(l.raw):len(l.raw)], e...)
+	}
+	l.eol = t.EOL
+}
+
+// EnsureSection adds "[name]" at the end of the file (before an EOF
+// mark) when no such section exists. It reports whether it changed t.
+func (t *Text) EnsureSection(name string) bool {
+	if t.HasSection(name) {
+		return false
+	}
+	i := t.trailerStart()
+	if i > 0 && t.lines[i-1].kind != kindBlank {
+		t.insert(i, "")
+		i++
+	}
+	t.insert(i, "["+name+"]")
+	return true
+}
+
+// appendAt returns where a new line of section goes: after the last
+// line of its last occurrence that is neither blank nor a comment.
+func (t *Text) appendAt(section string) int {
+	h := t.lastHeader(section)
+	pos := h + 1
+	for i := h + 1; i < len(t.lines); i++ {
+		k := t.lines[i].kind
+		if k == kindHeader || k == kindTrailer {
+			break
+		}
+		if k == kindEntry {
+			pos = i + 1
+		}
+	}
+	return pos
+}
+
+// Set makes section contain "key = value": the first entry with key
+// (case-insensitive) gets the new value, keeping its key and spacing, or
+// the line is added at the end of the section, which is created if
+// needed. It reports whether it changed t.
+func (t *Text) Set(section, key, value string) bool {
+	return t.SetMatch(section, key, -1, "", value)
+}
+
+// SetMatch is Set for sections where a key may repeat (SourceDisksFiles
+// lists a file once per destination): only an entry whose field index
+// field equals fieldValue (case-insensitive) is replaced. field < 0
+// matches any entry with key.
+func (t *Text) SetMatch(section, key string, field int, fieldValue, value string) bool {
+	t.EnsureSection(section)
+	for _, i := range t.sectionLines(section) {
+		l := t.lines[i]
+		if l.kind != kindEntry || l.key == "" || !strings.EqualFold(l.key, key) {
+			continue
+		}
+		if field >= 0 && (field >= len(l.fields) || !strings.EqualFold(l.fields[field], fieldValue)) {
+			continue
+		}
+		if sameFields(l.fields, splitFields(value)) {
+			return false
+		}
+		eq := indexUnquoted(l.text, '=')
+		j := eq + 1
+		for j < len(l.text) && (l.text[j] == ' ' || l.text[j] == '\t') {
+			j++
+		}
+		l.text = l.text[:j] + value
+		l.raw = nil
+		l.classify()
+		return true
+	}
+	t.insert(t.appendAt(section), key+" = "+value)
+	return true
+}
+
+func sameFields(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !strings.EqualFold(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameLine compares a line with text the way setup reads them: key and
+// fields, ignoring spacing, quotes and case.
+func sameLine(l *line, text string) bool {
+	n := &line{text: text}
+	n.classify()
+	if l.kind != n.kind {
+		return false
+	}
+	if l.kind != kindEntry {
+		return strings.EqualFold(strings.TrimSpace(l.text), strings.TrimSpace(text))
+	}
+	return strings.EqualFold(l.key, n.key) && sameFields(l.fields, n.fields)
+}
+
+// AddLine appends text to section unless an equal line is already there
+// (see Set for where it goes). It reports whether it changed t.
+func (t *Text) AddLine(section, text string) bool {
+	t.EnsureSection(section)
+	for _, i := range t.sectionLines(section) {
+		if sameLine(t.lines[i], text) {
+			return false
+		}
+	}
+	t.insert(t.appendAt(section), text)
+	return true
+}
+
+// RemoveLine deletes every line of section equal to text. It reports
+// whether it changed t.
+func (t *Text) RemoveLine(section, text string) bool {
+	idx := t.sectionLines(section)
+	changed := false
+	for k := len(idx) - 1; k >= 0; k-- {
+		i := idx[k]
+		if sameLine(t.lines[i], text) {
+			t.lines = append(t.lines[:i], t.lines[i+1:]...)
+			changed = true
+		}
+	}
+	return changed
+}
