@@ -260,10 +260,8 @@ func (r *resolver) device(f *INF, mfr string, ms *Section, l *Line) (*Device, er
 				var fc []FileCopy
 				fc, err = r.copyFiles(f, dl)
 				d.Files = append(d.Files, fc...)
-			case "addreg":
-				d.Registry, err = r.regSections(f, dl, d.Registry, false)
-			case "delreg":
-				d.Registry, err = r.regSections(f, dl, d.Registry, true)
+			case "addreg", "delreg":
+				d.Registry, _, err = r.regLine(f, dl, d.Registry)
 			case "characteristics":
 				d.Characteristics, err = parseNumber(dl.Field(0))
 				d.HasCharacteristics = true
@@ -282,22 +280,8 @@ func (r *resolver) device(f *INF, mfr string, ms *Section, l *Line) (*Device, er
 	}
 	// DDInstall.HW, .Services, .CoInstallers: optional.
 	if f.Section(inst+".HW") != nil {
-		err := r.walk(f, inst+".HW", l.Num, map[string]bool{}, func(f *INF, s *Section) error {
-			for _, dl := range s.Lines {
-				var err error
-				switch strings.ToLower(dl.Key) {
-				case "addreg":
-					d.HWRegistry, err = r.regSections(f, dl, d.HWRegistry, false)
-				case "delreg":
-					d.HWRegistry, err = r.regSections(f, dl, d.HWRegistry, true)
-				}
-				if err != nil {
-					return wrapLine(f, dl, err)
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		var err error
+		if d.HWRegistry, err = r.regOnly(f, inst+".HW", l.Num, d.HWRegistry); err != nil {
 			return nil, err
 		}
 	}
@@ -327,10 +311,8 @@ func (r *resolver) device(f *INF, mfr string, ms *Section, l *Line) (*Device, er
 					var fc []FileCopy
 					fc, err = r.copyFiles(f, dl)
 					d.Files = append(d.Files, fc...)
-				case "addreg":
-					d.Registry, err = r.regSections(f, dl, d.Registry, false)
-				case "delreg":
-					d.Registry, err = r.regSections(f, dl, d.Registry, true)
+				case "addreg", "delreg":
+					d.Registry, _, err = r.regLine(f, dl, d.Registry)
 				}
 				if err != nil {
 					return wrapLine(f, dl, err)
@@ -532,6 +514,36 @@ func (r *resolver) sourceLine(f *INF, section, key string) *Line {
 }
 
 // regSections resolves an AddReg or DelReg directive's sections.
+// regLine applies an AddReg or DelReg directive to ops; handled is false
+// for any other directive.
+func (r *resolver) regLine(f *INF, l *Line, ops []RegOp) (_ []RegOp, handled bool, err error) {
+	switch strings.ToLower(l.Key) {
+	case "addreg":
+		ops, err = r.regSections(f, l, ops, false)
+		return ops, true, err
+	case "delreg":
+		ops, err = r.regSections(f, l, ops, true)
+		return ops, true, err
+	}
+	return ops, false, nil
+}
+
+// regOnly collects the AddReg and DelReg directives of a section that holds
+// nothing else of interest (DDInstall.HW, an event log install section),
+// following its Include and Needs.
+func (r *resolver) regOnly(f *INF, name string, refLine int, ops []RegOp) ([]RegOp, error) {
+	err := r.walk(f, name, refLine, map[string]bool{}, func(f *INF, s *Section) error {
+		for _, l := range s.Lines {
+			var err error
+			if ops, _, err = r.regLine(f, l, ops); err != nil {
+				return wrapLine(f, l, err)
+			}
+		}
+		return nil
+	})
+	return ops, err
+}
+
 func (r *resolver) regSections(f *INF, l *Line, ops []RegOp, del bool) ([]RegOp, error) {
 	for _, name := range l.Fields {
 		if name == "" {
@@ -725,10 +737,8 @@ func (r *resolver) service(f *INF, l *Line) (*Service, error) {
 				svc.StartName = sl.Field(0)
 			case "security":
 				svc.Security = sl.Field(0)
-			case "addreg":
-				svc.Registry, err = r.regSections(f, sl, svc.Registry, false)
-			case "delreg":
-				svc.Registry, err = r.regSections(f, sl, svc.Registry, true)
+			case "addreg", "delreg":
+				svc.Registry, _, err = r.regLine(f, sl, svc.Registry)
 			}
 			if err != nil {
 				return wrapLine(f, sl, err)
@@ -758,22 +768,8 @@ func (r *resolver) service(f *INF, l *Line) (*Service, error) {
 		if ev.Name == "" {
 			ev.Name = svc.Name
 		}
-		err := r.walk(f, el, l.Num, map[string]bool{}, func(f *INF, s *Section) error {
-			for _, sl := range s.Lines {
-				var err error
-				switch strings.ToLower(sl.Key) {
-				case "addreg":
-					ev.Registry, err = r.regSections(f, sl, ev.Registry, false)
-				case "delreg":
-					ev.Registry, err = r.regSections(f, sl, ev.Registry, true)
-				}
-				if err != nil {
-					return wrapLine(f, sl, err)
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		var err error
+		if ev.Registry, err = r.regOnly(f, el, l.Num, ev.Registry); err != nil {
 			return nil, err
 		}
 		svc.EventLog = ev
