@@ -366,6 +366,23 @@ func (l *lu) checkRange(lba, n uint64) *scsiResult {
 	return nil
 }
 
+// checkWrite refuses a write of n blocks at lba that lies outside the LU
+// (ILLEGAL REQUEST) or hits a write-protected LU (DATA PROTECT). wantOut is
+// the data-out length the command would have carried, so the transport can
+// still drain it.
+func (l *lu) checkWrite(lba, n uint64, wantOut int) *scsiResult {
+	if res := l.checkRange(lba, n); res != nil {
+		res.wantOut = wantOut
+		return res
+	}
+	if l.writeProtected() {
+		r := checkCondition(senseDataProtect, ascWriteProtected)
+		r.wantOut = wantOut
+		return r
+	}
+	return nil
+}
+
 // protectField returns the RDPROTECT/WRPROTECT/VRPROTECT field (no PI here).
 func protectField(cdb []byte) byte {
 	if cdbLen(cdb[0]) == 6 {
@@ -401,14 +418,8 @@ func (l *lu) write(cdb []byte, out []byte) *scsiResult {
 	}
 	lba, n := rwRange(cdb)
 	need := int(n) * blockSize
-	if res := l.checkRange(lba, n); res != nil {
-		res.wantOut = need
+	if res := l.checkWrite(lba, n, need); res != nil {
 		return res
-	}
-	if l.writeProtected() {
-		r := checkCondition(senseDataProtect, ascWriteProtected)
-		r.wantOut = need
-		return r
 	}
 	// iSCSI EDTL smaller than the SCSI transfer: write what was sent and
 	// report the overflow residual (FCP-4 option a, what libiscsi's
@@ -502,14 +513,8 @@ func (l *lu) writeSame(cdb []byte, out []byte) *scsiResult {
 	if unmap && l.punch == nil {
 		return illegal(ascInvalidFieldInCDB)
 	}
-	if res := l.checkRange(lba, n); res != nil {
-		res.wantOut = need
+	if res := l.checkWrite(lba, n, need); res != nil {
 		return res
-	}
-	if l.writeProtected() {
-		r := checkCondition(senseDataProtect, ascWriteProtected)
-		r.wantOut = need
-		return r
 	}
 	if len(out) < need {
 		r := illegal(ascInvalidFieldInIU)
@@ -570,14 +575,8 @@ func (l *lu) compareAndWrite(cdb []byte, out []byte) *scsiResult {
 	if n > 255 {
 		return illegal(ascInvalidFieldInCDB)
 	}
-	if res := l.checkRange(lba, n); res != nil {
-		res.wantOut = need
+	if res := l.checkWrite(lba, n, need); res != nil {
 		return res
-	}
-	if l.writeProtected() {
-		r := checkCondition(senseDataProtect, ascWriteProtected)
-		r.wantOut = need
-		return r
 	}
 	if len(out) != need {
 		// Includes 256 blocks wrapped to 0 in the one-byte field.
@@ -617,14 +616,8 @@ func (l *lu) orWrite(cdb []byte, out []byte) *scsiResult {
 	}
 	lba, n := be64(cdb[2:]), uint64(be32(cdb[10:]))
 	need := int(n) * blockSize
-	if res := l.checkRange(lba, n); res != nil {
-		res.wantOut = need
+	if res := l.checkWrite(lba, n, need); res != nil {
 		return res
-	}
-	if l.writeProtected() {
-		r := checkCondition(senseDataProtect, ascWriteProtected)
-		r.wantOut = need
-		return r
 	}
 	if n == 0 {
 		return &scsiResult{status: statusGood}
