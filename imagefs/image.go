@@ -31,8 +31,23 @@ type Partition struct {
 }
 
 // Open opens the disk image at path and reads its partition table. An image
-// without an MBR is an error that names the file.
+// without an MBR is an error that names the file. A writable open is refused
+// when delta or differencing disks depend on the image (see CheckNoChildren);
+// OpenForce skips that check.
 func Open(path string, writable bool) (*Image, error) {
+	if writable {
+		if err := CheckNoChildren(path); err != nil {
+			return nil, err
+		}
+	}
+	return open(path, writable)
+}
+
+// OpenForce opens the image writable even when delta disks depend on it,
+// which invalidates them; commands use it only with --force.
+func OpenForce(path string) (*Image, error) { return open(path, true) }
+
+func open(path string, writable bool) (*Image, error) {
 	dev, format, err := OpenDevice(path, writable)
 	if err != nil {
 		return nil, err

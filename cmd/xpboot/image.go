@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/xpboot/xpboot/imagefs"
+	"github.com/xpboot/xpboot/imagefs/convert"
 )
 
 func imageCommand(e *env) *cli.Command {
@@ -23,11 +24,15 @@ func imageCommand(e *env) *cli.Command {
 			imagePutCommand(e),
 			imageMkdirCommand(e),
 			imageRmCommand(e),
+			convertCommand(e),
 		},
 	}
 }
 
-var partitionFlag = &cli.IntFlag{Name: "partition", Aliases: []string{"p"}, Usage: "partition number (1-4); default: the active partition"}
+var (
+	partitionFlag = &cli.IntFlag{Name: "partition", Aliases: []string{"p"}, Usage: "partition number (1-4); default: the active partition"}
+	forceBaseFlag = &cli.BoolFlag{Name: "force", Usage: "write even into a base image that delta disks depend on (invalidates them)"}
+)
 
 func imageCreateCommand(e *env) *cli.Command {
 	return &cli.Command{
@@ -41,6 +46,8 @@ func imageCreateCommand(e *env) *cli.Command {
 			"setup to format.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "size", Value: "4G", Usage: "disk size: bytes, or with a K, M, G or T suffix (powers of 1024)"},
+			&cli.StringFlag{Name: "format", Aliases: []string{"O"}, Value: "raw", Usage: "container: raw, vmdk, vmdk-flat, vmdk-stream, vhd or vhd-fixed"},
+			&cli.BoolFlag{Name: "exact", Usage: "refuse a size the container cannot hold exactly (VHD rounds up to its CHS geometry otherwise)"},
 			&cli.StringFlag{Name: "fs", Value: "fat32", Usage: "file system: fat32 or none"},
 			&cli.StringFlag{Name: "label", Value: "XPBOOT", Usage: "FAT32 volume label (up to 11 characters)"},
 			&cli.UintFlag{Name: "align", Value: 63, Usage: "first sector of the partition: 63 (XP) or 2048 (1 MiB)"},
@@ -63,12 +70,17 @@ func imageCreateCommand(e *env) *cli.Command {
 					return cli.Exit(fmt.Sprintf("image create: --disk-signature %q: want 1 to 8 hex digits, not all zero", s), 2)
 				}
 			}
+			format, err := imagefs.ParseFormat(c.String("format"))
+			if err != nil {
+				return cli.Exit("image create: --format: "+err.Error(), 2)
+			}
 			update, finish := e.meter("create")
-			res, err := imagefs.Create(c.Args().First(), imagefs.CreateOptions{
+			// The converter logs size notices (VHD rounding) itself.
+			res, _, err := convert.CreateImage(c.Context, c.Args().First(), format, imagefs.CreateOptions{
 				Size: size, FS: c.String("fs"), Label: c.String("label"), Align: uint32(c.Uint("align")),
 				DiskSignature: uint32(sig), Force: c.Bool("force"),
 				Progress: update,
-			})
+			}, convert.Options{Exact: c.Bool("exact"), Log: e.log})
 			finish()
 			if err != nil {
 				return cli.Exit(err, 1)
@@ -76,7 +88,7 @@ func imageCreateCommand(e *env) *cli.Command {
 			e.log.Debug("image created", "path", res.Path, "size", res.Size, "disk_signature", fmt.Sprintf("%08x", res.DiskSignature))
 			if c.Bool("json") {
 				return e.printJSON(map[string]any{
-					"path": res.Path, "size": res.Size, "disk_signature": fmt.Sprintf("%08x", res.DiskSignature),
+					"path": res.Path, "format": format, "size": res.Size, "disk_signature": fmt.Sprintf("%08x", res.DiskSignature),
 					"filesystem": res.FS, "partition": map[string]any{
 						"index": 1, "start_lba": res.Partition.Entry.Start, "sectors": res.Partition.Entry.Sectors,
 						"type": fmt.Sprintf("0x%02x", res.Partition.Entry.Type),
@@ -142,7 +154,13 @@ func openFS(c *cli.Context, arg string, writable bool) (*imagefs.Image, imagefs.
 	if !ok {
 		return nil, nil, loc, cli.Exit(fmt.Sprintf("%s: not IMG or IMG:/path with an existing image file", arg), 2)
 	}
-	img, err := imagefs.Open(loc.Image, writable)
+	var img *imagefs.Image
+	var err error
+	if writable && c.Bool("force") {
+		img, err = imagefs.OpenForce(loc.Image)
+	} else {
+		img, err = imagefs.Open(loc.Image, writable)
+	}
 	if err != nil {
 		return nil, nil, loc, cli.Exit(err, 1)
 	}
@@ -246,7 +264,7 @@ func imagePutCommand(e *env) *cli.Command {
 		Description: "Like cp -r: with several sources, or when /path is a directory or ends in /,\n" +
 			"the sources are copied into it; otherwise the single source is copied to /path.\n" +
 			"Missing parent directories are created. FAT32 only: NTFS is read-only.",
-		Flags: []cli.Flag{partitionFlag, &cli.BoolFlag{Name: "json", Usage: "print a summary as JSON"}},
+		Flags: []cli.Flag{partitionFlag, forceBaseFlag, &cli.BoolFlag{Name: "json", Usage: "print a summary as JSON"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 2 {
 				return cli.Exit("image put: want LOCAL... IMG:/path", 2)
@@ -287,7 +305,7 @@ func imageMkdirCommand(e *env) *cli.Command {
 		Name:      "mkdir",
 		Usage:     "create a directory (and its parents) inside an image",
 		ArgsUsage: "IMG:/path",
-		Flags:     []cli.Flag{partitionFlag},
+		Flags:     []cli.Flag{partitionFlag, forceBaseFlag},
 		Action: func(c *cli.Context) error {
 			return e.editImage(c, "mkdir", func(fs imagefs.FS, p string) error { return fs.MkdirAll(p, nowLocal()) })
 		},
@@ -299,7 +317,7 @@ func imageRmCommand(e *env) *cli.Command {
 		Name:      "rm",
 		Usage:     "remove a file or an empty directory inside an image",
 		ArgsUsage: "IMG:/path",
-		Flags:     []cli.Flag{partitionFlag},
+		Flags:     []cli.Flag{partitionFlag, forceBaseFlag},
 		Action: func(c *cli.Context) error {
 			return e.editImage(c, "rm", func(fs imagefs.FS, p string) error { return fs.Remove(p) })
 		},

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+)
+
+// runConvert runs `convert ARGS` in an app holding only convertCommand and
+// returns stdout, stderr and the exit code.
+func runConvert(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := &env{stdout: &out, stderr: &errb, log: slog.New(slog.NewTextHandler(&errb, nil))}
+	app := &cli.App{
+		Name:           "xpboot",
+		Writer:         &out,
+		ErrWriter:      &errb,
+		Commands:       []*cli.Command{convertCommand(e)},
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	err := app.Run(append([]string{"xpboot", "convert"}, args...))
+	code := 0
+	if err != nil {
+		code = 1
+		var ec cli.ExitCoder
+		if errors.As(err, &ec) {
+			code = ec.ExitCode()
+		}
+		errb.WriteString(err.Error())
+	}
+	return out.String(), errb.String(), code
+}
+
+func TestConvertCommand(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.img")
+	data := bytes.Repeat([]byte("xpboot convert "), 70_000) // ~1 MiB
+	f, _ := os.Create(src)
+	f.Truncate(8 << 20)
+	f.WriteAt(data, 4096)
+	f.Close()
+
+	// --json summary; the VHD size rounding is a logged notice.
+	out := filepath.Join(dir, "disk.vhd")
+	stdout, stderr, code := runConvert(t, "--to", "vhd", "--json", src, out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var sum struct {
+		OutputFormat string `json:"output_format"`
+		InputSize    int64  `json:"input_size"`
+		OutputSize   int64  `json:"output_size"`
+		BytesRead    int64  `json:"bytes_read"`
+		BytesWritten int64  `json:"bytes_written"`
+		BytesSkipped int64  `json:"bytes_skipped"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, stdout)
+	}
+	if sum.OutputFormat != "vhd" || sum.InputSize != 8<<20 || sum.OutputSize < 8<<20 || sum.BytesRead < int64(len(data)) || sum.BytesWritten+sum.BytesSkipped != 8<<20 {
+		t.Errorf("summary %+v", sum)
+	}
+	if !strings.Contains(stderr, "rounded up") {
+		t.Errorf("no rounding notice on stderr: %q", stderr)
+	}
+
+	// An existing OUT is refused without --force, replaced with it.
+	if _, stderr, code := runConvert(t, "--to", "vhd", src, out); code != 1 || !strings.Contains(stderr, "--force") {
+		t.Errorf("existing OUT: exit %d: %s", code, stderr)
+	}
+	if stdout, stderr, code := runConvert(t, "--to", "vmdk-stream", "--force", "-j", "2", src, out); code != 0 || !strings.Contains(stdout, "vmdk-stream") {
+		t.Errorf("--force: exit %d: %s %s", code, stdout, stderr)
+	}
+
+	// Usage errors exit 2.
+	for _, args := range [][]string{
+		{"--to", "qcow2", src, out + "2"},
+		{src},
+		{"--exact", "--to", "vhd-fixed", src, out + "3"},
+		{"--level", "11", "--to", "vmdk-stream", src, out + "4"},
+	} {
+		if _, stderr, code := runConvert(t, args...); code != 2 {
+			t.Errorf("%q: exit %d, want 2: %s", args, code, stderr)
+		}
+	}
+	if _, err := os.Stat(out + "3"); !os.IsNotExist(err) {
+		t.Error("--exact refusal left an output")
+	}
+}

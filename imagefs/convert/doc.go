@@ -1,0 +1,30 @@
+// Package convert copies a disk image from one container format into
+// another (raw, VMDK monolithicSparse / monolithicFlat / streamOptimized,
+// VHD dynamic / fixed) and creates empty images of those formats.
+//
+// Contract:
+//
+//   - Convert reads any format imagefs.OpenDevice detects (delta and
+//     differencing disks are flattened through their parents) and writes
+//     the output under a temporary name in the output's directory, renaming
+//     it into place only when complete: a failed or cancelled conversion
+//     leaves no partial output. An existing output is replaced only with
+//     Options.Force, never while another process (xpboot serve) holds its
+//     lock, and a warning names the delta disks that replacing it
+//     invalidates.
+//   - Conversion streams with bounded memory (a few 4 MiB buffers plus the
+//     compression queue): holes reported by the source's Extents are not
+//     read, and runs of zeros are not written: per 4 KiB for raw, flat and
+//     fixed outputs (which stay sparse files), per 64 KiB grain for VMDK
+//     sparse and streamOptimized, per 2 MiB block for dynamic VHD.
+//   - streamOptimized grains are deflated on all cores (Options.Workers)
+//     at qemu's level (zlib default, 6) and written in order.
+//   - The virtual size is never silently changed. A size that is not a
+//     multiple of 512 is rounded up to one for VMDK and VHD, and a VHD size
+//     is rounded up to the next CHS product so that every reader agrees on
+//     it; each rounding is reported as a notice (Summary.Notices and the
+//     logger), or refused with Options.Exact. Data in the last sector is
+//     always kept.
+//   - Progress is reported through Options.Progress; the package never
+//     prints.
+package convert
