@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -8,12 +11,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/imagefs/blockdev"
 	"github.com/xpboot/xpboot/iscsitarget"
+	"github.com/xpboot/xpboot/sanboot"
 )
 
 func serveCommand(e *env) *cli.Command {
@@ -26,7 +31,9 @@ func serveCommand(e *env) *cli.Command {
 			"SIGINT/SIGTERM end connections after their commands and flush every image.\n" +
 			"Examples:\n" +
 			"   xpboot serve --image xp.img --iqn iqn.2026-01.org.example:xp --chap testuser:userpassword\n" +
-			"   xpboot serve --config /etc/iet/ietd.conf",
+			"   xpboot serve --config /etc/iet/ietd.conf\n" +
+			"   xpboot serve --image xp.img --dhcp full --interface eth1 --dhcp-range 10.0.0.100-10.0.0.199 --no-gateway\n" +
+			"   xpboot serve --image xp.img --dhcp proxy --interface eth1",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "image", Usage: "disk image to serve (raw; VMDK/VHD once imagefs opens them)"},
 			&cli.StringFlag{Name: "config", Usage: "ietd.conf-style file with several targets, LUNs and CHAP users"},
@@ -38,7 +45,20 @@ func serveCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "mutual-chap", Usage: "USER:SECRET the target proves itself with when asked (mutual CHAP)"},
 			&cli.BoolFlag{Name: "require-mutual", Usage: "refuse initiators that do not ask for mutual CHAP"},
 			&cli.BoolFlag{Name: "unsolicited-data", Usage: "offer ImmediateData=Yes and InitialR2T=No"},
-			&cli.StringFlag{Name: "dhcp", Value: "off", Usage: "built-in DHCP/TFTP for iPXE: only \"off\" for now"},
+			&cli.StringFlag{Name: "dhcp", Value: "off", Usage: "built-in DHCP and TFTP for iPXE: off, full (the only DHCP server on --interface) or proxy (beside a router's DHCP)"},
+			&cli.StringFlag{Name: "interface", Usage: "client network interface for --dhcp full|proxy (required there)"},
+			&cli.StringFlag{Name: "dhcp-range", Usage: "FROM-TO: addresses full mode hands out, e.g. 10.0.0.100-10.0.0.199"},
+			&cli.StringFlag{Name: "router", Usage: "default gateway (option 3) in full mode"},
+			&cli.StringSliceFlag{Name: "dns", Usage: "DNS server (option 6) in full mode; repeatable"},
+			&cli.BoolFlag{Name: "no-gateway", Usage: "give clients no gateway (the XP/2003 iSCSI initiator's route bug, KB 960104)"},
+			&cli.StringFlag{Name: "ipxe-dir", Usage: "TFTP root with undionly.kpxe and ipxe.efi (default " + sanboot.DebianIPXEDir + ")"},
+			&cli.StringFlag{Name: "state-dir", Usage: "directory of the DHCP lease file (default /var/lib/xpboot as root, else $XDG_STATE_HOME/xpboot)"},
+			&cli.StringFlag{Name: "unknown", Value: "serve", Usage: "clients not in --clients: serve (boot the default image) or ignore"},
+			&cli.StringFlag{Name: "server-ip", Usage: "address clients use for TFTP and iSCSI (default the interface's first IPv4)"},
+			&cli.BoolFlag{Name: "install", Usage: "sanhook instead of sanboot: attach the disk and boot the next device (install Windows onto it)"},
+			&cli.BoolFlag{Name: "keep-san", Usage: "keep the disk attached if the boot fails or returns (175.8)"},
+			&cli.BoolFlag{Name: "script", Usage: "hand iPXE a generated boot script by TFTP instead of a root-path (always so in proxy mode)"},
+			&cli.StringFlag{Name: "clients", Usage: "JSON list of clients: [{\"mac\", \"name\", \"address\", \"iqn\", \"image\", \"overlay\", \"no_gateway\", \"chap_user\", \"chap_secret\"}]"},
 		},
 		Action: func(c *cli.Context) error { return runServe(c, e) },
 	}
@@ -77,8 +97,16 @@ func runServe(c *cli.Context, e *env) error {
 	if c.NArg() > 0 {
 		return cli.Exit(fmt.Sprintf("serve: unexpected argument %q", c.Args().First()), 2)
 	}
-	if d := c.String("dhcp"); d != "off" {
-		return cli.Exit(fmt.Sprintf("serve: --dhcp %s: the built-in DHCP/TFTP server is not built yet (a later issue); use --dhcp off and your own DHCP server", d), 3)
+	mode, err := sanboot.ParseMode(c.String("dhcp"))
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("serve: --dhcp %q: want off, full or proxy", c.String("dhcp")), 2)
+	}
+	if mode == sanboot.ModeOff {
+		for _, f := range netbootFlags {
+			if c.IsSet(f) {
+				return cli.Exit(fmt.Sprintf("serve: --%s needs --dhcp full or --dhcp proxy", f), 2)
+			}
+		}
 	}
 	image, config := c.String("image"), c.String("config")
 	if (image == "") == (config == "") {
@@ -136,13 +164,32 @@ func runServe(c *cli.Context, e *env) error {
 		fc = &iscsitarget.FileConfig{Targets: []iscsitarget.FileTarget{t}}
 	}
 
+	var nb netbootSetup
+	if mode != sanboot.ModeOff {
+		var err error
+		if nb, err = prepareNetboot(c, e, mode, fc); err != nil {
+			return err
+		}
+	}
+
+	// netboot is set once the DHCP/TFTP side is up; the AuthLog callback
+	// only runs after that (the target serves only then).
+	var netboot *sanboot.Netboot
+	clientOf := func(m iscsitarget.ConnMeta) []any {
+		if netboot == nil {
+			return nil
+		}
+		return []any{"client", netboot.ISCSIClient(m.RemoteAddr, m.InitiatorName), "proto", "iscsi"}
+	}
 	cfg := iscsitarget.Config{
 		DiscoveryAuth:   fc.Discovery,
 		Logger:          e.log,
 		UnsolicitedData: c.Bool("unsolicited-data"),
 		AuthLog: func(m iscsitarget.ConnMeta, method string, err error) {
 			if err != nil {
-				e.log.Warn("authentication failed", "remote", m.RemoteAddr.String(), "initiator", m.InitiatorName, "target", m.TargetName, "method", method, "err", err)
+				e.log.Warn("authentication failed", append(clientOf(m), "remote", m.RemoteAddr.String(), "initiator", m.InitiatorName, "target", m.TargetName, "method", method, "err", err)...)
+			} else if netboot != nil {
+				e.log.Info("iSCSI login", append(clientOf(m), "state", "login", "remote", m.RemoteAddr.String(), "initiator", m.InitiatorName, "target", m.TargetName, "session", m.SessionType, "method", method)...)
 			}
 		},
 	}
@@ -188,15 +235,271 @@ func runServe(c *cli.Context, e *env) error {
 		e.log.Warn("SERVING A WRITABLE TARGET WITHOUT CHAP ON A NETWORK ADDRESS: anyone who can reach it can overwrite the disk; use --chap or --read-only",
 			"listen", l.Addr().String())
 	}
-	e.log.Info("iSCSI target listening", "listen", l.Addr().String())
-	if err := srv.Serve(c.Context, l); err != nil {
+	if mode == sanboot.ModeOff {
+		e.log.Info("iSCSI target listening", "listen", l.Addr().String())
+		if err := serveTarget(c.Context, srv, l); err != nil {
+			return cli.Exit(fmt.Sprintf("serve: %v", err), 1)
+		}
+		e.log.Info("iSCSI target stopped; images flushed")
+		return nil
+	}
+
+	nb.cfg.Log = e.log
+	if p := l.Addr().(*net.TCPAddr).Port; p != sanboot.DefaultISCSIPort {
+		nb.cfg.Policy.Default.Port = p
+		for k, t := range nb.cfg.Policy.Images {
+			t.Port = p
+			nb.cfg.Policy.Images[k] = t
+		}
+	}
+	netboot, err = sanboot.NewNetboot(c.Context, nb.cfg)
+	if err != nil {
+		l.Close()
 		return cli.Exit(fmt.Sprintf("serve: %v", err), 1)
 	}
-	e.log.Info("iSCSI target stopped; images flushed")
+	defer netboot.Close()
+	if ta := l.Addr().(*net.TCPAddr); !ta.IP.IsUnspecified() && !ta.IP.Equal(netboot.ServerIP) {
+		e.log.Warn("the iSCSI target does not listen on the address DHCP hands out; clients will not reach it",
+			"listen", ta.String(), "server_ip", netboot.ServerIP.String())
+	}
+	def := nb.cfg.Policy.Default
+	def.Server = netboot.ServerIP.String()
+	e.log.Info("iSCSI target listening", "listen", l.Addr().String(), "root_path", def.RootPath(), "chap", def.CHAPUser != "", "mutual_chap", def.MutualUser != "")
+	// The first failure of DHCP, TFTP or the target cancels the others;
+	// serveTarget returns only after the images are flushed.
+	netboot.Server.Services = append(netboot.Server.Services, func(ctx context.Context) error { return serveTarget(ctx, srv, l) })
+	if err := netboot.Server.Serve(c.Context); err != nil {
+		return cli.Exit(fmt.Sprintf("serve: %v", err), 1)
+	}
+	e.log.Info("DHCP, TFTP and iSCSI target stopped; images flushed")
 	return nil
+}
+
+// serveTarget runs the target until ctx ends, then shuts it down itself and
+// returns only when every connection has ended and every image is flushed.
+// (Handing ctx to Server.Serve would shut down from a context.AfterFunc
+// goroutine that may still be flushing when Serve returns; closing the
+// image then leaves its lock held until that flush ends, so an immediate
+// restart could find the image "in use".)
+func serveTarget(ctx context.Context, srv *iscsitarget.Server, l net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(context.WithoutCancel(ctx), l) }()
+	select {
+	case err := <-errc:
+		if err == nil {
+			err = errors.New("iSCSI target stopped unexpectedly")
+		}
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; err == nil && serr != nil && !errors.Is(serr, iscsitarget.ErrServerClosed) {
+		err = serr
+	}
+	return err
 }
 
 func loopbackOnly(a net.Addr) bool {
 	ta, ok := a.(*net.TCPAddr)
 	return ok && ta.IP.IsLoopback()
+}
+
+// netbootFlags only make sense with --dhcp full|proxy.
+var netbootFlags = []string{"interface", "dhcp-range", "router", "dns", "no-gateway", "ipxe-dir", "state-dir",
+	"unknown", "server-ip", "install", "keep-san", "script", "clients"}
+
+// netbootSetup is the DHCP/TFTP half of serve, checked before any image is
+// opened; the iSCSI port is filled in once the target listens.
+type netbootSetup struct {
+	cfg sanboot.ServeConfig
+}
+
+// defaultStateDir is where the lease file lives without --state-dir:
+// $STATE_DIRECTORY (systemd's StateDirectory=), /var/lib/xpboot for root,
+// else $XDG_STATE_HOME/xpboot (~/.local/state/xpboot).
+func defaultStateDir() (string, error) {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		return strings.Split(d, ":")[0], nil
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/xpboot", nil
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "xpboot"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no state directory (set --state-dir): %w", err)
+	}
+	return filepath.Join(home, ".local", "state", "xpboot"), nil
+}
+
+// sanTarget is how clients see a served target: its first LUN and first
+// CHAP user, the target's mutual CHAP name. Server and port are filled in
+// later.
+func sanTarget(ft iscsitarget.FileTarget) (sanboot.Target, error) {
+	t := sanboot.Target{IQN: ft.Name}
+	if len(ft.LUNs) > 0 {
+		t.LUN = int(ft.LUNs[0].Number)
+		if t.LUN > 255 {
+			return t, fmt.Errorf("target %s: LUN %d: iPXE boots LUNs 0..255 only", ft.Name, t.LUN)
+		}
+	}
+	if len(ft.Auth.Incoming) > 0 {
+		t.CHAPUser, t.CHAPSecret = ft.Auth.Incoming[0].User, string(ft.Auth.Incoming[0].Secret)
+	}
+	if o := ft.Auth.Outgoing; o != nil {
+		t.MutualUser, t.MutualSecret = o.User, string(o.Secret)
+	}
+	return t, nil
+}
+
+// prepareNetboot reads the DHCP/TFTP flags and the clients file. Clients
+// with their own CHAP user and secret add that account to their target;
+// a client naming an existing user without a secret gets that user's
+// secret; a client whose secret differs from the target's account for the
+// same user is logged as a warning (its logins will be refused).
+func prepareNetboot(c *cli.Context, e *env, mode sanboot.Mode, fc *iscsitarget.FileConfig) (netbootSetup, error) {
+	bad := func(format string, a ...any) (netbootSetup, error) {
+		return netbootSetup{}, cli.Exit("serve: "+fmt.Sprintf(format, a...), 2)
+	}
+	sc := sanboot.ServeConfig{
+		Mode:      mode,
+		Interface: c.String("interface"),
+		IPXEDir:   c.String("ipxe-dir"),
+		Script:    c.Bool("script"),
+		Probe:     2 * time.Second,
+	}
+	if sc.Interface == "" {
+		return bad("--dhcp %s needs --interface IF (the client link)", mode)
+	}
+	if r := c.String("dhcp-range"); r != "" {
+		if mode != sanboot.ModeFull {
+			return bad("--dhcp-range applies to --dhcp full only (proxy mode hands out no addresses)")
+		}
+		from, to, err := sanboot.ParseRange(r)
+		if err != nil {
+			return bad("--dhcp-range: %v", err)
+		}
+		sc.RangeStart, sc.RangeEnd = from, to
+	} else if mode == sanboot.ModeFull {
+		return bad("--dhcp full needs --dhcp-range FROM-TO")
+	}
+	if mode == sanboot.ModeProxy {
+		for _, f := range []string{"router", "dns"} {
+			if c.IsSet(f) {
+				return bad("--%s applies to --dhcp full only (the router's DHCP server hands out the network settings)", f)
+			}
+		}
+	}
+	if r := c.String("router"); r != "" {
+		if sc.Router = net.ParseIP(r).To4(); sc.Router == nil {
+			return bad("--router %q: want an IPv4 address", r)
+		}
+	}
+	for _, d := range c.StringSlice("dns") {
+		ip := net.ParseIP(d).To4()
+		if ip == nil {
+			return bad("--dns %q: want an IPv4 address", d)
+		}
+		sc.DNS = append(sc.DNS, ip)
+	}
+	if s := c.String("server-ip"); s != "" {
+		if sc.ServerIP = net.ParseIP(s).To4(); sc.ServerIP == nil {
+			return bad("--server-ip %q: want an IPv4 address", s)
+		}
+	}
+	if mode == sanboot.ModeFull {
+		dir := c.String("state-dir")
+		if dir == "" {
+			var err error
+			if dir, err = defaultStateDir(); err != nil {
+				return bad("%v", err)
+			}
+		}
+		sc.LeaseFile = filepath.Join(dir, "leases-"+sc.Interface+".json")
+	}
+
+	pc := sanboot.PolicyConfig{
+		NoGateway: c.Bool("no-gateway"),
+		KeepSAN:   c.Bool("keep-san"),
+		Install:   c.Bool("install"),
+		Unknown:   sanboot.UnknownClients(c.String("unknown")),
+		Images:    map[string]sanboot.Target{},
+	}
+	if pc.Unknown != sanboot.UnknownServe && pc.Unknown != sanboot.UnknownIgnore {
+		return bad("--unknown %q: want serve or ignore", pc.Unknown)
+	}
+	byName := map[string]int{}
+	for i, ft := range fc.Targets {
+		t, err := sanTarget(ft)
+		if err != nil {
+			return bad("%v", err)
+		}
+		if i == 0 {
+			pc.Default = t
+		}
+		pc.Images[ft.Name] = t
+		byName[ft.Name] = i
+	}
+	if f := c.String("clients"); f != "" {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return netbootSetup{}, cli.Exit("serve: "+err.Error(), 1)
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&pc.Clients); err != nil {
+			return bad("--clients %s: %v", f, err)
+		}
+	}
+	for i := range pc.Clients {
+		ce := &pc.Clients[i]
+		if ce.CHAPUser == "" {
+			if ce.CHAPSecret != "" {
+				return bad("client %s: chap_secret without chap_user", ce.MAC)
+			}
+			continue
+		}
+		ti := 0
+		if ce.Image != "" {
+			var ok bool
+			if ti, ok = byName[ce.Image]; !ok {
+				return bad("client %s: image %q is not a served target (use the target IQN)", ce.MAC, ce.Image)
+			}
+		}
+		ft := &fc.Targets[ti]
+		var acct *iscsitarget.Account
+		for j := range ft.Auth.Incoming {
+			if ft.Auth.Incoming[j].User == ce.CHAPUser {
+				acct = &ft.Auth.Incoming[j]
+			}
+		}
+		switch {
+		case acct == nil && ce.CHAPSecret == "":
+			return bad("client %s: CHAP user %q is not a user of %s; give its chap_secret or a --chap for it", ce.MAC, ce.CHAPUser, ft.Name)
+		case acct == nil:
+			ft.Auth.Incoming = append(ft.Auth.Incoming, iscsitarget.Account{User: ce.CHAPUser, Secret: []byte(ce.CHAPSecret)})
+		case ce.CHAPSecret == "":
+			ce.CHAPSecret = string(acct.Secret)
+		case ce.CHAPSecret != string(acct.Secret):
+			e.log.Warn("client's CHAP secret differs from the target's account: its logins will be refused", "client", ce.MAC, "chap_user", ce.CHAPUser, "target", ft.Name)
+		}
+	}
+	// Check the clients and credentials now, before any image is opened;
+	// NewNetboot builds the policy again with the real server address.
+	check := pc
+	check.Default.Server = "192.0.2.1"
+	check.Images = map[string]sanboot.Target{}
+	for k, t := range pc.Images {
+		t.Server = "192.0.2.1"
+		check.Images[k] = t
+	}
+	if _, err := sanboot.NewStaticPolicy(check); err != nil {
+		return bad("%v", err)
+	}
+	sc.Policy = pc
+	return netbootSetup{cfg: sc}, nil
 }

@@ -61,7 +61,17 @@ func TestServeFlagErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"serve"}, "exactly one of --image and --config"},
-		{[]string{"serve", "--image", img, "--dhcp", "on"}, "not built yet"},
+		{[]string{"serve", "--image", img, "--dhcp", "on"}, "want off, full or proxy"},
+		{[]string{"serve", "--image", img, "--interface", "lo"}, "--interface needs --dhcp full or --dhcp proxy"},
+		{[]string{"serve", "--image", img, "--dhcp", "full"}, "needs --interface"},
+		{[]string{"serve", "--image", img, "--dhcp", "full", "--interface", "lo"}, "needs --dhcp-range"},
+		{[]string{"serve", "--image", img, "--dhcp", "full", "--interface", "lo", "--dhcp-range", "10.0.0.9-10.0.0.1"}, "low to high"},
+		{[]string{"serve", "--image", img, "--dhcp", "proxy", "--interface", "lo", "--dhcp-range", "10.0.0.1-10.0.0.9"}, "full only"},
+		{[]string{"serve", "--image", img, "--dhcp", "proxy", "--interface", "lo", "--router", "10.0.0.1"}, "full only"},
+		{[]string{"serve", "--image", img, "--dhcp", "proxy", "--interface", "lo", "--unknown", "maybe"}, "want serve or ignore"},
+		{[]string{"serve", "--image", img, "--dhcp", "proxy", "--interface", "lo", "--chap", "u:short"}, "at least 12"},
+		{[]string{"serve", "--image", img, "--dhcp", "proxy", "--interface", "lo", "--clients", clientsFile(t, `[{"mac":"52:54:00:00:00:01","chap_user":"nobody"}]`)}, "not a user of"},
+		{[]string{"serve", "--image", img, "--dhcp", "proxy", "--interface", "lo", "--clients", clientsFile(t, `[{"mac":"52:54:00:00:00:01","colour":"red"}]`)}, "unknown field"},
 		{[]string{"serve", "--image", img, "--chap", "nosecret"}, "USER:SECRET"},
 		{[]string{"serve", "--image", img, "--mutual-chap", "t:targetsecret"}, "needs at least one --chap"},
 		{[]string{"serve", "--image", img, "--chap", "u:usersecret12", "--require-mutual"}, "--require-mutual needs --mutual-chap"},
@@ -166,4 +176,14 @@ func TestServeConfigFile(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
 	}
+}
+
+// clientsFile writes a --clients JSON file.
+func clientsFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "clients.json")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
