@@ -347,11 +347,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() {
-		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.LoginTimeout)
-		defer cancel()
-		_ = s.Shutdown(sctx)
-	})
+	// Cancellation only stops accepting; the accept loop below then runs
+	// the one Shutdown itself, so Serve returns only after every flush.
+	// (A Shutdown started from here as well would still be flushing when
+	// Serve returned, and the caller would close devices under it.)
+	stop := context.AfterFunc(ctx, s.stopAccepting)
 	defer stop()
 	var delay time.Duration
 	for {
@@ -409,12 +409,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 // past deadline after in-flight commands finish), waits for them and flushes
 // every LUN device. It returns ctx.Err() if ctx ends first.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopAccepting()
 	s.mu.Lock()
-	s.closing = true
-	for l := range s.listeners {
-		l.Close()
-		delete(s.listeners, l)
-	}
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
@@ -442,6 +438,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// stopAccepting marks the server closing and closes its listeners, which
+// ends the accept loops.
+func (s *Server) stopAccepting() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing = true
+	for l := range s.listeners {
+		l.Close()
+		delete(s.listeners, l)
+	}
 }
 
 // removeConn forgets a finished connection.

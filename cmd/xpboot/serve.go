@@ -237,7 +237,7 @@ func runServe(c *cli.Context, e *env) error {
 	}
 	if mode == sanboot.ModeOff {
 		e.log.Info("iSCSI target listening", "listen", l.Addr().String())
-		if err := serveTarget(c.Context, srv, l); err != nil {
+		if err := srv.Serve(c.Context, l); err != nil {
 			return cli.Exit(fmt.Sprintf("serve: %v", err), 1)
 		}
 		e.log.Info("iSCSI target stopped; images flushed")
@@ -266,39 +266,13 @@ func runServe(c *cli.Context, e *env) error {
 	def.Server = netboot.ServerIP.String()
 	e.log.Info("iSCSI target listening", "listen", l.Addr().String(), "root_path", def.RootPath(), "chap", def.CHAPUser != "", "mutual_chap", def.MutualUser != "")
 	// The first failure of DHCP, TFTP or the target cancels the others;
-	// serveTarget returns only after the images are flushed.
-	netboot.Server.Services = append(netboot.Server.Services, func(ctx context.Context) error { return serveTarget(ctx, srv, l) })
+	// Serve returns only after the images are flushed.
+	netboot.Server.Services = append(netboot.Server.Services, func(ctx context.Context) error { return srv.Serve(ctx, l) })
 	if err := netboot.Server.Serve(c.Context); err != nil {
 		return cli.Exit(fmt.Sprintf("serve: %v", err), 1)
 	}
 	e.log.Info("DHCP, TFTP and iSCSI target stopped; images flushed")
 	return nil
-}
-
-// serveTarget runs the target until ctx ends, then shuts it down itself and
-// returns only when every connection has ended and every image is flushed.
-// (Handing ctx to Server.Serve would shut down from a context.AfterFunc
-// goroutine that may still be flushing when Serve returns; closing the
-// image then leaves its lock held until that flush ends, so an immediate
-// restart could find the image "in use".)
-func serveTarget(ctx context.Context, srv *iscsitarget.Server, l net.Listener) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(context.WithoutCancel(ctx), l) }()
-	select {
-	case err := <-errc:
-		if err == nil {
-			err = errors.New("iSCSI target stopped unexpectedly")
-		}
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if serr := <-errc; err == nil && serr != nil && !errors.Is(serr, iscsitarget.ErrServerClosed) {
-		err = serr
-	}
-	return err
 }
 
 func loopbackOnly(a net.Addr) bool {
