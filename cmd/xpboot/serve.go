@@ -35,7 +35,7 @@ func serveCommand(e *env) *cli.Command {
 			"   xpboot serve --image xp.img --dhcp full --interface eth1 --dhcp-range 10.0.0.100-10.0.0.199 --no-gateway\n" +
 			"   xpboot serve --image xp.img --dhcp proxy --interface eth1",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "image", Usage: "disk image to serve (raw; VMDK/VHD once imagefs opens them)"},
+			&cli.StringFlag{Name: "image", Usage: "disk image to serve: raw, VMDK or VHD (detected from content)"},
 			&cli.StringFlag{Name: "config", Usage: "ietd.conf-style file with several targets, LUNs and CHAP users"},
 			&cli.StringFlag{Name: "iqn", Usage: "target name (default iqn.2026-01.org.xpboot:<image name>)"},
 			&cli.UintFlag{Name: "lun", Value: 0, Usage: "LUN number of --image"},
