@@ -80,6 +80,7 @@ func loginFail(status uint16, format string, args ...any) *loginError {
 
 type login struct {
 	c     *conn
+	priv  *privSet // acquired for the session being created
 	stage stage
 	auth  authState
 	first bool
@@ -310,7 +311,20 @@ func (l *login) step(p *pdu, text []byte) (bool, error) {
 		return false, nil
 	}
 	// Final response: create or reinstate the session, then answer T=1.
+	if l.sessionType == "Normal" {
+		priv, err := l.c.srv.acquirePriv(l)
+		if err != nil {
+			return false, err
+		}
+		l.priv = priv
+	}
 	sess, err := l.c.srv.bind(l)
+	if err != nil || sess.priv != l.priv {
+		// Failed, or a connection added to an existing session that
+		// already holds its reference.
+		l.c.srv.releasePriv(l.priv)
+	}
+	l.priv = nil
 	if err != nil {
 		return false, err
 	}

@@ -50,6 +50,15 @@ type LUN struct {
 	// Device is the disk. The caller opens and closes it; the server only
 	// flushes it on Shutdown.
 	Device blockdev.Device
+	// Open, if set, gives each initiator its own device for this LUN (a
+	// copy-on-write overlay, say) instead of Device, which may then be nil.
+	// It is called at the login of an initiator's first normal session to
+	// the target (meta names the initiator); all sessions of that initiator
+	// name to the target share the device, and the server closes it when
+	// the last of them ends. An error fails the login (Target Error). A
+	// device with a ReadOnly() bool method returning true is served
+	// read-only (DATA PROTECT, WP) whatever ReadOnly says.
+	Open func(meta ConnMeta) (blockdev.Device, error)
 	// ReadOnly makes writes fail with DATA PROTECT and sets WP in MODE SENSE.
 	ReadOnly bool
 	// Serial is the unit serial number (VPD page 0x80); empty derives one
@@ -154,6 +163,9 @@ type Server struct {
 	closing   bool
 	chapID    byte
 	wg        sync.WaitGroup
+
+	privMu sync.Mutex // guards priv; never held together with mu
+	priv   map[string]*privSet
 }
 
 type failRecord struct {
@@ -166,7 +178,8 @@ type target struct {
 	alias string
 	auth  Auth
 	lus   map[uint16]*lu
-	lunNo []uint16 // ascending
+	lunNo []uint16       // ascending
+	open  map[uint16]LUN // LUNs with Open: per-initiator devices
 }
 
 var iqnRE = regexp.MustCompile(`^(iqn\.[0-9]{4}-[0-9]{2}\.[^ ]+|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16,32})$`)
@@ -232,6 +245,7 @@ func NewServer(cfg Config) (*Server, error) {
 		conns:     make(map[*conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 		failures:  make(map[string]*failRecord),
+		priv:      make(map[string]*privSet),
 	}
 	if err := s.checkAuth("discovery", &cfg.DiscoveryAuth); err != nil {
 		return nil, err
@@ -259,10 +273,18 @@ func NewServer(cfg Config) (*Server, error) {
 			if tg.lus[l.Number] != nil {
 				return nil, fmt.Errorf("iscsitarget: target %s: LUN %d configured twice", t.Name, l.Number)
 			}
-			if l.Device == nil {
+			if l.Open != nil {
+				if tg.open == nil {
+					tg.open = make(map[uint16]LUN)
+				}
+				tg.open[l.Number] = l
+				if l.Device == nil {
+					l.Device = absentDevice{}
+				}
+			} else if l.Device == nil {
 				return nil, fmt.Errorf("iscsitarget: target %s: LUN %d has no device", t.Name, l.Number)
 			}
-			if l.Device.Size() < blockdev.SectorSize {
+			if l.Device.Size() < blockdev.SectorSize && l.Open == nil {
 				return nil, fmt.Errorf("iscsitarget: target %s: LUN %d: device of %d bytes is smaller than one block", t.Name, l.Number, l.Device.Size())
 			}
 			tg.lus[l.Number] = newLU(tg, l, cfg.MaxTransferLength)
@@ -436,6 +458,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				err = fmt.Errorf("iscsitarget: flush %s LUN %d: %w", t.name, n, ferr)
 			}
 		}
+	}
+	if ferr := s.flushPriv(); ferr != nil && err == nil {
+		err = ferr
 	}
 	return err
 }

@@ -27,8 +27,10 @@ type session struct {
 	tsih      uint16
 	initiator string
 	isid      [6]byte
-	tgt       *target // nil for discovery
-	nexus     string  // SCSI initiator port name: "<iqn>,i,0x<isid>"
+	tgt       *target  // nil for discovery
+	nexus     string   // SCSI initiator port name: "<iqn>,i,0x<isid>"
+	priv      *privSet // the initiator's own LUs (LUN.Open); nil if none
+	privDone  bool     // priv's reference released; guarded by srv.mu
 
 	mu          sync.Mutex
 	expCmdSN    uint32
@@ -51,11 +53,15 @@ func serialLess(a, b uint32) bool { return a != b && int32(a-b) < 0 }
 // of the same initiator name and ISID (RFC 7143 §6.3.5).
 func (s *Server) bind(l *login) (*session, error) {
 	var stale []*conn
+	var release []*privSet
 	s.mu.Lock()
 	defer func() {
 		s.mu.Unlock()
 		for _, c := range stale {
 			c.kill()
+		}
+		for _, p := range release {
+			s.releasePriv(p)
 		}
 	}()
 	if s.closing {
@@ -90,6 +96,13 @@ func (s *Server) bind(l *login) (*session, error) {
 			}
 			old.conn = nil
 			old.mu.Unlock()
+			if old.priv != nil && !old.privDone {
+				// The new session of the same initiator took its own
+				// reference first: the device stays open for the old
+				// session's last commands.
+				release = append(release, old.priv)
+				old.privDone = true
+			}
 			if old.tgt != nil {
 				for _, lu := range old.tgt.lus {
 					lu.nexusLost(old.nexus)
@@ -112,6 +125,7 @@ func (s *Server) bind(l *login) (*session, error) {
 		initiator: l.initiatorName,
 		isid:      l.isid,
 		tgt:       l.tgt,
+		priv:      l.priv,
 		nexus:     strings.ToLower(l.initiatorName) + ",i,0x" + hex.EncodeToString(l.isid[:]),
 		expCmdSN:  l.cmdSN,
 		conn:      l.c,
@@ -124,8 +138,12 @@ func (s *Server) bind(l *login) (*session, error) {
 // unbind detaches c from sess; with ERL 0 the session ends with its only
 // connection, releasing SPC-2 reservations of the nexus.
 func (s *Server) unbind(sess *session, c *conn) {
+	var release *privSet
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer func() {
+		s.mu.Unlock()
+		s.releasePriv(release)
+	}()
 	sess.mu.Lock()
 	mine := sess.conn == c
 	if mine {
@@ -137,6 +155,9 @@ func (s *Server) unbind(sess *session, c *conn) {
 	}
 	if s.sessions[sess.tsih] == sess {
 		delete(s.sessions, sess.tsih)
+		if !sess.privDone {
+			release, sess.privDone = sess.priv, true
+		}
 	}
 	if sess.tgt != nil {
 		for _, lu := range sess.tgt.lus {

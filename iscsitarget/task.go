@@ -144,7 +144,7 @@ func (c *conn) scsiCommand(p *pdu) error {
 		c.finishTask(t)
 		return &PDUError{Opcode: opSCSICmd, ITT: t.itt, Msg: "immediate data longer than FirstBurstLength or the expected transfer length"}
 	}
-	if l := c.sess.tgt.lus[t.lun]; l != nil && t.lunOK {
+	if l := c.sess.lu(t.lun); l != nil && t.lunOK {
 		t.pool = &l.pool
 		t.data = l.pool.get(t.edtl)[:len(p.data)]
 	} else {
@@ -352,7 +352,7 @@ func (c *conn) runTask(t *task) {
 	}
 	var l *lu
 	if t.lunOK {
-		l = c.sess.tgt.lus[t.lun]
+		l = c.sess.lu(t.lun)
 	}
 	res := execSCSI(l, c.sess, t.cdb, t.data, t.edtl)
 	if c.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -571,12 +571,17 @@ func (c *conn) taskMgmt(p *pdu) error {
 		}
 		c.abortAll(func(x *task) bool { return x.lunOK && x.lun == lun }, true)
 		c.srv.abortOthers(c, tgt, func(x *task) bool { return x.lunOK && x.lun == lun })
-		tgt.lus[lun].reset()
+		c.sess.lu(lun).reset()
 	case tmfTargetWarm, tmfTargetCold:
 		c.abortAll(nil, true)
 		c.srv.abortOthers(c, tgt, nil)
 		for _, l := range tgt.lus {
 			l.reset()
+		}
+		if p := c.sess.priv; p != nil {
+			for _, l := range p.lus {
+				l.reset()
+			}
 		}
 		cold = fn == tmfTargetCold
 	case tmfClearACA:

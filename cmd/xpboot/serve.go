@@ -6,17 +6,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/imagefs/vmdk"
 	"github.com/xpboot/xpboot/iscsitarget"
 	"github.com/xpboot/xpboot/sanboot"
 )
@@ -41,6 +44,7 @@ func serveCommand(e *env) *cli.Command {
 			&cli.UintFlag{Name: "lun", Value: 0, Usage: "LUN number of --image"},
 			&cli.StringFlag{Name: "listen", Value: ":3260", Usage: "address to listen on, ADDR[:PORT]"},
 			&cli.BoolFlag{Name: "read-only", Usage: "refuse writes (DATA PROTECT) and open the image read-only"},
+			&cli.StringFlag{Name: "overlay-dir", Usage: "per-client write-back: keep --image (a VMDK) read-only and give each initiator IQN its own copy-on-write delta DIR/<iqn>.vmdk (delete it to reset the client)"},
 			&cli.StringSliceFlag{Name: "chap", Usage: "USER:SECRET an initiator must prove (CHAP); repeatable"},
 			&cli.StringFlag{Name: "mutual-chap", Usage: "USER:SECRET the target proves itself with when asked (mutual CHAP)"},
 			&cli.BoolFlag{Name: "require-mutual", Usage: "refuse initiators that do not ask for mutual CHAP"},
@@ -111,6 +115,18 @@ func runServe(c *cli.Context, e *env) error {
 	image, config := c.String("image"), c.String("config")
 	if (image == "") == (config == "") {
 		return cli.Exit("serve: give exactly one of --image and --config", 2)
+	}
+	overlayDir := c.String("overlay-dir")
+	if overlayDir != "" {
+		if image == "" {
+			return cli.Exit("serve: --overlay-dir needs --image (the base every overlay is a delta of)", 2)
+		}
+		if c.Bool("read-only") {
+			return cli.Exit("serve: --overlay-dir and --read-only exclude each other: with overlays the base is never written and each client writes its own overlay; give clients the base read-only with \"overlay\": false in --clients", 2)
+		}
+		if err := os.MkdirAll(overlayDir, 0o755); err != nil {
+			return cli.Exit(fmt.Sprintf("serve: --overlay-dir: %v", err), 1)
+		}
 	}
 	var fc *iscsitarget.FileConfig
 	if config != "" {
@@ -206,6 +222,25 @@ func runServe(c *cli.Context, e *env) error {
 		t := iscsitarget.Target{Name: ft.Name, Alias: ft.Alias, Auth: ft.Auth}
 		openTarget := len(ft.Auth.Incoming) == 0
 		for _, fl := range ft.LUNs {
+			if overlayDir != "" {
+				lun, base, err := overlayLUN(e, fl, overlayDir, func(m iscsitarget.ConnMeta) (bool, []any) {
+					who := []any{"client", m.InitiatorName}
+					if netboot == nil {
+						return true, who
+					}
+					if kv := clientOf(m); kv != nil {
+						who = kv[:2]
+					}
+					return overlayWanted(netboot.Policy, m.InitiatorName), who
+				})
+				if err != nil {
+					return err
+				}
+				devs = append(devs, base)
+				t.LUNs = append(t.LUNs, lun)
+				anyWritable = anyWritable || openTarget
+				continue
+			}
 			d, format, err := imagefs.OpenDevice(fl.Path, !fl.ReadOnly)
 			if err != nil {
 				if errors.Is(err, blockdev.ErrLocked) {
@@ -398,6 +433,7 @@ func prepareNetboot(c *cli.Context, e *env, mode sanboot.Mode, fc *iscsitarget.F
 
 	pc := sanboot.PolicyConfig{
 		NoGateway: c.Bool("no-gateway"),
+		Overlay:   c.String("overlay-dir") != "", // clients opt out with "overlay": false
 		KeepSAN:   c.Bool("keep-san"),
 		Install:   c.Bool("install"),
 		Unknown:   sanboot.UnknownClients(c.String("unknown")),
@@ -477,3 +513,79 @@ func prepareNetboot(c *cli.Context, e *env, mode sanboot.Mode, fc *iscsitarget.F
 	sc.Policy = pc
 	return netbootSetup{cfg: sc}, nil
 }
+
+// overlayLUN serves the VMDK base fl.Path read-only and gives each
+// initiator its own copy-on-write delta in dir (created on its first login,
+// reopened afterwards). wantOverlay says whether an initiator gets an
+// overlay (true) or the base read-only, and names it for the log.
+func overlayLUN(e *env, fl iscsitarget.FileLUN, dir string, wantOverlay func(iscsitarget.ConnMeta) (bool, []any)) (iscsitarget.LUN, blockdev.Device, error) {
+	base, format, err := imagefs.OpenDevice(fl.Path, false)
+	if err != nil {
+		return iscsitarget.LUN{}, nil, cli.Exit(fmt.Sprintf("serve: %v", err), 1)
+	}
+	if _, ok := base.(*vmdk.Disk); !ok {
+		base.Close()
+		return iscsitarget.LUN{}, nil, cli.Exit(fmt.Sprintf("serve: --overlay-dir: the base %s is %s; overlays are VMDK deltas and need a VMDK base (xpboot image convert it to vmdk first)", fl.Path, format), 2)
+	}
+	e.log.Info("serving image with per-client overlays", "lun", fl.Number, "path", fl.Path, "format", string(format), "size", base.Size(), "overlay_dir", dir)
+	var mu sync.Mutex // one create at a time per server
+	open := func(m iscsitarget.ConnMeta) (blockdev.Device, error) {
+		overlay, who := wantOverlay(m)
+		if !overlay {
+			e.log.Info("client without overlay: serving the base read-only", append(who, "initiator", m.InitiatorName, "path", fl.Path)...)
+			return sharedReadOnly{base}, nil
+		}
+		path := filepath.Join(dir, overlayName(m.InitiatorName))
+		mu.Lock()
+		defer mu.Unlock()
+		d, err := vmdk.Open(path, true)
+		switch {
+		case err == nil:
+			e.log.Info("client overlay reopened", append(who, "initiator", m.InitiatorName, "overlay", path)...)
+		case errors.Is(err, fs.ErrNotExist):
+			if d, err = vmdk.CreateDelta(path, fl.Path, nil); err != nil {
+				e.log.Error("creating client overlay failed", append(who, "initiator", m.InitiatorName, "overlay", path, "err", err)...)
+				return nil, err
+			}
+			e.log.Info("client overlay created", append(who, "initiator", m.InitiatorName, "overlay", path, "base", fl.Path)...)
+		default:
+			e.log.Error("opening client overlay failed (delete it to reset the client)", append(who, "initiator", m.InitiatorName, "overlay", path, "err", err)...)
+			return nil, err
+		}
+		return d, nil
+	}
+	return iscsitarget.LUN{Number: fl.Number, Device: sharedReadOnly{base}, Serial: fl.Serial, Open: open}, base, nil
+}
+
+// overlayWanted says whether initiator iqn gets an overlay: a client of the
+// policy as its overlay switch says (on by default with --overlay-dir),
+// initiator names the policy did not hand out always.
+func overlayWanted(p *sanboot.StaticPolicy, iqn string) bool {
+	if p == nil {
+		return true
+	}
+	cl, err := p.ClientByIQN(iqn)
+	if err != nil {
+		return true
+	}
+	return cl.Overlay
+}
+
+// overlayName is the overlay file of an initiator: its IQN lower-cased with
+// every character other than a-z, 0-9, '.' and '-' replaced by '_'.
+func overlayName(iqn string) string {
+	b := []byte(strings.ToLower(iqn))
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b) + ".vmdk"
+}
+
+// sharedReadOnly is the base image handed to clients without an overlay:
+// read-only, and not closed when a client's session ends.
+type sharedReadOnly struct{ blockdev.Device }
+
+func (sharedReadOnly) ReadOnly() bool { return true }
+func (sharedReadOnly) Close() error   { return nil }
