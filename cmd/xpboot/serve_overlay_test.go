@@ -327,7 +327,12 @@ func TestServeOverlayKill9(t *testing.T) {
 	peertest.Run(t, time.Minute, qio, append([]string{"--image-opts", opts}, cmds...)...)
 	// The session is over; log in again and keep writing while the server
 	// is killed: only the flushed writes above are promised.
-	busy := exec.Command(qio, "--image-opts", opts, "-c", "write -P 0xee 7M 512k", "-c", "write -P 0xef 7M 512k", "-c", "write -P 0xee 7M 512k")
+	// qemu's iSCSI driver retries a vanished target forever, so the busy
+	// writer is bounded and killed once the server is gone.
+	bctx, bcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer bcancel()
+	busy := exec.CommandContext(bctx, qio, "--image-opts", opts, "-c", "write -P 0xee 7M 512k", "-c", "write -P 0xef 7M 512k", "-c", "write -P 0xee 7M 512k")
+	busy.WaitDelay = 5 * time.Second
 	busy.Start()
 	time.Sleep(50 * time.Millisecond)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -335,6 +340,9 @@ func TestServeOverlayKill9(t *testing.T) {
 	}
 	cmd.Wait()
 	killed = true
+	if busy.Process != nil {
+		busy.Process.Kill()
+	}
 	busy.Wait()
 
 	ov := filepath.Join(ovDir, overlayName(ini))
