@@ -130,48 +130,7 @@ func runE2E(t *testing.T, ip, qemu string, tc e2eCase) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
-	srv := exec.CommandContext(ctx, ip, args...) // ip netns exec execs xpboot: signals reach it
-	var slog syncBuffer
-	srv.Stdout, srv.Stderr = &slog, &slog
-	srv.WaitDelay = 5 * time.Second
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Wait() }()
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		srv.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-srvDone:
-			return err
-		case <-time.After(20 * time.Second):
-			srv.Process.Kill()
-			<-srvDone
-			return fmt.Errorf("serve did not stop within 20 s of SIGTERM")
-		}
-	}
-	defer func() {
-		stop()
-		if t.Failed() || os.Getenv("XPBOOT_E2E_LOG") != "" { // XPBOOT_E2E_LOG=1 shows passing runs' logs too
-			t.Logf("server log:\n%s", slog.String())
-		}
-	}()
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(slog.String(), "iSCSI target listening"); {
-		select {
-		case err := <-srvDone:
-			stopped = true
-			t.Fatalf("serve exited early: %v", err)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("serve did not start within 30 s")
-		}
-	}
+	slog, stop := startNetnsServe(t, ctx, ip, args...) // ip netns exec execs xpboot: signals reach it
 
 	serial := filepath.Join(dir, "serial.log")
 	qargs := []string{"netns", "exec", ns, qemu, "-machine", "pc", "-m", "128", "-display", "none", "-no-reboot",
@@ -382,4 +341,56 @@ func ntldrDisk(t *testing.T, dir string) (string, string) {
 		t.Fatalf("image put: %+v", r)
 	}
 	return filepath.Join(dir, "disk.img"), fmt.Sprintf("DL=80 BPBDL=80 FS=FAT32    CS=2000 HASH=%08X", h)
+}
+
+// startNetnsServe starts an `xpboot serve` command (normally through `ip netns
+// exec`, which execs it, so signals reach it) under ctx and waits until its
+// target listens. stop sends SIGTERM, waits up to 20 s, then kills; it runs
+// at the end of the test anyway, and the server log is shown when the test
+// fails (or always with XPBOOT_E2E_LOG=1).
+func startNetnsServe(t *testing.T, ctx context.Context, name string, args ...string) (log *syncBuffer, stop func() error) {
+	t.Helper()
+	srv := exec.CommandContext(ctx, name, args...)
+	log = &syncBuffer{}
+	srv.Stdout, srv.Stderr = log, log
+	srv.WaitDelay = 5 * time.Second
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Wait() }()
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		srv.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-srvDone:
+			return err
+		case <-time.After(20 * time.Second):
+			srv.Process.Kill()
+			<-srvDone
+			return fmt.Errorf("serve did not stop within 20 s of SIGTERM")
+		}
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() || os.Getenv("XPBOOT_E2E_LOG") != "" {
+			t.Logf("server log:\n%s", log.String())
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(log.String(), "iSCSI target listening"); {
+		select {
+		case err := <-srvDone:
+			stopped = true
+			t.Fatalf("serve exited early: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve did not start within 30 s")
+		}
+	}
+	return log, stop
 }

@@ -577,51 +577,10 @@ func TestServeOverlayE2E(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
-	srv := exec.CommandContext(ctx, ip, "netns", "exec", ns, xpbootBinary, "--log-level", "debug", "serve",
+	slog, stop := startNetnsServe(t, ctx, ip, "netns", "exec", ns, xpbootBinary, "--log-level", "debug", "serve",
 		"--image", base, "--overlay-dir", ovDir, "--iqn", "iqn.2026-01.org.xpboot:e2e", "--listen", subnet+"1:3260",
 		"--interface", "br0", "--no-gateway", "--ipxe-dir", t.TempDir(), "--dhcp", "full",
 		"--dhcp-range", subnet+"100-"+subnet+"110", "--state-dir", filepath.Join(dir, "state"))
-	var slog syncBuffer
-	srv.Stdout, srv.Stderr = &slog, &slog
-	srv.WaitDelay = 5 * time.Second
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Wait() }()
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		srv.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-srvDone:
-			return err
-		case <-time.After(20 * time.Second):
-			srv.Process.Kill()
-			<-srvDone
-			return fmt.Errorf("serve did not stop within 20 s of SIGTERM")
-		}
-	}
-	defer func() {
-		stop()
-		if t.Failed() || os.Getenv("XPBOOT_E2E_LOG") != "" {
-			t.Logf("server log:\n%s", slog.String())
-		}
-	}()
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(slog.String(), "iSCSI target listening"); {
-		select {
-		case err := <-srvDone:
-			stopped = true
-			t.Fatalf("serve exited early: %v", err)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("serve did not start within 30 s")
-		}
-	}
 	macs := []string{"52:54:00:78:06:01", "52:54:00:78:06:02"}
 	serials := make([]string, len(macs))
 	for i, mac := range macs {
