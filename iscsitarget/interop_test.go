@@ -179,10 +179,7 @@ func TestQemuImgRoundTrip(t *testing.T) {
 	qemuImg := peertest.Need(t, "qemu-img", "qemu-utils")
 	out, _ := peertest.Try(t, 20*time.Second, qemuImg, "--help")
 	if !bytes.Contains(out, []byte("iscsi")) {
-		if peertest.InCI() {
-			t.Fatal("qemu-img has no iscsi driver; install qemu-block-extra")
-		}
-		t.Skip("qemu-img has no iscsi driver (Debian qemu-block-extra)")
+		peertest.Missing(t, "qemu-img's iscsi driver", "qemu-block-extra")
 	}
 	const size = 24 << 20
 	d, _ := newImage(t, size)

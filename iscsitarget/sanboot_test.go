@@ -45,10 +45,7 @@ func TestIPXESanboot(t *testing.T) {
 		}
 	}
 	if rom == "" {
-		if peertest.InCI() {
-			t.Fatal("no iPXE ROM for QEMU (Debian ipxe-qemu)")
-		}
-		t.Skip("no iPXE ROM for QEMU (Debian ipxe-qemu)")
+		peertest.Missing(t, "an iPXE ROM for QEMU", "ipxe-qemu")
 	}
 	if testing.Short() {
 		t.Skip("boots a virtual machine")

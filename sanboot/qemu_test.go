@@ -53,12 +53,7 @@ func TestQEMUiPXE(t *testing.T) {
 	peertest.NeedRoot(t, "creates network namespaces and a tap device")
 	ip := peertest.Need(t, "ip", "iproute2")
 	peertest.Need(t, "qemu-system-x86_64", "qemu-system-x86")
-	if _, err := os.Stat(qemuROM); err != nil {
-		if peertest.InCI() {
-			t.Fatalf("%s missing (Debian package ipxe-qemu)", qemuROM)
-		}
-		t.Skipf("%s missing: install Debian package ipxe-qemu", qemuROM)
-	}
+	peertest.NeedFile(t, qemuROM, "ipxe-qemu")
 	for _, scenario := range []string{"full", "proxy", "rootpath"} {
 		mode := ModeFull
 		if scenario == "proxy" {

@@ -57,12 +57,7 @@ func TestServeE2E(t *testing.T) {
 	peertest.NeedRoot(t, "creates network namespaces and tap devices")
 	ip := peertest.Need(t, "ip", "iproute2")
 	qemu := peertest.Need(t, "qemu-system-x86_64", "qemu-system-x86")
-	if _, err := os.Stat(e2eROM); err != nil {
-		if peertest.InCI() {
-			t.Fatalf("%s missing (Debian package ipxe-qemu)", e2eROM)
-		}
-		t.Skipf("%s missing: install Debian package ipxe-qemu", e2eROM)
-	}
+	peertest.NeedFile(t, e2eROM, "ipxe-qemu")
 	if testing.Short() {
 		t.Skip("boots virtual machines")
 	}

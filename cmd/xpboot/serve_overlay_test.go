@@ -66,10 +66,7 @@ func TestServeOverlays(t *testing.T) {
 	qemu := peertest.Need(t, "qemu-img", "qemu-utils")
 	qio := peertest.Need(t, "qemu-io", "qemu-utils")
 	if out, _ := peertest.Try(t, 20*time.Second, qemu, "--help"); !bytes.Contains(out, []byte("iscsi")) {
-		if peertest.InCI() {
-			t.Fatal("qemu-img has no iscsi driver; install qemu-block-extra")
-		}
-		t.Skip("qemu-img has no iscsi driver (Debian qemu-block-extra)")
+		peertest.Missing(t, "qemu-img's iscsi driver", "qemu-block-extra")
 	}
 	dir := t.TempDir()
 	const size = 8 << 20
@@ -266,10 +263,7 @@ func TestServeOverlayKill9(t *testing.T) {
 	qemu := peertest.Need(t, "qemu-img", "qemu-utils")
 	qio := peertest.Need(t, "qemu-io", "qemu-utils")
 	if out, _ := peertest.Try(t, 20*time.Second, qemu, "--help"); !bytes.Contains(out, []byte("iscsi")) {
-		if peertest.InCI() {
-			t.Fatal("qemu-img has no iscsi driver; install qemu-block-extra")
-		}
-		t.Skip("qemu-img has no iscsi driver (Debian qemu-block-extra)")
+		peertest.Missing(t, "qemu-img's iscsi driver", "qemu-block-extra")
 	}
 	dir := t.TempDir()
 	const size = 8 << 20
@@ -522,12 +516,7 @@ func TestServeOverlayE2E(t *testing.T) {
 	qemuSys := peertest.Need(t, "qemu-system-x86_64", "qemu-system-x86")
 	qemu := peertest.Need(t, "qemu-img", "qemu-utils")
 	nasm := peertest.Need(t, "nasm", "nasm")
-	if _, err := os.Stat(e2eROM); err != nil {
-		if peertest.InCI() {
-			t.Fatalf("%s missing (Debian package ipxe-qemu)", e2eROM)
-		}
-		t.Skipf("%s missing: install Debian package ipxe-qemu", e2eROM)
-	}
+	peertest.NeedFile(t, e2eROM, "ipxe-qemu")
 	if testing.Short() {
 		t.Skip("boots virtual machines")
 	}

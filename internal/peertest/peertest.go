@@ -23,14 +23,33 @@ func InCI() bool { return os.Getenv("CI") == "true" }
 func Need(t testing.TB, program, pkg string) string {
 	t.Helper()
 	path, err := exec.LookPath(program)
-	if err == nil {
-		return path
+	if err != nil {
+		Missing(t, "program "+program, pkg)
 	}
+	return path
+}
+
+// NeedFile returns path, or skips (fails under CI) the test when that file,
+// for example an iPXE ROM, does not exist. pkg names the Debian package that
+// provides it.
+func NeedFile(t testing.TB, path, pkg string) string {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		Missing(t, path, pkg)
+	}
+	return path
+}
+
+// Missing ends a test whose peer (a program, file or driver, described by
+// what) is not installed: a skip naming the Debian package, or a failure
+// under CI, where every peer must be present.
+func Missing(t testing.TB, what, pkg string) {
+	t.Helper()
 	if InCI() {
-		t.Fatalf("peer %s not found (Debian package %s); CI=true requires it", program, pkg)
+		t.Fatalf("peer %s not found (Debian package %s); CI=true requires it", what, pkg)
+		return
 	}
-	t.Skipf("peer %s not found: install Debian package %s to run this test", program, pkg)
-	return ""
+	t.Skipf("peer %s not found: install Debian package %s to run this test", what, pkg)
 }
 
 // NeedRoot skips (fails under CI) a test that needs root, e.g. to create a
