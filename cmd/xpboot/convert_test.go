@@ -3,40 +3,21 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/urfave/cli/v2"
 )
 
 // runConvert runs `convert ARGS` in an app holding only convertCommand and
-// returns stdout, stderr and the exit code.
+// returns stdout, stderr (with the error appended) and the exit code.
 func runConvert(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	e := &env{stdout: &out, stderr: &errb, log: slog.New(slog.NewTextHandler(&errb, nil))}
-	app := &cli.App{
-		Name:           "xpboot",
-		Writer:         &out,
-		ErrWriter:      &errb,
-		Commands:       []*cli.Command{convertCommand(e)},
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
-	err := app.Run(append([]string{"xpboot", "convert"}, args...))
-	code := 0
+	out, errs, code, err := runInProcess(convertCommand, "convert", args...)
 	if err != nil {
-		code = 1
-		var ec cli.ExitCoder
-		if errors.As(err, &ec) {
-			code = ec.ExitCode()
-		}
-		errb.WriteString(err.Error())
+		errs += err.Error()
 	}
-	return out.String(), errb.String(), code
+	return out, errs, code
 }
 
 func TestConvertCommand(t *testing.T) {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"log/slog"
+
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/urfave/cli/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -217,4 +220,28 @@ func TestHiveInsideImage(t *testing.T) {
 	if r := xpboot(t, dir, "hive", "ls", "SYSTEM"); strings.Contains(r.stdout, "ControlSet001") {
 		t.Error("local SYSTEM changed")
 	}
+}
+
+// runInProcess runs one command group in-process, on an app holding only
+// that command, and returns its stdout, its stderr (logs included), the
+// exit code it would have had and the error.
+func runInProcess(command func(*env) *cli.Command, name string, args ...string) (stdout, stderr string, code int, err error) {
+	var out, errb bytes.Buffer
+	e := &env{stdout: &out, stderr: &errb, log: slog.New(slog.NewTextHandler(&errb, nil))}
+	app := &cli.App{
+		Name:           "xpboot",
+		Writer:         &out,
+		ErrWriter:      &errb,
+		Commands:       []*cli.Command{command(e)},
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	err = app.Run(append([]string{"xpboot", name}, args...))
+	if err != nil {
+		code = 1
+		var ec cli.ExitCoder
+		if errors.As(err, &ec) {
+			code = ec.ExitCode()
+		}
+	}
+	return out.String(), errb.String(), code, err
 }

@@ -1,39 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"log/slog"
 	"strings"
 	"testing"
-
-	"github.com/urfave/cli/v2"
 )
 
 // runSanboot runs `xpboot sanboot args…` in-process on a cli.App holding
 // only the sanboot command, and returns stdout and the exit code.
 func runSanboot(t *testing.T, args ...string) (string, int, error) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	e := &env{stdout: &out, stderr: &errb, log: slog.New(slog.DiscardHandler)}
-	app := &cli.App{
-		Name:           "xpboot",
-		Writer:         &out,
-		ErrWriter:      &errb,
-		Commands:       []*cli.Command{sanbootCommand(e)},
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
-	err := app.Run(append([]string{"xpboot", "sanboot"}, args...))
-	code := 0
-	if err != nil {
-		code = 1
-		var ec cli.ExitCoder
-		if errors.As(err, &ec) {
-			code = ec.ExitCode()
-		}
-	}
-	return out.String(), code, err
+	out, _, code, err := runInProcess(sanbootCommand, "sanboot", args...)
+	return out, code, err
 }
 
 func TestSanbootRootPath(t *testing.T) {
