@@ -21,6 +21,12 @@ type FS interface {
 	WriteFile(name string, data []byte) error
 	Stat(name string) (fs.FileInfo, error)
 	ReadDir(name string) ([]fs.DirEntry, error)
+	// MkdirAll creates name and its missing parents; existing elements
+	// are matched case-insensitively and keep their case.
+	MkdirAll(name string) error
+	// Remove deletes the file name; a missing file is an error
+	// satisfying errors.Is(err, fs.ErrNotExist).
+	Remove(name string) error
 }
 
 // DirFS returns an FS for the directory root of the host filesystem.
@@ -131,6 +137,42 @@ func (d dirFS) WriteFile(name string, data []byte) (err error) {
 		return err
 	}
 	return os.Rename(tmp.Name(), p)
+}
+
+func (d dirFS) MkdirAll(name string) error {
+	name = path.Clean("/" + filepath.ToSlash(name))
+	cur := ""
+	for _, el := range strings.Split(strings.TrimPrefix(name, "/"), "/") {
+		if el == "" {
+			continue
+		}
+		next := path.Join(cur, el)
+		p, err := d.resolve(next, true)
+		if err != nil {
+			return err
+		}
+		st, err := os.Stat(p)
+		switch {
+		case err == nil && !st.IsDir():
+			return fmt.Errorf("integrate: %s is not a directory", p)
+		case isNotExist(err):
+			if err := os.Mkdir(p, 0o755); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		}
+		cur = next
+	}
+	return nil
+}
+
+func (d dirFS) Remove(name string) error {
+	p, err := d.resolve(name, false)
+	if err != nil {
+		return err
+	}
+	return os.Remove(p)
 }
 
 // lookup returns the on-disk name of the entry of dir matching name

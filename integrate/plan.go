@@ -1,14 +1,9 @@
 package integrate
 
 import (
-	"bytes"
-	"debug/pe"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -113,12 +108,21 @@ func (e Edit) Apply(t *Text) bool {
 // Edits are applied to in-memory copies as they are added, so IDs are
 // allocated against the edited state; nothing is written before Commit.
 type Plan struct {
-	Tree     *Tree
+	Tree *Tree
+	// Options are the integration's choices beyond the driver packages
+	// (--nic, --ip, --preconf …); set them before the first AddDriver.
+	Options  Options
 	Edits    []Edit
 	Warnings []string
 	files    []*planFile
+	outs     []*fileOut
 	seen     map[string]bool
 	nicDone  bool
+	// setupReg is the in-memory setupreg.hiv, loaded on first use.
+	setupReg *setupRegState
+	// nics are the network adapters' class instances, in the order
+	// integrated.
+	nics []*nicInstance
 }
 
 type planFile struct {
@@ -199,72 +203,6 @@ func (p *Plan) warn(format string, a ...any) {
 	p.Warnings = append(p.Warnings, fmt.Sprintf(format, a...))
 }
 
-// FileChange is one file of a plan and whether the plan changes it.
-type FileChange struct {
-	Path    string `json:"path"`
-	Changed bool   `json:"changed"`
-}
-
-// Files lists the files the plan read, in order, with their state.
-func (p *Plan) Files() ([]FileChange, error) {
-	var out []FileChange
-	for _, f := range p.files {
-		b, err := f.text.Bytes()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, FileChange{f.path, !bytes.Equal(b, f.orig)})
-	}
-	return out, nil
-}
-
-// Diff returns a unified diff of every changed file, for --dry-run.
-func (p *Plan) Diff() (string, error) {
-	var sb strings.Builder
-	for _, f := range p.files {
-		b, err := f.text.Bytes()
-		if err != nil {
-			return "", err
-		}
-		if bytes.Equal(b, f.orig) {
-			continue
-		}
-		old, _ := ParseText(f.path, f.orig, nil)
-		sb.WriteString(Diff("a/"+f.path, "b/"+f.path, old.Lines(), f.text.Lines()))
-	}
-	return sb.String(), nil
-}
-
-// Commit writes every changed file through the tree's FS (atomically per
-// file). Unchanged files are not touched.
-func (p *Plan) Commit() error {
-	type out struct {
-		path string
-		b    []byte
-	}
-	var outs []out
-	for _, f := range p.files { // encode everything before writing anything
-		b, err := f.text.Bytes()
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(b, f.orig) {
-			outs = append(outs, out{f.path, b})
-		}
-	}
-	for _, o := range outs {
-		if err := p.Tree.FS.WriteFile(o.path, o.b); err != nil {
-			return fmt.Errorf("integrate: writing %s: %w", o.path, err)
-		}
-	}
-	for _, f := range p.files {
-		if b, err := f.text.Bytes(); err == nil {
-			f.orig = b
-		}
-	}
-	return nil
-}
-
 // isNIC reports a network adapter ([Version] Class=Net or its GUID).
 func isNIC(d *drivers.Device) bool {
 	return strings.EqualFold(d.Class, "Net") || strings.EqualFold(d.ClassGUID, NetClassGUID)
@@ -306,29 +244,6 @@ func winDir(p string) string {
 
 func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
-// peMachine returns the COFF machine of a PE image, or 0 when b is not
-// one. Only the headers are read: a driver's architecture is all we need.
-func peMachine(b []byte) uint16 {
-	if len(b) < 0x40 || b[0] != 'M' || b[1] != 'Z' {
-		return 0
-	}
-	off := int64(binary.LittleEndian.Uint32(b[0x3c:]))
-	if off+6 > int64(len(b)) || string(b[off:off+4]) != "PE\x00\x00" {
-		return 0
-	}
-	return binary.LittleEndian.Uint16(b[off+4:])
-}
-
-// textFile is a file that text-mode setup loads or copies from the setup
-// directory root (disk 1).
-type textFile struct {
-	name    string // name in the setup directory (the service name for images)
-	orig    string // file name in the package / on the installed system
-	dirID   string // WinntDirectories id of the destination: 4 drivers, 2 system32
-	service *drivers.Service
-	dev     *drivers.Device
-}
-
 // AddDriver plans the txtsetup.sif and dosnet.inf edits for one driver
 // package, given its resolved devices (drivers.Package.Resolve with
 // Tree.Target()). It checks everything first: a driver without a device
@@ -339,71 +254,10 @@ func (p *Plan) AddDriver(pkg *drivers.Package, devs []*drivers.Device) error {
 	if len(devs) == 0 {
 		return fmt.Errorf("%w: %s has no device for %s (Windows %s %s)", ErrArch, pkg.Dir, t.Target(), t.OS, t.Arch)
 	}
-	want := map[string]uint16{"x86": pe.IMAGE_FILE_MACHINE_I386, "amd64": pe.IMAGE_FILE_MACHINE_AMD64}[t.Arch]
-	names := map[uint16]string{pe.IMAGE_FILE_MACHINE_I386: "x86", pe.IMAGE_FILE_MACHINE_AMD64: "amd64", pe.IMAGE_FILE_MACHINE_IA64: "ia64"}
 
-	// Gather the text-mode files and check them.
-	var tfs []*textFile
-	byName := map[string]*textFile{}
-	addTF := func(f *textFile) error {
-		k := strings.ToLower(f.name)
-		if o, ok := byName[k]; ok {
-			if strings.EqualFold(o.orig, f.orig) {
-				return nil
-			}
-			return fmt.Errorf("integrate: %s: text-mode name %s is wanted by both %s and %s (the rename-and-patch of IntegrateDrv §6.5 is not implemented yet)", pkg.Dir, f.name, o.orig, f.orig)
-		}
-		byName[k] = f
-		tfs = append(tfs, f)
-		return nil
-	}
-	for _, d := range devs {
-		images := map[string]*drivers.Service{}
-		for i := range d.Services {
-			s := &d.Services[i]
-			if s.ServiceBinary != "" {
-				images[strings.ToLower(winBase(s.ServiceBinary))] = s
-			}
-		}
-		for _, fc := range d.Files {
-			b, err := os.ReadFile(filepath.Join(pkg.Dir, filepath.FromSlash(fc.Source)))
-			if err != nil {
-				return fmt.Errorf("integrate: %s: %w", pkg.Dir, err)
-			}
-			base := winBase(fc.Dest)
-			lower := strings.ToLower(base)
-			isBin := strings.HasSuffix(lower, ".sys") || strings.HasSuffix(lower, ".dll")
-			if isBin {
-				if m := peMachine(b); m != 0 && m != want {
-					arch := names[m]
-					if arch == "" {
-						arch = fmt.Sprintf("machine 0x%x", m)
-					}
-					return fmt.Errorf("%w: %s is %s, the setup tree is %s", ErrArch, path.Join(pkg.Dir, fc.Source), arch, t.Arch)
-				}
-			}
-			dir := strings.ToLower(winDir(fc.Dest))
-			switch {
-			case strings.HasSuffix(lower, ".sys") && dir == `system32\drivers`:
-				f := &textFile{name: base, orig: base, dirID: "4", dev: d}
-				if s := images[lower]; s != nil {
-					f.service = s
-					f.name = s.Name + ".sys" // text mode loads Services\<file base name>
-				}
-				if err := addTF(f); err != nil {
-					return err
-				}
-			case strings.HasSuffix(lower, ".dll") && dir == "system32":
-				if err := addTF(&textFile{name: base, orig: base, dirID: "2", dev: d}); err != nil {
-					return err
-				}
-			}
-		}
-		for _, s := range d.Services {
-			if s.ServiceBinary != "" && byName[strings.ToLower(s.Name+".sys")] == nil {
-				return fmt.Errorf("integrate: %s: service %s's image %s is not among the files the INF copies to system32\\drivers", d.INF, s.Name, s.ServiceBinary)
-			}
-		}
+	tfs, err := p.textFiles(pkg, devs)
+	if err != nil {
+		return err
 	}
 
 	// Staging for GUI mode, then text mode, then the critical devices.
@@ -414,9 +268,23 @@ func (p *Plan) AddDriver(pkg *drivers.Package, devs []*drivers.Device) error {
 	p.criticalDevices(devs)
 	p.hiveSysServices(devs)
 	p.hiveSysCriticalDevices(devs)
+	// Whole files: the setupreg.hiv keys (both-hives rows also go to
+	// hivesys.inf), then the driver files, then the packed INFs, which
+	// may rewrite what the copies put into the staging tree.
+	if err := p.setupRegDriver(pkg, devs); err != nil {
+		return err
+	}
+	if err := p.copyDriverFiles(pkg, devs, tfs); err != nil {
+		return err
+	}
+	if err := p.packedDriverINFs(pkg, devs); err != nil {
+		return err
+	}
 	for _, d := range devs {
 		if isNIC(d) {
-			p.tcpipTextMode()
+			if err := p.tcpipTextMode(); err != nil {
+				return err
+			}
 			break
 		}
 	}
@@ -436,6 +304,13 @@ func (p *Plan) AddDriver(pkg *drivers.Package, devs []*drivers.Device) error {
 func stagingName(inf string) string {
 	b := strings.ToLower(winBase(inf))
 	return strings.TrimSuffix(b, path.Ext(b))
+}
+
+// stagingDir is the tree path of an INF's staging directory,
+// <setup dir>/scsidrv/<stagingName>; a package file at rel (relative to the
+// INF's directory) is staged at path.Join(stagingDir, rel) in lower case.
+func (p *Plan) stagingDir(inf string) string {
+	return p.Tree.SetupDir + "/scsidrv/" + stagingName(inf)
 }
 
 // allocID returns the id of the entry of section whose field holds want
@@ -643,9 +518,9 @@ func (p *Plan) criticalDevices(devs []*drivers.Device) {
 
 // tcpipTextMode loads NDIS, IPSec and TCP/IP in text mode (research §7.1)
 // and, on media, has winnt32 copy their files to the boot directory.
-func (p *Plan) tcpipTextMode() {
+func (p *Plan) tcpipTextMode() error {
 	if p.nicDone {
-		return
+		return nil
 	}
 	p.nicDone = true
 	p.hiveSysTCPIP()
@@ -667,6 +542,13 @@ func (p *Plan) tcpipTextMode() {
 			p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "FloppyFiles.1", Value: "d1," + f, Why: why})
 		}
 	}
+	if err := p.setupRegTCPIP(); err != nil {
+		return err
+	}
+	if err := p.tcpipFiles(); err != nil {
+		return err
+	}
+	return p.packedTCPIP()
 }
 
 // enableGUIBoot removes /noguiboot from [SetupData] OsLoadOptions so that
