@@ -411,6 +411,15 @@ func TestTxtSetupOEM(t *testing.T) {
 			t.Errorf("%q: error %v, want %q", tt.oem, err, tt.want)
 		}
 	}
+	// Driver disks put their files in the root: "\\" ends the [Disks] line
+	// and must not join the next one, as an INF continuation would.
+	root, err := ParseTxtSetupOEM("t.oem", []byte("[Disks]\nd1 = \"Disk\",\\tag,\\\nd2 = \"Disk 2\",\\tag2,\\sub\n"))
+	if err != nil {
+		t.Fatalf("root-directory disk: %v", err)
+	}
+	if len(root.Disks) != 2 || root.Disks[0].Directory != "" || root.Disks[1].Directory != "sub" {
+		t.Errorf("root-directory disk: %+v", root.Disks)
+	}
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "txtsetup.oem"), []byte(head+"[Files.scsi.X]\ndriver = d1, x.sys, X\n"), 0o644)
 	if _, err := OpenPackage(dir); err == nil || !strings.Contains(err.Error(), "txtsetup.oem:6: file x.sys (drv/x.sys) is not in the package") {

@@ -121,7 +121,7 @@ func ParseINFOptions(name string, data []byte, opt ParseOptions) (*INF, error) {
 		return nil, errorf(name, 0, "decoding %s: %v", enc, err)
 	}
 	f := &INF{Name: name, Encoding: enc, LangID: opt.LangID, index: map[string]*Section{}}
-	if err := f.parseRaw(text); err != nil {
+	if err := f.parseRaw(text, true); err != nil {
 		return nil, err
 	}
 	f.buildStrings()
@@ -137,7 +137,11 @@ func ParseINFOptions(name string, data []byte, opt ParseOptions) (*INF, error) {
 	return f, nil
 }
 
-func (f *INF) parseRaw(text string) error {
+// parseRaw splits text into sections of logical lines. continuations
+// joins a line ending in a backslash with the next, as setupapi does for
+// INFs; txtsetup.oem has no continuations (its [Disks] lines commonly end
+// in `\`, the disk's root directory).
+func (f *INF) parseRaw(text string, continuations bool) error {
 	lines := splitLines(text)
 	var cur *Section
 	for i := 0; i < len(lines); i++ {
@@ -145,7 +149,7 @@ func (f *INF) parseRaw(text string) error {
 		s := strings.TrimSpace(stripComment(lines[i]))
 		// Continuation: a backslash ending the line (comment and trailing
 		// blanks removed) joins the next line.
-		for strings.HasSuffix(s, `\`) && i+1 < len(lines) {
+		for continuations && strings.HasSuffix(s, `\`) && i+1 < len(lines) {
 			i++
 			s = strings.TrimSpace(s[:len(s)-1]) + " " + strings.TrimSpace(stripComment(lines[i]))
 			s = strings.TrimSpace(s)

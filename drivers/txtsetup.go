@@ -76,7 +76,7 @@ func ParseTxtSetupOEM(name string, data []byte) (*TxtSetupOEM, error) {
 		return nil, errorf(name, 0, "decoding %s: %v", enc, err)
 	}
 	raw := &INF{Name: name, index: map[string]*Section{}}
-	if err := raw.parseRaw(text); err != nil {
+	if err := raw.parseRaw(text, false); err != nil {
 		return nil, err
 	}
 	for _, s := range raw.Sections {
