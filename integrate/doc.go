@@ -1,20 +1,21 @@
 // Package integrate makes drivers load in Windows 2000/XP/2003 setup, as
 // IntegrateDrv does, from any operating system.
 //
-// This first slice covers:
-//
-//   - finding and identifying a setup tree (Detect): a winnt32
-//     /makelocalsource /syspart tree, installation media or an nLite work
-//     folder, through the small case-insensitive filesystem interface FS
-//     (DirFS is the directory backend);
-//   - a byte-preserving editor for INI-shaped text files (Text: sif, INF,
-//     dosnet.inf) that keeps encoding, line endings, comments and case,
-//     and a line diff (Diff) for dry runs;
-//   - the txtsetup.sif and dosnet.inf edits that make one PnP driver load
-//     in text-mode setup (Plan, Edit), computed from the install plan of
-//     package drivers.
+// Detect identifies a setup tree (installation media or an nLite folder,
+// or a winnt32 /makelocalsource /syspart tree) through the small
+// case-insensitive filesystem interface FS, backed by a directory (DirFS)
+// or a FAT32 file system inside a disk image (OpenImage). A Plan then
+// collects, for each driver package resolved by package drivers
+// (AddDriver) or txtsetup.oem disk (AddTextModeDriver), every edit of
+// research §9: txtsetup.sif, dosnet.inf and the hive INFs through a
+// byte-preserving text editor (Text), setupreg.hiv through package hive,
+// packed INFs through integrate/cab, driver files under their text-mode
+// names, the staging tree, and the PE patches (import rename, setup
+// loader kernel name, checksums).
 //
 // Nothing is written until Plan.Commit; every check (layout, required
-// files, architecture) happens before. Applying the same plan twice
-// changes nothing the second time.
+// files, architecture, hive health, options) happens before, and Commit
+// rolls back what it wrote if a write fails. Applying the same
+// integration twice changes nothing the second time; Diff and Files
+// describe a plan for --dry-run and --json.
 package integrate

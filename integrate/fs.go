@@ -24,9 +24,24 @@ type FS interface {
 	// MkdirAll creates name and its missing parents; existing elements
 	// are matched case-insensitively and keep their case.
 	MkdirAll(name string) error
-	// Remove deletes the file name; a missing file is an error
-	// satisfying errors.Is(err, fs.ErrNotExist).
+	// Remove deletes the file or empty directory name; a missing name is
+	// an error satisfying errors.Is(err, fs.ErrNotExist).
 	Remove(name string) error
+}
+
+// A WriteChecker is an FS that can tell before the first write whether
+// writes will fail (an NTFS partition, an image opened read-only).
+// Plan.Commit asks it before writing anything.
+type WriteChecker interface {
+	CheckWrite() error
+}
+
+// A SpaceReporter is an FS with a bounded free space (a file system
+// inside an image). Plan.Commit refuses a plan whose new contents and
+// backups exceed it before writing anything. A negative FreeBytes means
+// unknown.
+type SpaceReporter interface {
+	FreeBytes() int64
 }
 
 // DirFS returns an FS for the directory root of the host filesystem.

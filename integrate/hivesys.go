@@ -134,8 +134,8 @@ func (p *Plan) setReg(key, name string, typ uint32, data any, why string) {
 
 // hiveSysServices writes what the installed system needs for each
 // service (research §6.4, §9(b)): boot start, type, error control,
-// group, display name, ImagePath, dependencies as REG_MULTI_SZ, and the
-// service's own AddReg values.
+// group, display name, ImagePath, dependencies as REG_MULTI_SZ, the
+// service's own AddReg values and those of its event-log install.
 func (p *Plan) hiveSysServices(devs []*drivers.Device) {
 	done := map[string]bool{}
 	for _, d := range devs {
@@ -167,25 +167,51 @@ func (p *Plan) hiveSysServices(devs []*drivers.Device) {
 			for _, r := range s.Registry {
 				p.hiveSysOp(key, r, why)
 			}
+			if el := s.EventLog; el != nil {
+				base := eventLogKey(&s, el)
+				for _, r := range el.Registry {
+					p.hiveSysOp(base, r, why+" event log")
+				}
+			}
 		}
 	}
 }
 
-// hiveSysOp writes one AddReg operation whose HKR is base. Operations a
-// hive INF line cannot express are warned about.
+// hiveSysOp writes one AddReg operation whose HKR is base (HKLM lines
+// under SYSTEM\CurrentControlSet are written as they are). Operations a
+// hive INF line cannot express, and other roots, are warned about;
+// setupRegOp leaves them out of setupreg.hiv too.
 func (p *Plan) hiveSysOp(base string, r drivers.RegOp, why string) {
-	if r.Root != "HKR" {
-		p.warn("%s: %s:%d: %s root not written to hivesys.inf yet", why, r.INF, r.Line, r.Root)
+	key, ok := regOpKey(base, r)
+	if !ok {
+		p.warn("%s: %s:%d: %s\\%s is outside the SYSTEM hive; not written to the hives", why, r.INF, r.Line, r.Root, r.Key)
 		return
-	}
-	key := base
-	if r.Key != "" {
-		key += `\` + r.Key
 	}
 	switch r.Op {
 	case drivers.OpSet:
-		if r.Append() {
-			p.warn("%s: %s:%d: FLG_ADDREG_APPEND not written to hivesys.inf yet", why, r.INF, r.Line)
+		// The flags are applied against hivesys.inf as the plan leaves
+		// it: NOCLOBBER keeps a value that is there (a second run still
+		// reports its own line), OVERWRITEONLY writes only over one,
+		// APPEND adds the missing strings to a REG_MULTI_SZ.
+		cur, exists := p.hiveSysFields(key, r.Value)
+		switch {
+		case r.OverwriteOnly() && !exists:
+			return
+		case r.NoClobber() && exists:
+			l, err := regLine(key, r.Value, r.Type, r.Data)
+			if err != nil || !sameFields(p.hiveSysLine(key, r.Value), splitFields(l)) {
+				return
+			}
+		case r.Append():
+			add, ok := r.Data.([]string)
+			if !ok || r.Type != drivers.RegMultiSZ {
+				p.warn("%s: %s:%d: FLG_ADDREG_APPEND to a value that is not REG_MULTI_SZ; skipped", why, r.INF, r.Line)
+				return
+			}
+			if len(cur) == 1 && cur[0] == "" {
+				cur = nil
+			}
+			p.setRegFinal(key, r.Value, r.Type, appendNew(cur, add...), why)
 			return
 		}
 		p.setReg(key, r.Value, r.Type, r.Data, why)
@@ -193,7 +219,7 @@ func (p *Plan) hiveSysOp(base string, r drivers.RegOp, why string) {
 		p.do(Edit{File: HiveSysINF, Op: OpReplace, Section: "AddReg", Fields: 2,
 			Value: fmt.Sprintf(`HKLM,%s,,0x%08x`, quote(key), hiveKeyOnly), Why: why})
 	default:
-		p.warn("%s: %s:%d: %s not written to hivesys.inf yet", why, r.INF, r.Line, r.Op)
+		p.warn("%s: %s:%d: %s not written to the hives yet", why, r.INF, r.Line, r.Op)
 	}
 }
 
@@ -219,7 +245,8 @@ func (p *Plan) hiveSysCriticalDevices(devs []*drivers.Device) {
 }
 
 // hiveSysTCPIP makes TCP/IP boot start in the installed system (the
-// both-hives rows of research §7.2; ServiceGroupOrder is not done yet).
+// both-hives rows of research §7.2; setupRegTCPIP writes their
+// setupreg.hiv side and the ServiceGroupOrder of both hives).
 // DependOnService is REG_MULTI_SZ, as Windows has it (IntegrateDrv wrote SZ).
 func (p *Plan) hiveSysTCPIP() {
 	const why = "network adapter: TCP/IP boot start"

@@ -2,6 +2,7 @@ package integrate
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -131,8 +132,73 @@ func (p *Plan) finish() error {
 	return p.finishSetupReg()
 }
 
+// BackupSuffix is appended to a file's name for the copy of its original
+// that Commit keeps with Options.Backup: I386/TXTSETUP.SIF is saved as
+// I386/TXTSETUP.SIF.xpboot-orig. Setup ignores such files; restoring is
+// renaming them back and removing the files the plan created.
+const BackupSuffix = ".xpboot-orig"
+
+// KindBackup is the FileChange.Kind of a backup copy made by Commit.
+const KindBackup = "backup"
+
+// change is one file Commit writes or removes.
+type change struct {
+	path   string
+	data   []byte
+	remove bool
+	kind   string
+	why    string
+	exists bool   // the file was there when the plan read it
+	orig   []byte // its content then
+}
+
+// changes lists what Commit writes: the changed text files, then the
+// changed whole-file outputs, in plan order.
+func (p *Plan) changes() ([]change, error) {
+	var cs []change
+	for _, f := range p.files {
+		b, err := f.text.Bytes()
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(b, f.orig) {
+			cs = append(cs, change{path: f.path, data: b, kind: KindText, exists: true, orig: f.orig})
+		}
+	}
+	for _, o := range p.outs {
+		if o.changed() {
+			cs = append(cs, change{path: o.path, data: o.data, remove: o.remove, kind: o.kind, why: o.why, exists: o.exists, orig: o.orig})
+		}
+	}
+	return cs, nil
+}
+
+// backups returns the backup copies Commit makes with Options.Backup: one
+// per replaced or removed file whose backup does not exist yet.
+func (p *Plan) backups(cs []change) ([]change, error) {
+	if !p.Options.Backup {
+		return nil, nil
+	}
+	var bs []change
+	for _, c := range cs {
+		if !c.exists {
+			continue
+		}
+		name := c.path + BackupSuffix
+		_, err := p.Tree.FS.Stat(name)
+		switch {
+		case err == nil:
+			continue // an earlier run's backup: the true original
+		case !isNotExist(err):
+			return nil, fmt.Errorf("integrate: %w", err)
+		}
+		bs = append(bs, change{path: name, data: c.orig, kind: KindBackup, why: "original of " + c.path})
+	}
+	return bs, nil
+}
+
 // Files lists the files the plan read or writes, in order, with their
-// state.
+// state; with Options.Backup, then the backups Commit would make.
 func (p *Plan) Files() ([]FileChange, error) {
 	if err := p.finish(); err != nil {
 		return nil, err
@@ -151,6 +217,17 @@ func (p *Plan) Files() ([]FileChange, error) {
 	}
 	for _, o := range p.outs {
 		out = append(out, FileChange{Path: o.path, Kind: o.kind, Changed: o.changed(), Action: o.action(), Why: o.why})
+	}
+	cs, err := p.changes()
+	if err != nil {
+		return nil, err
+	}
+	bs, err := p.backups(cs)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range bs {
+		out = append(out, FileChange{Path: b.path, Kind: KindBackup, Changed: true, Action: "create", Why: b.why})
 	}
 	return out, nil
 }
@@ -192,51 +269,88 @@ func (p *Plan) Diff() (string, error) {
 			fmt.Fprintf(&sb, "Binary files a/%s and b/%s differ\n", o.path, o.path)
 		}
 	}
+	cs, err := p.changes()
+	if err != nil {
+		return "", err
+	}
+	bs, err := p.backups(cs)
+	if err != nil {
+		return "", err
+	}
+	for _, b := range bs {
+		fmt.Fprintf(&sb, "backup %s (%s)\n", b.path, b.why)
+	}
 	return sb.String(), nil
 }
 
-// Commit writes every changed file through the tree's FS (atomically per
-// file), creating missing directories. Everything is encoded before
-// anything is written; unchanged files are not touched.
+// Commit writes every changed file through the tree's FS, creating
+// missing directories, as one all-or-nothing step as far as the FS
+// allows:
+//
+//   - everything is encoded, and with Options.Backup the backups listed,
+//     before anything is written; unchanged files are not touched;
+//   - nothing is written if the FS says it cannot be written
+//     (WriteChecker), if the new contents exceed its free space
+//     (SpaceReporter), or if any file to change is no longer what the plan
+//     read (another program changed the tree meanwhile);
+//   - each file is replaced atomically by the FS (a temporary file and a
+//     rename for DirFS; new clusters, then the directory entry, inside a
+//     FAT32 image);
+//   - when a write fails, every file already written is put back as it
+//     was read (created files and directories, and backups, are removed),
+//     so the tree is byte-identical to before; the error says whether
+//     that rollback succeeded.
+//
+// A crash (power loss, SIGKILL) between two files still leaves the set
+// half written: with DirFS each file is either old or new; inside an
+// image nothing reaches the file system's metadata before the image is
+// closed (see imagefs/fat32).
 func (p *Plan) Commit() error {
 	if err := p.finish(); err != nil {
 		return err
 	}
-	type write struct {
-		path   string
-		b      []byte
-		remove bool
+	cs, err := p.changes()
+	if err != nil {
+		return err
 	}
-	var writes []write
-	for _, f := range p.files {
-		b, err := f.text.Bytes()
+	if len(cs) == 0 {
+		return nil
+	}
+	bs, err := p.backups(cs)
+	if err != nil {
+		return err
+	}
+	fsys := p.Tree.FS
+	if wc, ok := fsys.(WriteChecker); ok {
+		if err := wc.CheckWrite(); err != nil {
+			return fmt.Errorf("integrate: %w", err)
+		}
+	}
+	all := append(bs, cs...) // backups first: they copy what the changes replace
+	var need int64
+	for _, c := range all {
+		if !c.remove {
+			need += int64(len(c.data))
+		}
+	}
+	if sr, ok := fsys.(SpaceReporter); ok {
+		if free := sr.FreeBytes(); free >= 0 && need > free {
+			return fmt.Errorf("integrate: the plan writes %d bytes but the file system has only %d free; nothing written", need, free)
+		}
+	}
+	for _, c := range cs {
+		cur, ok, err := p.readOptional(c.path)
 		if err != nil {
 			return err
 		}
-		if !bytes.Equal(b, f.orig) {
-			writes = append(writes, write{path: f.path, b: b})
+		if ok != c.exists || !bytes.Equal(cur, c.orig) {
+			return fmt.Errorf("integrate: %s changed since the plan read it; nothing written (run again)", c.path)
 		}
 	}
-	for _, o := range p.outs {
-		if o.changed() {
-			writes = append(writes, write{path: o.path, b: o.data, remove: o.remove})
-		}
-	}
-	for _, w := range writes {
-		var err error
-		switch {
-		case w.remove:
-			err = p.Tree.FS.Remove(w.path)
-		default:
-			if dir := path.Dir(w.path); dir != "." && dir != "/" {
-				if err = p.Tree.FS.MkdirAll(dir); err != nil {
-					break
-				}
-			}
-			err = p.Tree.FS.WriteFile(w.path, w.b)
-		}
-		if err != nil {
-			return fmt.Errorf("integrate: writing %s: %w", w.path, err)
+	j := &journal{fs: fsys}
+	for _, c := range all {
+		if err := j.apply(c); err != nil {
+			return j.fail(c.path, err)
 		}
 	}
 	for _, f := range p.files {
@@ -248,4 +362,95 @@ func (p *Plan) Commit() error {
 		o.orig, o.exists = o.data, !o.remove
 	}
 	return nil
+}
+
+// journal records what Commit has done so that a failure can undo it.
+type journal struct {
+	fs   FS
+	done []change // applied changes, undone in reverse
+	dirs []string // directories created, parents first
+}
+
+// apply writes or removes one file, creating its missing directories.
+func (j *journal) apply(c change) error {
+	if c.remove {
+		if err := j.fs.Remove(c.path); err != nil {
+			return err
+		}
+		j.done = append(j.done, c)
+		return nil
+	}
+	if err := j.mkdirs(path.Dir(c.path)); err != nil {
+		return err
+	}
+	if err := j.fs.WriteFile(c.path, c.data); err != nil {
+		return err
+	}
+	j.done = append(j.done, c)
+	return nil
+}
+
+// mkdirs creates dir and its missing parents, recording the ones it made.
+func (j *journal) mkdirs(dir string) error {
+	if dir == "." || dir == "/" || dir == "" {
+		return nil
+	}
+	elems := strings.Split(strings.Trim(dir, "/"), "/")
+	var missing []string
+	for i := range elems {
+		pre := strings.Join(elems[:i+1], "/")
+		fi, err := j.fs.Stat(pre)
+		switch {
+		case err == nil && !fi.IsDir():
+			return fmt.Errorf("%s is not a directory", pre)
+		case isNotExist(err):
+			missing = append(missing, pre)
+		case err != nil:
+			return err
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	err := j.fs.MkdirAll(dir)
+	for _, m := range missing {
+		if _, serr := j.fs.Stat(m); serr == nil {
+			j.dirs = append(j.dirs, m)
+		}
+	}
+	return err
+}
+
+// undo puts back every file the journal changed, newest first, then
+// removes the directories it created, deepest first.
+func (j *journal) undo() error {
+	var errs []error
+	for i := len(j.done) - 1; i >= 0; i-- {
+		c := j.done[i]
+		var err error
+		if c.exists {
+			err = j.fs.WriteFile(c.path, c.orig)
+		} else if err = j.fs.Remove(c.path); isNotExist(err) {
+			err = nil
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restoring %s: %w", c.path, err))
+		}
+	}
+	for i := len(j.dirs) - 1; i >= 0; i-- {
+		if err := j.fs.Remove(j.dirs[i]); err != nil && !isNotExist(err) {
+			errs = append(errs, fmt.Errorf("removing directory %s: %w", j.dirs[i], err))
+		}
+	}
+	j.done, j.dirs = nil, nil
+	return errors.Join(errs...)
+}
+
+// fail undoes the journal after writing name failed with err.
+func (j *journal) fail(name string, err error) error {
+	n := len(j.done)
+	if uerr := j.undo(); uerr != nil {
+		return fmt.Errorf("integrate: writing %s: %w; rolling back the %d files written before failed, the tree is partly written: %v", name, err, n, uerr)
+	}
+	return fmt.Errorf("integrate: writing %s: %w (the %d files written before were restored)", name, err, n)
 }

@@ -78,7 +78,7 @@ func (e Edit) String() string {
 		if e.Match != nil {
 			s += fmt.Sprintf(" (where field %d is %s)", e.Match.Index, e.Match.Value)
 		}
-	case OpAdd, OpRemove, OpReplace:
+	case OpAdd, OpRemove, OpReplace, OpComment:
 		s += " " + e.Value
 	}
 	return s
@@ -123,6 +123,8 @@ type Plan struct {
 	// nics are the network adapters' class instances, in the order
 	// integrated.
 	nics []*nicInstance
+	// driverFiles is the content hash of each driver file output (copies.go).
+	driverFiles map[string][32]byte
 }
 
 type planFile struct {
@@ -442,14 +444,16 @@ func (p *Plan) textMode(tfs []*textFile) {
 			}
 			continue
 		}
-		scsi := f.service != nil && isStorage(f.dev) && f.service == functionService(f.dev)
+		// A patched image is loaded, never copied (textModeUnpatched
+		// installs the original), nor through SCSI.Load, which would copy it.
+		scsi := f.service != nil && isStorage(f.dev) && f.service == functionService(f.dev) && f.patched == nil
 		disp := "0"
 		dest := ""
-		if !strings.EqualFold(f.name, f.orig) {
+		if !strings.EqualFold(f.name, f.orig) && f.patched == nil {
 			dest = f.orig
 		}
-		if scsi && dest == "" {
-			disp = "3" // [SCSI.Load] copies it
+		if scsi && dest == "" || f.patched != nil {
+			disp = "3" // [SCSI.Load] copies it; a patched image is only loaded
 		}
 		v := "1,,,,,,4_,4," + disp + "," + disp
 		if t.Minor != 0 || dest != "" {
@@ -460,9 +464,10 @@ func (p *Plan) textMode(tfs []*textFile) {
 			p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "Files", Value: "d1," + f.name, Why: why})
 			p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "FloppyFiles.1", Value: "d1," + f.name, Why: why})
 		}
-		if disp == "3" {
+		if disp == "3" && f.patched == nil {
 			p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "FileFlags", Key: f.name, Value: "16", Why: why})
 		}
+		p.textModeUnpatched(f)
 		if f.service == nil {
 			continue
 		}

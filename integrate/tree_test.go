@@ -171,11 +171,58 @@ func writeFile(t testing.TB, name string, data []byte) {
 	}
 }
 
-// placeholderHive writes an empty hive made with package hive.
+// placeholderHive writes a setupreg.hiv shaped like XP's, made with
+// package hive: Select, the ServiceGroupOrder, a network adapter already
+// in Control\Class (instance 0000), the services the TCP/IP boot set
+// edits with their demand-start values, and an empty Enum\Root.
 func placeholderHive(t testing.TB, name string) {
 	t.Helper()
 	e, err := hive.New(3)
 	if err != nil {
+		t.Fatal(err)
+	}
+	const cs = `ControlSet001\`
+	set := func(key, value string, typ hive.ValueType, data []byte) {
+		t.Helper()
+		if err := e.CreateKey(key); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.SetValue(key, value, typ, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sz := func(key, value, s string) { set(key, value, hive.SZ, hive.EncodeString(s)) }
+	dword := func(key, value string, v uint32) { set(key, value, hive.DWORD, hive.EncodeDWORD(v)) }
+	for _, v := range []string{"Current", "Default", "LastKnownGood"} {
+		dword("Select", v, 1)
+	}
+	dword("Select", "Failed", 0)
+	set(cs+`Control\ServiceGroupOrder`, "List", hive.MultiSZ, hive.EncodeMultiString(xpServiceGroupOrder))
+	dword(cs+`Control\Session Manager\Memory Management`, "DisablePagingExecutive", 0)
+	net := cs + `Control\Class\` + NetClassGUID
+	sz(net, "", "Network adapters")
+	sz(net, "Class", "Net")
+	sz(net+`\0000`, "DriverDesc", "AMD PCNET Family PCI Ethernet Adapter")
+	sz(net+`\0000`, "MatchingDeviceId", `pci\ven_1022&dev_2000`)
+	sz(net+`\0000`, "NetCfgInstanceId", "{4DB30059-1A2B-4C3D-8E9F-0A1B2C3D4E5F}")
+	for _, s := range []struct {
+		name, group string
+		start       uint32
+	}{
+		{"KSecDD", "", 1},
+		{"NDIS", "NDIS Wrapper", 1},
+		{"Tcpip", "PNP_TDI", 1},
+		{"IPSec", "PNP_TDI", 1},
+	} {
+		k := cs + `Services\` + s.name
+		dword(k, "ErrorControl", 1)
+		if s.group != "" {
+			sz(k, "Group", s.group)
+		}
+		dword(k, "Start", s.start)
+		dword(k, "Type", 1)
+	}
+	if err := e.CreateKey(cs + `Enum\Root`); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {

@@ -153,13 +153,6 @@ func (e *env) meter(desc string) (update func(done, total int64), finish func())
 	}
 }
 
-// notBuilt is the action of a command group whose package does not exist yet.
-func notBuilt(what, issue string) cli.ActionFunc {
-	return func(*cli.Context) error {
-		return cli.Exit(fmt.Sprintf("%s is not built yet (tracked in issue %s)", what, issue), 3)
-	}
-}
-
 // completionCommand prints shell completion scripts.
 func completionCommand(e *env) *cli.Command {
 	return &cli.Command{
