@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xpboot/xpboot/drivers"
 	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/integrate/integratetest"
 	"github.com/xpboot/xpboot/internal/peertest"
@@ -55,36 +54,18 @@ func (f *failFS) Remove(name string) error {
 	return f.FS.Remove(name)
 }
 
-// planOn detects the tree of fsys and plans every driver directory.
+// planOn is planWith that fails the test when a driver is refused.
 func planOn(t *testing.T, fsys FS, opts Options, dirs ...string) *Plan {
 	t.Helper()
-	tr, err := Detect(fsys)
+	p, err := planWith(t, fsys, opts, dirs...)
 	if err != nil {
 		t.Fatal(err)
-	}
-	p, err := NewPlan(tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Options = opts
-	for _, d := range dirs {
-		pkg, err := drivers.OpenPackage(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		devs, err := pkg.Resolve(tr.Target())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := p.AddDriver(pkg, devs); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return p
 }
 
 func testPackages(t *testing.T) []string {
-	return []string{nicPackage(t, i386), rootPackage(t), scsiPackage(t)}
+	return []string{nicPackage(t, integratetest.I386), rootPackage(t), scsiPackage(t)}
 }
 
 // TestCommitRollback fails every write, directory creation and removal
@@ -115,7 +96,7 @@ func TestCommitRollback(t *testing.T) {
 func TestCommitBackup(t *testing.T) {
 	root := makeMedia(t)
 	pristine := integratetest.Snapshot(t, root)
-	p := planOn(t, DirFS(root), Options{Backup: true}, nicPackage(t, i386))
+	p := planOn(t, DirFS(root), Options{Backup: true}, nicPackage(t, integratetest.I386))
 	files, err := p.Files()
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +126,7 @@ func TestCommitBackup(t *testing.T) {
 	if after["I386/TXTSETUP.SIF"] == pristine["I386/TXTSETUP.SIF"] {
 		t.Fatal("txtsetup.sif unchanged")
 	}
-	p2 := planOn(t, DirFS(root), Options{Backup: true}, nicPackage(t, i386), scsiPackage(t))
+	p2 := planOn(t, DirFS(root), Options{Backup: true}, nicPackage(t, integratetest.I386), scsiPackage(t))
 	if err := p2.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +145,7 @@ func TestCommitBackup(t *testing.T) {
 // changed between planning and commit.
 func TestCommitChangedSinceRead(t *testing.T) {
 	root := makeMedia(t)
-	p := planOn(t, DirFS(root), Options{}, nicPackage(t, i386))
+	p := planOn(t, DirFS(root), Options{}, nicPackage(t, integratetest.I386))
 	sif := filepath.Join(root, "I386", "TXTSETUP.SIF")
 	b, _ := os.ReadFile(sif)
 	writeFile(t, sif, append(b[:len(b)-1:len(b)-1], "; edited\r\n\x1a"...))
@@ -183,14 +164,7 @@ func mediaImage(t *testing.T, src, dir string) string {
 	if _, err := imagefs.Create(img, imagefs.CreateOptions{Size: 64 << 20, FS: imagefs.FSFAT32, Label: "SETUP"}); err != nil {
 		t.Fatal(err)
 	}
-	im, err := imagefs.Open(img, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys, err := im.FS(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	im, fsys := openImageFS(t, img, true)
 	ents, _ := os.ReadDir(src)
 	var srcs []string
 	for _, e := range ents {
@@ -208,16 +182,25 @@ func mediaImage(t *testing.T, src, dir string) string {
 // imageSnapshot lists the tree under dir of the image's first partition.
 func imageSnapshot(t *testing.T, img, dir string) map[string]string {
 	t.Helper()
-	im, err := imagefs.Open(img, false)
+	im, fsys := openImageFS(t, img, false)
+	defer im.Close()
+	return integratetest.SnapshotFS(t, fsys, dir)
+}
+
+// openImageFS opens the image img and the file system of its first
+// partition.
+func openImageFS(t *testing.T, img string, writable bool) (*imagefs.Image, imagefs.FS) {
+	t.Helper()
+	im, err := imagefs.Open(img, writable)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer im.Close()
 	fsys, err := im.FS(0)
 	if err != nil {
+		im.Close()
 		t.Fatal(err)
 	}
-	return integratetest.SnapshotFS(t, fsys, dir)
+	return im, fsys
 }
 
 // TestImageFS integrates into a tree inside a FAT32 image and checks the
@@ -300,7 +283,7 @@ func TestImageFSReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := planOn(t, f, Options{}, nicPackage(t, i386))
+	p := planOn(t, f, Options{}, nicPackage(t, integratetest.I386))
 	if d, err := p.Diff(); err != nil || d == "" {
 		t.Fatalf("diff %q, %v", d, err)
 	}
@@ -365,14 +348,7 @@ func TestImageFSNTFS(t *testing.T) {
 // space is refused before anything is written.
 func TestImageFSFull(t *testing.T) {
 	img := mediaImage(t, makeMedia(t), "/setup")
-	im, err := imagefs.Open(img, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys, err := im.FS(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	im, fsys := openImageFS(t, img, true)
 	free := fsys.(interface{ FreeBytes() int64 }).FreeBytes()
 	fill := free - 8<<10
 	if err := fsys.WriteFile("/fill.bin", io.LimitReader(zeros{}, fill), fill, time.Now()); err != nil {

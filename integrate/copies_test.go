@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/xpboot/xpboot/drivers"
+	"github.com/xpboot/xpboot/integrate/integratetest"
 )
 
 // iscsiINF is shaped like the MS iSCSI initiator's: root device
@@ -55,13 +56,13 @@ Desc = "Microsoft iSCSI Initiator"
 `
 
 var (
-	msiscsiSys  = driverPE(i386, "msiscsi", "iscsiprt.sys", "ntoskrnl.exe", "TDI.SYS")
-	iscsiprtSys = driverPE(i386, "iscsiprt", "ntoskrnl.exe", "HAL.dll")
+	msiscsiSys  = driverPE(integratetest.I386, "msiscsi", "iscsiprt.sys", "ntoskrnl.exe", "TDI.SYS")
+	iscsiprtSys = driverPE(integratetest.I386, "iscsiprt", "ntoskrnl.exe", "HAL.dll")
 )
 
 func iscsiPackage(t testing.TB) string {
 	return makePackage(t,
-		pkgFile{"iscsi.inf", []byte(crlf(iscsiINF))},
+		pkgFile{"iscsi.inf", []byte(integratetest.CRLF(iscsiINF))},
 		pkgFile{"msiscsi.sys", msiscsiSys},
 		pkgFile{"iscsiprt.sys", iscsiprtSys})
 }
@@ -99,7 +100,7 @@ func read(t testing.TB, root, name string) string {
 // secondRunNoop integrates again and checks that nothing changes.
 func secondRunNoop(t *testing.T, root string, pkgs ...string) {
 	t.Helper()
-	done := snapshot(t, root)
+	done := integratetest.Snapshot(t, root)
 	p, err := integrate(t, root, pkgs...)
 	if err != nil {
 		t.Fatal(err)
@@ -116,13 +117,13 @@ func secondRunNoop(t *testing.T, root string, pkgs ...string) {
 	if err := p.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	sameSnapshot(t, done, snapshot(t, root))
+	integratetest.SameSnapshot(t, done, integratetest.Snapshot(t, root))
 }
 
 func TestCopiesMedia(t *testing.T) {
 	root := makeMedia(t)
 	addSetupFiles(t, root)
-	pkgs := []string{nicPackage(t, i386), rootPackage(t), scsiPackage(t)}
+	pkgs := []string{nicPackage(t, integratetest.I386), rootPackage(t), scsiPackage(t)}
 	p, err := integrate(t, root, pkgs...)
 	if err != nil {
 		t.Fatal(err)
@@ -134,25 +135,25 @@ func TestCopiesMedia(t *testing.T) {
 	if err := p.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	nicSys := string(fakePE(i386, "e1000"))
+	nicSys := string(integratetest.FakePE(integratetest.I386, "e1000"))
 	for name, want := range map[string]string{
 		"I386/E1000.sys":                             nicSys,
-		"I386/NicCo.dll":                             string(fakePE(i386, "co")),
-		"I386/sanbootconf.sys":                       string(fakePE(i386, "sbc")),
-		"I386/vscsi.sys":                             string(fakePE(i386, "vscsi")),
+		"I386/NicCo.dll":                             string(integratetest.FakePE(integratetest.I386, "co")),
+		"I386/sanbootconf.sys":                       string(integratetest.FakePE(integratetest.I386, "sbc")),
+		"I386/vscsi.sys":                             string(integratetest.FakePE(integratetest.I386, "vscsi")),
 		"I386/scsidrv/e1000325/x86/e1000325.sys":     nicSys,
-		"I386/scsidrv/e1000325/x86/coinst/nicco.dll": string(fakePE(i386, "co")),
+		"I386/scsidrv/e1000325/x86/coinst/nicco.dll": string(integratetest.FakePE(integratetest.I386, "co")),
 		"I386/scsidrv/e1000325/e1000325.cat":         "catalog",
-		"I386/scsidrv/sanbootconf/sanbootconf.sys":   string(fakePE(i386, "sbc")),
-		"I386/scsidrv/vscsi/vscsi.inf":               crlf(scsiINF),
-		"I386/scsidrv/sanbootconf/sanbootconf.inf":   crlf(rootINF),
+		"I386/scsidrv/sanbootconf/sanbootconf.sys":   string(integratetest.FakePE(integratetest.I386, "sbc")),
+		"I386/scsidrv/vscsi/vscsi.inf":               integratetest.CRLF(integratetest.SCSIINF),
+		"I386/scsidrv/sanbootconf/sanbootconf.inf":   integratetest.CRLF(integratetest.RootINF),
 		"I386/scsidrv/e1000325/e1000325.inf":         "",
 		"I386/e1000325.sys":                          "", // not under its own name: E1000.sys is renamed on copy
 		"$WIN_NT$.~BT/E1000.sys":                     "", // media: winnt32 copies, [FloppyFiles.1]
 		"I386/tdi.sy_":                               "cabinet tdi.sy_",
 		"I386/ntoskrnl.ex_":                          "cabinet ntoskrnl.ex_",
-		"I386/scsidrv/e1000325/x86/coinst/NicCo.dll": string(fakePE(i386, "co")),
-		"i386/SCSIDRV/E1000325/X86/COINST/NICCO.DLL": string(fakePE(i386, "co")),
+		"I386/scsidrv/e1000325/x86/coinst/NicCo.dll": string(integratetest.FakePE(integratetest.I386, "co")),
+		"i386/SCSIDRV/E1000325/X86/COINST/NICCO.DLL": string(integratetest.FakePE(integratetest.I386, "co")),
 	} {
 		got := read(t, root, name)
 		if name == "I386/scsidrv/e1000325/e1000325.inf" {
@@ -200,7 +201,7 @@ func TestCopiesLocalSource(t *testing.T) {
 				// winnt32 /syspart /tempdrive: setupldr is NTLDR.
 				os.Rename(filepath.Join(root, "$LDR$"), filepath.Join(root, "NTLDR"))
 			}
-			pkgs := []string{nicPackage(t, i386), iscsiPackage(t)}
+			pkgs := []string{nicPackage(t, integratetest.I386), iscsiPackage(t)}
 			p, err := integrate(t, root, pkgs...)
 			if err != nil {
 				t.Fatal(err)
@@ -209,11 +210,11 @@ func TestCopiesLocalSource(t *testing.T) {
 				t.Fatal(err)
 			}
 			ls, bt := "$WIN_NT$.~LS/I386/", "$WIN_NT$.~BT/"
-			nicSys := string(fakePE(i386, "e1000"))
+			nicSys := string(integratetest.FakePE(integratetest.I386, "e1000"))
 			for name, want := range map[string]string{
 				ls + "E1000.sys":                  nicSys,
 				bt + "E1000.sys":                  nicSys,
-				ls + "NicCo.dll":                  string(fakePE(i386, "co")),
+				ls + "NicCo.dll":                  string(integratetest.FakePE(integratetest.I386, "co")),
 				bt + "NicCo.dll":                  "", // DLLs are not loaded in text mode
 				ls + "msiscsi.sys":                string(msiscsiSys),
 				bt + "msiscsi.sys":                "", // the installed system's copy comes from ~LS
@@ -358,7 +359,7 @@ func TestCopiesWarnings(t *testing.T) {
 			}
 		}},
 		{"loader-without-kernel-name", makeMedia, func(t testing.TB, root string) {
-			writeFile(t, filepath.Join(root, "I386", "SETUPLDR.BIN"), append(bytes.Clone(loaderStub), driverPE(i386, "other")...))
+			writeFile(t, filepath.Join(root, "I386", "SETUPLDR.BIN"), append(bytes.Clone(loaderStub), driverPE(integratetest.I386, "other")...))
 		}, []string{"not patched", "neither ntkrnlmp.exe nor ntoskrnl.exe"}, nil},
 		{"loader-not-pe", makeMedia, func(t testing.TB, root string) {
 			writeFile(t, filepath.Join(root, "I386", "SETUPLDR.BIN"), []byte("not a loader"))
@@ -376,17 +377,17 @@ func TestCopiesWarnings(t *testing.T) {
 			root := tt.tree(t)
 			addSetupFiles(t, root)
 			tt.prep(t, root)
-			machine := uint16(i386)
+			machine := uint16(integratetest.I386)
 			if tt.name == "amd64-no-loader-patch" {
-				machine = amd64
+				machine = integratetest.AMD64
 			}
 			nic := nicPackage(t, machine)
-			if machine == amd64 {
+			if machine == integratetest.AMD64 {
 				nic = makePackage(t, pkgFile{"e1000325.inf", []byte(amd64OnlyINF)},
 					pkgFile{"e1000325.cat", []byte("catalog")},
-					pkgFile{"x86/e1000325.sys", fakePE(amd64, "e1000")}, pkgFile{"x86/coinst/NicCo.dll", fakePE(amd64, "co")})
+					pkgFile{"x86/e1000325.sys", integratetest.FakePE(integratetest.AMD64, "e1000")}, pkgFile{"x86/coinst/NicCo.dll", integratetest.FakePE(integratetest.AMD64, "co")})
 			}
-			before := snapshot(t, root)
+			before := integratetest.Snapshot(t, root)
 			p, err := integrate(t, root, nic)
 			if err != nil {
 				t.Fatal(err)
@@ -401,7 +402,7 @@ func TestCopiesWarnings(t *testing.T) {
 				t.Fatal(err)
 			}
 			for path, data := range before {
-				if strings.Contains(strings.ToUpper(path), "SETUPLDR") && snapshot(t, root)[path] != data && len(tt.warn) > 0 {
+				if strings.Contains(strings.ToUpper(path), "SETUPLDR") && integratetest.Snapshot(t, root)[path] != data && len(tt.warn) > 0 {
 					t.Error("loader changed despite the warning")
 				}
 			}
@@ -417,19 +418,12 @@ func TestCopiesWarnings(t *testing.T) {
 // (paths a package could not produce, files gone after Resolve).
 func planDevices(t *testing.T, root, dir string, mess func(pkg *drivers.Package, devs []*drivers.Device)) error {
 	t.Helper()
-	tr, err := Detect(DirFS(root))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := NewPlan(tr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := planOn(t, DirFS(root), Options{})
 	pkg, err := drivers.OpenPackage(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	devs, err := pkg.Resolve(tr.Target())
+	devs, err := pkg.Resolve(p.Tree.Target())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,25 +462,25 @@ func TestCopiesRefused(t *testing.T) {
 		}, "not a plain file name"},
 		{"import-of-renamed-in-dependency", func(t testing.TB) string {
 			return makePackage(t,
-				pkgFile{"iscsi.inf", []byte(crlf(strings.Replace(iscsiINF, "iscsiprt.sys\n", "iscsiprt.sys\nhelper.sys\n", 1)))},
+				pkgFile{"iscsi.inf", []byte(integratetest.CRLF(strings.Replace(iscsiINF, "iscsiprt.sys\n", "iscsiprt.sys\nhelper.sys\n", 1)))},
 				pkgFile{"msiscsi.sys", msiscsiSys}, pkgFile{"iscsiprt.sys", iscsiprtSys},
-				pkgFile{"helper.sys", driverPE(i386, "helper", "iscsiprt.sys")})
+				pkgFile{"helper.sys", driverPE(integratetest.I386, "helper", "iscsiprt.sys")})
 		}, nil, "helper.sys imports iscsiprt.sys"},
 		{"image-not-pe", func(t testing.TB) string {
-			return makePackage(t, pkgFile{"iscsi.inf", []byte(crlf(iscsiINF))},
-				pkgFile{"msiscsi.sys", fakePE(i386, "no imports")}, pkgFile{"iscsiprt.sys", iscsiprtSys})
+			return makePackage(t, pkgFile{"iscsi.inf", []byte(integratetest.CRLF(iscsiINF))},
+				pkgFile{"msiscsi.sys", integratetest.FakePE(integratetest.I386, "no imports")}, pkgFile{"iscsiprt.sys", iscsiprtSys})
 		}, nil, "reading the imports of msiscsi.sys"},
 		{"renamed-name-taken", func(t testing.TB) string {
 			return makePackage(t,
-				pkgFile{"iscsi.inf", []byte(crlf(strings.Replace(iscsiINF, "iscsiprt.sys\n", "iscsiprt.sys\niScsiP_o.sys\n", 1)))},
+				pkgFile{"iscsi.inf", []byte(integratetest.CRLF(strings.Replace(iscsiINF, "iscsiprt.sys\n", "iscsiprt.sys\niScsiP_o.sys\n", 1)))},
 				pkgFile{"msiscsi.sys", msiscsiSys}, pkgFile{"iscsiprt.sys", iscsiprtSys},
-				pkgFile{"iScsiP_o.sys", driverPE(i386, "o")})
+				pkgFile{"iScsiP_o.sys", driverPE(integratetest.I386, "o")})
 		}, nil, "iScsiP_o.sys"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			root := makeMedia(t)
 			addSetupFiles(t, root)
-			before := snapshot(t, root)
+			before := integratetest.Snapshot(t, root)
 			mess := tt.mess
 			if mess == nil {
 				mess = func(*drivers.Package, []*drivers.Device) {}
@@ -495,31 +489,31 @@ func TestCopiesRefused(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.msg) {
 				t.Errorf("err %v, want it naming %q", err, tt.msg)
 			}
-			sameSnapshot(t, before, snapshot(t, root))
+			integratetest.SameSnapshot(t, before, integratetest.Snapshot(t, root))
 		})
 	}
 }
 
-func nicPackage386(t testing.TB) string { return nicPackage(t, i386) }
+func nicPackage386(t testing.TB) string { return nicPackage(t, integratetest.I386) }
 
 // TestCopiesTwoDrivers refuses a second package that would overwrite the
 // first one's files: one service name, different images.
 func TestCopiesTwoDrivers(t *testing.T) {
 	root := makeMedia(t)
 	addSetupFiles(t, root)
-	before := snapshot(t, root)
+	before := integratetest.Snapshot(t, root)
 	other := makePackage(t,
-		pkgFile{"e1000325.inf", []byte(crlf(nicINF))},
+		pkgFile{"e1000325.inf", []byte(integratetest.CRLF(integratetest.NICINF))},
 		pkgFile{"e1000325.cat", []byte("catalog")},
-		pkgFile{"x86/e1000325.sys", fakePE(i386, "another build")},
-		pkgFile{"x86/coinst/NicCo.dll", fakePE(i386, "co")})
-	_, err := integrate(t, root, nicPackage(t, i386), other)
+		pkgFile{"x86/e1000325.sys", integratetest.FakePE(integratetest.I386, "another build")},
+		pkgFile{"x86/coinst/NicCo.dll", integratetest.FakePE(integratetest.I386, "co")})
+	_, err := integrate(t, root, nicPackage(t, integratetest.I386), other)
 	if err == nil || !strings.Contains(err.Error(), "already planned with other contents") {
 		t.Fatalf("err %v", err)
 	}
-	sameSnapshot(t, before, snapshot(t, root))
+	integratetest.SameSnapshot(t, before, integratetest.Snapshot(t, root))
 	// The same package twice is no conflict.
-	nic := nicPackage(t, i386)
+	nic := nicPackage(t, integratetest.I386)
 	if _, err := integrate(t, root, nic, nic); err != nil {
 		t.Fatal(err)
 	}
@@ -535,12 +529,12 @@ func TestPackagePathsRefused(t *testing.T) {
 		{"subdir-dotdot", "NicCo.dll    = 1,coinst", `NicCo.dll    = 1,..\..\coinst`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			inf := strings.Replace(nicINF, tt.old, tt.new, 1)
-			if inf == nicINF {
+			inf := strings.Replace(integratetest.NICINF, tt.old, tt.new, 1)
+			if inf == integratetest.NICINF {
 				t.Fatal("test INF unchanged")
 			}
-			dir := makePackage(t, pkgFile{"e1000325.inf", []byte(crlf(inf))},
-				pkgFile{"x86/e1000325.sys", fakePE(i386, "")}, pkgFile{"x86/coinst/NicCo.dll", fakePE(i386, "")})
+			dir := makePackage(t, pkgFile{"e1000325.inf", []byte(integratetest.CRLF(inf))},
+				pkgFile{"x86/e1000325.sys", integratetest.FakePE(integratetest.I386, "")}, pkgFile{"x86/coinst/NicCo.dll", integratetest.FakePE(integratetest.I386, "")})
 			pkg, err := drivers.OpenPackage(dir)
 			if err == nil {
 				_, err = pkg.Resolve(drivers.Target{Major: 5, Minor: 1, Arch: "x86", ProductType: 1})

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/xpboot/xpboot/drivers"
+	"github.com/xpboot/xpboot/integrate/integratetest"
 )
 
 func replaceIn(t testing.TB, name, old, new string) {
@@ -180,7 +181,7 @@ func TestDetectErrors(t *testing.T) {
 	for _, tt := range detectErrorTests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := tt.source(t)
-			before := snapshot(t, root)
+			before := integratetest.Snapshot(t, root)
 			_, err := Detect(DirFS(root))
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err %v, want %v", err, tt.wantErr)
@@ -190,7 +191,7 @@ func TestDetectErrors(t *testing.T) {
 					t.Errorf("error %q does not name %s", err, m)
 				}
 			}
-			sameSnapshot(t, before, snapshot(t, root))
+			integratetest.SameSnapshot(t, before, integratetest.Snapshot(t, root))
 		})
 	}
 }

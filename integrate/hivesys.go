@@ -146,23 +146,8 @@ func (p *Plan) hiveSysServices(devs []*drivers.Device) {
 			done[strings.ToLower(s.Name)] = true
 			key := ccs + `Services\` + s.Name
 			why := "service " + s.Name
-			if s.DisplayName != "" {
-				p.setReg(key, "DisplayName", drivers.RegSZ, s.DisplayName, why)
-			}
-			p.setReg(key, "ErrorControl", drivers.RegDWORD, s.ErrorControl, why)
-			if s.LoadOrderGroup != "" {
-				p.setReg(key, "Group", drivers.RegSZ, s.LoadOrderGroup, why)
-			}
-			p.setReg(key, "Start", drivers.RegDWORD, uint32(0), why)
-			p.setReg(key, "Type", drivers.RegDWORD, s.ServiceType, why)
-			if s.ImagePath != "" {
-				p.setReg(key, "ImagePath", drivers.RegExpandSZ, s.ImagePath, why)
-			}
-			if len(s.DependOnService) > 0 {
-				p.setReg(key, "DependOnService", drivers.RegMultiSZ, s.DependOnService, why)
-			}
-			if len(s.DependOnGroup) > 0 {
-				p.setReg(key, "DependOnGroup", drivers.RegMultiSZ, s.DependOnGroup, why)
+			for _, v := range serviceVals(&s, true) {
+				p.setReg(key, v.name, v.typ, v.data, why)
 			}
 			for _, r := range s.Registry {
 				p.hiveSysOp(key, r, why)
@@ -175,6 +160,31 @@ func (p *Plan) hiveSysServices(devs []*drivers.Device) {
 			}
 		}
 	}
+}
+
+// serviceVals returns the values of a service's key, boot start, in the
+// order hivesys.inf gets them; image adds ImagePath, which text-mode setup
+// does without (it loads <service>.sys from its own list).
+func serviceVals(s *drivers.Service, image bool) []regVal {
+	var vals []regVal
+	if s.DisplayName != "" {
+		vals = append(vals, regVal{"DisplayName", drivers.RegSZ, s.DisplayName})
+	}
+	vals = append(vals, regVal{"ErrorControl", drivers.RegDWORD, s.ErrorControl})
+	if s.LoadOrderGroup != "" {
+		vals = append(vals, regVal{"Group", drivers.RegSZ, s.LoadOrderGroup})
+	}
+	vals = append(vals, regVal{"Start", drivers.RegDWORD, uint32(0)}, regVal{"Type", drivers.RegDWORD, s.ServiceType})
+	if image && s.ImagePath != "" {
+		vals = append(vals, regVal{"ImagePath", drivers.RegExpandSZ, s.ImagePath})
+	}
+	if len(s.DependOnService) > 0 {
+		vals = append(vals, regVal{"DependOnService", drivers.RegMultiSZ, s.DependOnService})
+	}
+	if len(s.DependOnGroup) > 0 {
+		vals = append(vals, regVal{"DependOnGroup", drivers.RegMultiSZ, s.DependOnGroup})
+	}
+	return vals
 }
 
 // hiveSysOp writes one AddReg operation whose HKR is base (HKLM lines

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/xpboot/xpboot/integrate/integratetest"
 )
 
 // loaderStub stands for setupldr's real-mode stub: code bytes with an
@@ -15,7 +17,7 @@ var loaderStub = append(append(bytes.Repeat([]byte{0xeb, 0xfe}, 0x10), "MZ\x90\x
 // in its second (which must stay as it is).
 func testLoader() []byte {
 	text := append(bytes.Repeat([]byte{0x90}, 0x80), `\ntkrnlmp.exe`+"\x00osloader\x00ntkrnlmp.exe\x00"...)
-	img := buildPE(i386, nil, testSection{".text", text}, testSection{".data", []byte("ntkrnlmp.exe\x00")})
+	img := buildPE(integratetest.I386, nil, testSection{".text", text}, testSection{".data", []byte("ntkrnlmp.exe\x00")})
 	return append(bytes.Clone(loaderStub), img...)
 }
 
@@ -37,7 +39,7 @@ func TestPatchLoader(t *testing.T) {
 		{"win2000-no-kernel", []byte("stub only"), true, 0, "neither"},
 		{"no-image", bytes.Repeat([]byte("MZ"), 100), false, 0, "no PE image"},
 		{"kernel-only-in-second-section", append(bytes.Clone(loaderStub),
-			buildPE(i386, nil, testSection{".text", []byte("code")}, testSection{".data", []byte("ntkrnlmp.exe")})...), false, 0, "first section"},
+			buildPE(integratetest.I386, nil, testSection{".text", []byte("code")}, testSection{".data", []byte("ntkrnlmp.exe")})...), false, 0, "first section"},
 		{"truncated-image", xp[:len(loaderStub)+0x300], false, 0, "neither"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/xpboot/xpboot/integrate/cab"
+	"github.com/xpboot/xpboot/integrate/integratetest"
 	"github.com/xpboot/xpboot/internal/peertest"
 )
 
 // The packed INFs below are shaped like XP SP2's: the real section names
 // IntegrateDrv edits, AddService lines naming them, inline comments.
 
-var pkNetTCPIP = crlf(`; NETTCPIP.INF -- Internet Protocol (TCP/IP)
+var pkNetTCPIP = integratetest.CRLF(`; NETTCPIP.INF -- Internet Protocol (TCP/IP)
 [Version]
 Signature   = "$Windows NT$"
 Class       = NetTrans
@@ -58,7 +59,7 @@ MS_TCPIP.DisplayName = "Internet Protocol (TCP/IP)"
 IPSEC.DisplayName = "IPSEC driver"
 `)
 
-var pkNetGPC = crlf(`[Version]
+var pkNetGPC = integratetest.CRLF(`[Version]
 Signature = "$Windows NT$"
 Class     = NetService
 
@@ -76,7 +77,7 @@ ServiceBinary = %12%\msgpc.sys
 GPC.DisplayName = "Generic Packet Classifier"
 `)
 
-var pkNetPSA = crlf(`[Version]
+var pkNetPSA = integratetest.CRLF(`[Version]
 Signature = "$Windows NT$"
 Class     = Net
 
@@ -94,7 +95,7 @@ ServiceBinary = %12%\psched.sys
 PSched.DisplayName = "QoS Packet Scheduler"
 `)
 
-var pkHal = crlf(`[Version]
+var pkHal = integratetest.CRLF(`[Version]
 Signature  = "$Windows NT$"
 Class      = Computer
 ClassGUID  = {4D36E966-E325-11CE-BFC1-08002BE10318}
@@ -123,7 +124,7 @@ acpipic_up.DeviceDesc = "ACPI Uniprocessor PC"
 
 // pkInBoxNIC is an in-box network INF listing the integrated E1000 with
 // subsystem and revision suffixes, and another adapter.
-var pkInBoxNIC = crlf(`[Version]
+var pkInBoxNIC = integratetest.CRLF(`[Version]
 Signature = "$Windows NT$"
 Class     = Net
 ClassGUID = {4d36e972-e325-11ce-bfc1-08002be10318}
@@ -335,20 +336,6 @@ func addPacked(t testing.TB, setup string) {
 	writeFile(t, filepath.Join(setup, "SFCFILES.DL_"), pkCab(t, "sfcfiles.dll", pkSfcFiles(), cab.MSZIP))
 }
 
-// pkPlan detects root and returns a fresh plan.
-func pkPlan(t *testing.T, root string) *Plan {
-	t.Helper()
-	tr, err := Detect(DirFS(root))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := NewPlan(tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func pkChanged(t *testing.T, p *Plan) map[string]FileChange {
 	t.Helper()
 	fc, err := p.Files()
@@ -427,7 +414,7 @@ func TestPackedTCPIP(t *testing.T) {
 				}
 			}
 
-			p, err := integrate(t, root, nicPackage(t, i386))
+			p, err := integrate(t, root, nicPackage(t, integratetest.I386))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -489,8 +476,8 @@ func TestPackedTCPIP(t *testing.T) {
 				t.Errorf("netgpc.inf:\n%s", d)
 			}
 
-			done := snapshot(t, root)
-			p2, err := integrate(t, root, nicPackage(t, i386))
+			done := integratetest.Snapshot(t, root)
+			p2, err := integrate(t, root, nicPackage(t, integratetest.I386))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -505,7 +492,7 @@ func TestPackedTCPIP(t *testing.T) {
 			if err := p2.Commit(); err != nil {
 				t.Fatal(err)
 			}
-			sameSnapshot(t, done, snapshot(t, root))
+			integratetest.SameSnapshot(t, done, integratetest.Snapshot(t, root))
 		})
 	}
 }
@@ -537,7 +524,7 @@ func TestPackedTCPIPVersions(t *testing.T) {
 			root := tt.tree(t)
 			setup := filepath.Join(root, tt.setup)
 			addPacked(t, setup)
-			p := pkPlan(t, root)
+			p := planOn(t, DirFS(root), Options{})
 			if err := p.packedTCPIP(); err != nil {
 				t.Fatal(err)
 			}
@@ -562,7 +549,7 @@ func TestPackedTCPIPVersions(t *testing.T) {
 	root := makeMedia(t)
 	addPacked(t, filepath.Join(root, "I386"))
 	os.Remove(filepath.Join(root, "I386", "NETGPC.IN_"))
-	p := pkPlan(t, root)
+	p := planOn(t, DirFS(root), Options{})
 	if err := p.packedTCPIP(); err != nil {
 		t.Fatal(err)
 	}
@@ -605,7 +592,7 @@ func TestPackedBad(t *testing.T) {
 			setup := filepath.Join(root, "I386")
 			addPacked(t, setup)
 			writeFile(t, filepath.Join(setup, "NETTCPIP.IN_"), tt.data)
-			p, err := integrate(t, root, nicPackage(t, i386))
+			p, err := integrate(t, root, nicPackage(t, integratetest.I386))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -635,7 +622,7 @@ func TestPackedDriverINFs(t *testing.T) {
 	root := makeMedia(t)
 	setup := filepath.Join(root, "I386")
 	addPacked(t, setup)
-	pkgs := []string{nicPackage(t, i386), rootPackage(t)}
+	pkgs := []string{nicPackage(t, integratetest.I386), rootPackage(t)}
 	p, err := integrate(t, root, pkgs...)
 	if err != nil {
 		t.Fatal(err)
@@ -683,7 +670,7 @@ func TestPackedDriverINFs(t *testing.T) {
 	}
 
 	staged := string(mustRead(t, filepath.Join(setup, "scsidrv", "e1000325", "e1000325.inf")))
-	if want := strings.Replace(crlf(nicINF), "StartType      = 3", "StartType      = 0", 1); staged != want {
+	if want := strings.Replace(integratetest.CRLF(integratetest.NICINF), "StartType      = 3", "StartType      = 0", 1); staged != want {
 		t.Errorf("staged INF:\n%s", staged)
 	}
 	_, d := pkUnpack(t, mustRead(t, filepath.Join(setup, "NETE1000.IN_")))
@@ -735,7 +722,7 @@ func TestPackedDriverINFs(t *testing.T) {
 		t.Error("cabextract reads another sfcfiles.dll")
 	}
 
-	done := snapshot(t, root)
+	done := integratetest.Snapshot(t, root)
 	p2, err := integrate(t, root, pkgs...)
 	if err != nil {
 		t.Fatal(err)
@@ -746,14 +733,14 @@ func TestPackedDriverINFs(t *testing.T) {
 	if err := p2.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	sameSnapshot(t, done, snapshot(t, root))
+	integratetest.SameSnapshot(t, done, integratetest.Snapshot(t, root))
 }
 
 // TestPackedMissing: without any packed file, integration succeeds and
 // says what it skipped.
 func TestPackedMissing(t *testing.T) {
 	root := makeMedia(t)
-	p, err := integrate(t, root, nicPackage(t, i386))
+	p, err := integrate(t, root, nicPackage(t, integratetest.I386))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -772,7 +759,7 @@ func TestPackedHAL(t *testing.T) {
 		{classKey: `Control\Class\` + NetClassGUID + `\0002`, guid: "{66666666-2222-3333-4444-555555555555}"},
 	}
 	wantHal := strings.Replace(pkHal, "AddReg = ComputerClass.AddReg\r\n", "AddReg = ComputerClass.AddReg\r\nDelReg = NetCfgInstanceId.DelReg\r\n", 1) +
-		crlf("\n[NetCfgInstanceId.DelReg]\n"+
+		integratetest.CRLF("\n[NetCfgInstanceId.DelReg]\n"+
 			`HKLM,"SYSTEM\CurrentControlSet\Control\Class\{4D36E972-E325-11CE-BFC1-08002BE10318}\0001","NetCfgInstanceId"`+"\n"+
 			`HKLM,"SYSTEM\CurrentControlSet\Control\Class\{4D36E972-E325-11CE-BFC1-08002BE10318}\0002","NetCfgInstanceId"`+"\n")
 	for _, tt := range []struct {
@@ -796,7 +783,7 @@ func TestPackedHAL(t *testing.T) {
 				writeFile(t, filepath.Join(setup, "HAL.IN_"), pkCab(t, "hal.inf", []byte(tt.hal), cab.MSZIP))
 			}
 			for round := range 2 {
-				p := pkPlan(t, root)
+				p := planOn(t, DirFS(root), Options{})
 				p.nics = nics
 				if err := p.packedHAL(); err != nil {
 					t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xpboot/xpboot/integrate/integratetest"
 	"github.com/xpboot/xpboot/internal/peertest"
 )
 
@@ -32,7 +33,7 @@ func buildPE(machine uint16, imports []string, secs ...testSection) []byte {
 		secAlign  = 0x1000
 		hdrSize   = 0x400
 	)
-	plus := machine == amd64
+	plus := machine == integratetest.AMD64
 	optSize := 224
 	if plus {
 		optSize = 240
@@ -138,7 +139,7 @@ func driverPE(machine uint16, tag string, imports ...string) []byte {
 // the image below (testdata/checksum-vector.pe, written by this test
 // with -update).
 func TestPEChecksumVector(t *testing.T) {
-	b := driverPE(i386, "vector", "ntoskrnl.exe", "HAL.dll")
+	b := driverPE(integratetest.I386, "vector", "ntoskrnl.exe", "HAL.dll")
 	p := filepath.Join("testdata", "checksum-vector.pe")
 	if *update {
 		writeFile(t, p, b)
@@ -164,7 +165,7 @@ func TestPEChecksumVector(t *testing.T) {
 // here.
 func TestPEChecksumOsslsigncode(t *testing.T) {
 	tool := peertest.Need(t, "osslsigncode", "osslsigncode")
-	patched, _, err := peRenameImport(driverPE(i386, "x", "iscsiprt.sys"), "iscsiprt.sys", "iScsiP_o.sys")
+	patched, _, err := peRenameImport(driverPE(integratetest.I386, "x", "iscsiprt.sys"), "iscsiprt.sys", "iScsiP_o.sys")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,8 +177,8 @@ func TestPEChecksumOsslsigncode(t *testing.T) {
 		name string
 		b    []byte
 	}{
-		{"driver-x86", driverPE(i386, "x86", "ntoskrnl.exe")},
-		{"driver-amd64", driverPE(amd64, "amd64", "ntoskrnl.exe", "HAL.dll")},
+		{"driver-x86", driverPE(integratetest.I386, "x86", "ntoskrnl.exe")},
+		{"driver-amd64", driverPE(integratetest.AMD64, "amd64", "ntoskrnl.exe", "HAL.dll")},
 		{"renamed-import", patched},
 		{"loader-image", ldr[len(loaderStub):]},
 	} {
@@ -201,7 +202,7 @@ func TestPEChecksumOsslsigncode(t *testing.T) {
 }
 
 func TestPEImports(t *testing.T) {
-	for _, machine := range []uint16{i386, amd64} {
+	for _, machine := range []uint16{integratetest.I386, integratetest.AMD64} {
 		b := driverPE(machine, "imp", "ntoskrnl.exe", "iscsiprt.sys", "HAL.dll")
 		got, err := peImports(b)
 		if err != nil {
@@ -245,7 +246,7 @@ func TestPEImports(t *testing.T) {
 			t.Error("accepted a name of another length")
 		}
 	}
-	if imps, err := peImports(driverPE(i386, "none")); err != nil || len(imps) != 0 {
+	if imps, err := peImports(driverPE(integratetest.I386, "none")); err != nil || len(imps) != 0 {
 		t.Errorf("no import section: %q, %v", imps, err)
 	}
 }
@@ -258,7 +259,7 @@ func mess(b []byte, fn func(b []byte)) []byte {
 }
 
 func TestPEMalformed(t *testing.T) {
-	good := driverPE(i386, "m", "ntoskrnl.exe")
+	good := driverPE(integratetest.I386, "m", "ntoskrnl.exe")
 	le := binary.LittleEndian
 	const opt, sh = 0x58, 0x58 + 224
 	for _, tt := range []struct {
@@ -310,8 +311,8 @@ func TestPEMalformed(t *testing.T) {
 // FuzzPEImports checks that reading and renaming imports never panics and
 // that a rename reads back as intended.
 func FuzzPEImports(f *testing.F) {
-	f.Add(driverPE(i386, "f", "ntoskrnl.exe", "iscsiprt.sys"))
-	f.Add(driverPE(amd64, "f", "iscsiprt.sys"))
+	f.Add(driverPE(integratetest.I386, "f", "ntoskrnl.exe", "iscsiprt.sys"))
+	f.Add(driverPE(integratetest.AMD64, "f", "iscsiprt.sys"))
 	f.Add(testLoader())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		imps, err := peImports(b)

@@ -334,24 +334,73 @@ func allocID(x *Text, section string, field int, want string, first int, prefix 
 	return prefix + strconv.Itoa(next), false
 }
 
+// A setupDisk is the source disk of the setup directory: entry 1 of
+// [SourceDisksNames.<arch>], whose name and tag file the staging disks
+// repeat.
+type setupDisk struct{ desc, tag string }
+
+// sourceDisk returns entry 1 of txtsetup.sif's [SourceDisksNames.<arch>].
+func (p *Plan) sourceDisk() (setupDisk, error) {
+	t := p.Tree
+	sdn := "SourceDisksNames." + t.Arch
+	var d setupDisk
+	for _, e := range p.text(TxtSetupSIF).Entries(sdn) {
+		if e.Key == "1" && len(e.Fields) >= 2 {
+			d = setupDisk{e.Fields[0], e.Fields[1]}
+		}
+	}
+	if d.desc == "" {
+		return d, fmt.Errorf("integrate: %s: [%s] has no entry 1 to copy the disk name from", t.TxtSetup, sdn)
+	}
+	return d, nil
+}
+
+// stagingIDs are the ids of a staging directory: its source disk, its
+// [WinntDirectories] entry and its dosnet.inf [Directories] entry ("" when
+// the tree has no dosnet.inf).
+type stagingIDs struct{ disk, winnt, dosnet string }
+
+// addStagingDir plans the staging directory <setup dir>\scsidrv\<dir>
+// (dir a backslash path) as a source disk like src, the Windows directory
+// %SystemRoot%\TEMP\SCSIDRV\<dir> and, with dosnet.inf, a directory and
+// an optional source directory winnt32 copies.
+func (p *Plan) addStagingDir(src setupDisk, dir, why string) stagingIDs {
+	t := p.Tree
+	sif := p.text(TxtSetupSIF)
+	sdn := "SourceDisksNames." + t.Arch
+	media := `\` + strings.ToLower(path.Base(t.SetupDir)) + `\scsidrv\` + dir
+	win := `TEMP\SCSIDRV\` + dir
+	var id stagingIDs
+	id.disk, _ = allocID(sif, sdn, 3, media, firstDiskID, "")
+	p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: sdn, Key: id.disk, Value: quote(src.desc) + "," + src.tag + ",," + media, Why: why})
+	id.winnt, _ = allocID(sif, "WinntDirectories", 0, win, firstWinntDir, "")
+	p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "WinntDirectories", Key: id.winnt, Value: win, Why: why})
+	if dn := p.text(DosNetINF); dn != nil {
+		id.dosnet, _ = allocID(dn, "Directories", 0, media, firstDosNetDir, "d")
+		p.do(Edit{File: DosNetINF, Op: OpSet, Section: "Directories", Key: id.dosnet, Value: media, Why: why})
+		p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "OptionalSrcDirs", Value: `scsidrv\` + dir, Why: why})
+	}
+	return id
+}
+
+// addStagedFile plans the copy of the staged file name from the staging
+// directory id: its [SourceDisksFiles.<arch>] line and, with dosnet.inf,
+// its [Files] line.
+func (p *Plan) addStagedFile(id stagingIDs, name, why string) {
+	p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "SourceDisksFiles." + p.Tree.Arch, Key: name,
+		Match: &FieldMatch{7, id.winnt}, Value: id.disk + ",,,,,,," + id.winnt + ",0,0", Why: why})
+	if id.dosnet != "" {
+		p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "Files", Value: id.dosnet + "," + name, Why: why})
+	}
+}
+
 // stage copies every file of the package's INFs into the staging tree
 // \<setup>\scsidrv\<inf>\… for GUI-mode setup: a source disk and a
 // Windows directory per subdirectory, a SourceDisksFiles line per file.
 func (p *Plan) stage(pkg *drivers.Package, devs []*drivers.Device) error {
-	t := p.Tree
-	sif := p.text(TxtSetupSIF)
-	arch := t.Arch
-	sdn := "SourceDisksNames." + arch
-	sdf := "SourceDisksFiles." + arch
-	setupName := strings.ToLower(path.Base(t.SetupDir))
-	var desc, tag string
-	for _, e := range sif.Entries(sdn) {
-		if e.Key == "1" && len(e.Fields) >= 2 {
-			desc, tag = e.Fields[0], e.Fields[1]
-		}
-	}
-	if desc == "" {
-		return fmt.Errorf("integrate: %s: [%s] has no entry 1 to copy the disk name from", t.TxtSetup, sdn)
+	src, err := p.sourceDisk()
+	if err != nil {
+		return err
 	}
 
 	type staged struct{ rel string }
@@ -385,40 +434,20 @@ func (p *Plan) stage(pkg *drivers.Package, devs []*drivers.Device) error {
 	for _, inf := range infs {
 		name := stagingName(inf)
 		devPath = append(devPath, `%SystemRoot%\TEMP\SCSIDRV\`+name)
-		type ids struct{ disk, winnt, dosnet string }
-		dirs := map[string]ids{} // subdir → its directory ids
+		why := "staging " + inf
+		dirs := map[string]stagingIDs{} // subdir → its directory ids
 		for _, s := range byINF[inf] {
 			sub := strings.ToLower(path.Dir(s.rel))
 			id, ok := dirs[sub]
 			if !ok {
-				media := `\` + setupName + `\scsidrv\` + name
-				win := `TEMP\SCSIDRV\` + name
+				dir := name
 				if sub != "." {
-					media += `\` + strings.ReplaceAll(sub, "/", `\`)
-					win += `\` + strings.ReplaceAll(sub, "/", `\`)
+					dir += `\` + strings.ReplaceAll(sub, "/", `\`)
 				}
-				disk, _ := allocID(sif, sdn, 3, media, firstDiskID, "")
-				p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: sdn, Key: disk,
-					Value: quote(desc) + "," + tag + ",," + media, Why: "staging " + inf})
-				wd, _ := allocID(sif, "WinntDirectories", 0, win, firstWinntDir, "")
-				p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "WinntDirectories", Key: wd,
-					Value: win, Why: "staging " + inf})
-				id = ids{disk: disk, winnt: wd}
-				if dn := p.text(DosNetINF); dn != nil {
-					d, _ := allocID(dn, "Directories", 0, media, firstDosNetDir, "d")
-					p.do(Edit{File: DosNetINF, Op: OpSet, Section: "Directories", Key: d, Value: media, Why: "staging " + inf})
-					p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "OptionalSrcDirs",
-						Value: strings.TrimPrefix(media, `\`+setupName+`\`), Why: "staging " + inf})
-					id.dosnet = d
-				}
+				id = p.addStagingDir(src, dir, why)
 				dirs[sub] = id
 			}
-			base := path.Base(s.rel)
-			p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: sdf, Key: base,
-				Match: &FieldMatch{7, id.winnt}, Value: id.disk + ",,,,,,," + id.winnt + ",0,0", Why: "staging " + inf})
-			if id.dosnet != "" {
-				p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "Files", Value: id.dosnet + "," + base, Why: "staging " + inf})
-			}
+			p.addStagedFile(id, path.Base(s.rel), why)
 		}
 	}
 	p.devicePath(devPath)

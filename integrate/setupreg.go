@@ -381,6 +381,28 @@ func (p *Plan) setBoth(key, name string, typ uint32, data any, why string) error
 	return p.setupRegSet(key, name, typ, data, why)
 }
 
+// setBothVals is setBoth for each of vals, in order.
+func (p *Plan) setBothVals(key string, vals []regVal, why string) error {
+	for _, v := range vals {
+		if err := p.setBoth(key, v.name, v.typ, v.data, why); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bothOps applies AddReg operations whose HKR is base to hivesys.inf
+// (hiveSysOp) and setupreg.hiv (setupRegOp), in order.
+func (p *Plan) bothOps(base string, ops []drivers.RegOp, why string) error {
+	for _, r := range ops {
+		p.hiveSysOp(base, r, why)
+		if err := p.setupRegOp(base, r, why); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // regOpKey returns the hivesys.inf-style key (SYSTEM\CurrentControlSet\…)
 // an AddReg line writes to, HKR being base; ok is false for roots outside
 // the SYSTEM hive.
@@ -493,22 +515,7 @@ func (p *Plan) setupRegDriver(pkg *drivers.Package, devs []*drivers.Device) erro
 func (p *Plan) setupRegService(sv *drivers.Service) error {
 	key := ccs + `Services\` + sv.Name
 	why := "service " + sv.Name
-	var vals []regVal
-	if sv.DisplayName != "" {
-		vals = append(vals, regVal{"DisplayName", drivers.RegSZ, sv.DisplayName})
-	}
-	vals = append(vals, regVal{"ErrorControl", drivers.RegDWORD, sv.ErrorControl})
-	if sv.LoadOrderGroup != "" {
-		vals = append(vals, regVal{"Group", drivers.RegSZ, sv.LoadOrderGroup})
-	}
-	vals = append(vals, regVal{"Start", drivers.RegDWORD, uint32(0)}, regVal{"Type", drivers.RegDWORD, sv.ServiceType})
-	if len(sv.DependOnService) > 0 {
-		vals = append(vals, regVal{"DependOnService", drivers.RegMultiSZ, sv.DependOnService})
-	}
-	if len(sv.DependOnGroup) > 0 {
-		vals = append(vals, regVal{"DependOnGroup", drivers.RegMultiSZ, sv.DependOnGroup})
-	}
-	for _, v := range vals {
+	for _, v := range serviceVals(sv, false) {
 		if err := p.setupRegSet(key, v.name, v.typ, v.data, why); err != nil {
 			return err
 		}
@@ -582,10 +589,8 @@ func (p *Plan) deviceKeys(d *drivers.Device) error {
 	if d.Provider != "" {
 		vals = append(vals, regVal{"ProviderName", drivers.RegSZ, d.Provider})
 	}
-	for _, v := range vals {
-		if err := p.setBoth(classKey, v.name, v.typ, v.data, why); err != nil {
-			return err
-		}
+	if err := p.setBothVals(classKey, vals, why); err != nil {
+		return err
 	}
 	var nic *nicInstance
 	if isNIC(d) {
@@ -594,38 +599,26 @@ func (p *Plan) deviceKeys(d *drivers.Device) error {
 			return err
 		}
 		nic = &nicInstance{dev: d, classKey: rel, guid: g}
-		if err := p.setBoth(classKey, "NetCfgInstanceId", drivers.RegSZ, g, why); err != nil {
-			return err
-		}
+		vals := []regVal{{"NetCfgInstanceId", drivers.RegSZ, g}}
 		if d.HasBusType {
-			if err := p.setBoth(classKey, "BusType", drivers.RegSZ, strconv.FormatUint(uint64(d.BusType), 10), why); err != nil {
-				return err
-			}
+			vals = append(vals, regVal{"BusType", drivers.RegSZ, strconv.FormatUint(uint64(d.BusType), 10)})
 		}
 		if d.HasCharacteristics {
-			if err := p.setBoth(classKey, "Characteristics", drivers.RegDWORD, d.Characteristics, why); err != nil {
-				return err
-			}
+			vals = append(vals, regVal{"Characteristics", drivers.RegDWORD, d.Characteristics})
 		}
-		link := classKey + `\Linkage`
-		for _, v := range []struct {
-			name string
-			data []string
-		}{
-			{"Export", []string{`\Device\` + g}},
-			{"RootDevice", []string{g}},
-			{"UpperBind", []string{"Tcpip"}},
-		} {
-			if err := p.setBoth(link, v.name, drivers.RegMultiSZ, v.data, why); err != nil {
-				return err
-			}
-		}
-	}
-	for _, r := range d.Registry {
-		p.hiveSysOp(classKey, r, why)
-		if err := p.setupRegOp(classKey, r, why); err != nil {
+		if err := p.setBothVals(classKey, vals, why); err != nil {
 			return err
 		}
+		if err := p.setBothVals(classKey+`\Linkage`, []regVal{
+			{"Export", drivers.RegMultiSZ, []string{`\Device\` + g}},
+			{"RootDevice", drivers.RegMultiSZ, []string{g}},
+			{"UpperBind", drivers.RegMultiSZ, []string{"Tcpip"}},
+		}, why); err != nil {
+			return err
+		}
+	}
+	if err := p.bothOps(classKey, d.Registry, why); err != nil {
+		return err
 	}
 	if strings.HasPrefix(strings.ToUpper(d.HardwareID), `ROOT\`) {
 		if err := p.rootDevice(d, guid, num); err != nil {
@@ -860,18 +853,10 @@ func (p *Plan) deviceValues(key string, d *drivers.Device, guid, num string, hwi
 	if d.Class != "" {
 		vals = append(vals, regVal{"Class", drivers.RegSZ, d.Class})
 	}
-	for _, v := range vals {
-		if err := p.setBoth(key, v.name, v.typ, v.data, why); err != nil {
-			return err
-		}
+	if err := p.setBothVals(key, vals, why); err != nil {
+		return err
 	}
-	for _, r := range d.HWRegistry {
-		p.hiveSysOp(key, r, why)
-		if err := p.setupRegOp(key, r, why); err != nil {
-			return err
-		}
-	}
-	return nil
+	return p.bothOps(key, d.HWRegistry, why)
 }
 
 // rootDevice pre-creates a root-enumerated device (ROOT\iScsiPrt,
@@ -943,15 +928,13 @@ func (p *Plan) tcpipAdapter(n *nicInstance, chosen bool) error {
 		}
 	}
 	iface := tcp + `Parameters\Interfaces\` + g
-	for _, v := range []regVal{
+	if err := p.setBothVals(iface, []regVal{
 		{"EnableDHCP", drivers.RegDWORD, dhcp},
 		{"IPAddress", drivers.RegMultiSZ, []string{ip}},
 		{"SubnetMask", drivers.RegMultiSZ, []string{mask}},
 		{"DefaultGateway", drivers.RegMultiSZ, []string{gw}},
-	} {
-		if err := p.setBoth(iface, v.name, v.typ, v.data, why); err != nil {
-			return err
-		}
+	}, why); err != nil {
+		return err
 	}
 	for _, v := range []struct{ name, add string }{
 		{"Bind", `\DEVICE\` + g},

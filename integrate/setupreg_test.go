@@ -15,53 +15,9 @@ import (
 
 	"github.com/xpboot/xpboot/drivers"
 	"github.com/xpboot/xpboot/hive"
+	"github.com/xpboot/xpboot/integrate/integratetest"
 	"github.com/xpboot/xpboot/internal/peertest"
 )
-
-// xpServiceGroupOrder is ServiceGroupOrder\List of Windows XP.
-var xpServiceGroupOrder = []string{
-	"System Reserved", "Boot Bus Extender", "System Bus Extender", "SCSI miniport", "Port",
-	"Primary Disk", "SCSI Class", "SCSI CDROM Class", "FSFilter Infrastructure", "FSFilter System",
-	"FSFilter Bottom", "FSFilter Copy Protection", "FSFilter Security Enhancer", "FSFilter Open File",
-	"FSFilter Physical Quota Management", "FSFilter Encryption", "FSFilter Compression", "FSFilter HSM",
-	"FSFilter Cluster File System", "FSFilter System Recovery", "FSFilter Quota Management",
-	"FSFilter Content Screener", "FSFilter Continuous Backup", "FSFilter Replication",
-	"FSFilter Anti-Virus", "FSFilter Undelete", "FSFilter Activity Monitor", "FSFilter Top",
-	"Filter", "Boot File System", "Base", "Pointer Port", "Keyboard Port", "Pointer Class",
-	"Keyboard Class", "Video Init", "Video", "Video Save", "File System", "Event Log",
-	"Streams Drivers", "NDIS Wrapper", "COM Infrastructure", "UIGroup", "LocalValidation",
-	"PlugPlay", "PNP_TDI", "NDIS", "TDI", "NetBIOSGroup", "ShellSvcGroup", "SchedulerGroup",
-	"SpoolerGroup", "AudioGroup", "SmartCardGroup", "NetworkProvider", "RemoteValidation",
-	"NetDDEGroup", "Parallel arbitrator", "Extended Base", "PCI Configuration", "MS Transactions",
-}
-
-// integrateWith is integrate with Options set before the first driver.
-func integrateWith(t *testing.T, root string, opts Options, dirs ...string) (*Plan, error) {
-	t.Helper()
-	tr, err := Detect(DirFS(root))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := NewPlan(tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Options = opts
-	for _, d := range dirs {
-		pkg, err := drivers.OpenPackage(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		devs, err := pkg.Resolve(tr.Target())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := p.AddDriver(pkg, devs); err != nil {
-			return p, err
-		}
-	}
-	return p, nil
-}
 
 func openHive(t testing.TB, name string) *hive.File {
 	t.Helper()
@@ -212,7 +168,7 @@ func wantRegistry(g1, g2 string, opts Options) []regRow {
 		{`Services\Tcpip`, "DependOnService", []string{"IPSec"}, true},
 		{`Control\Session Manager\Memory Management`, "DisablePagingExecutive", uint32(1), true},
 		{`Services\Tcpip\Parameters`, "DisableDHCPMediaSense", uint32(1), true},
-		{`Control\ServiceGroupOrder`, "List", groupOrder(xpServiceGroupOrder), true},
+		{`Control\ServiceGroupOrder`, "List", groupOrder(integratetest.XPServiceGroupOrder), true},
 		// Per adapter (research §7.4); the first gets the options.
 		{`Services\Tcpip\Parameters\Adapters\` + g1, "IpConfig", []string{`Tcpip\Parameters\Interfaces\` + g1}, true},
 		{`Services\Tcpip\Parameters\Interfaces\` + g1, "IPAddress", []string{ip}, true},
@@ -286,8 +242,8 @@ func TestSetupRegMedia(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			root := makeMedia(t)
-			pkgs := []string{nicPackage(t, i386), rootPackage(t), scsiPackage(t)}
-			p, err := integrateWith(t, root, tt.opts, pkgs...)
+			pkgs := []string{nicPackage(t, integratetest.I386), rootPackage(t), scsiPackage(t)}
+			p, err := planWith(t, DirFS(root), tt.opts, pkgs...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -321,8 +277,8 @@ func TestSetupRegMedia(t *testing.T) {
 			}
 
 			// The second run finds everything and writes nothing.
-			done := snapshot(t, root)
-			p2, err := integrateWith(t, root, tt.opts, pkgs...)
+			done := integratetest.Snapshot(t, root)
+			p2, err := planWith(t, DirFS(root), tt.opts, pkgs...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -351,7 +307,7 @@ func TestSetupRegMedia(t *testing.T) {
 			if err := p2.Commit(); err != nil {
 				t.Fatal(err)
 			}
-			sameSnapshot(t, done, snapshot(t, root))
+			integratetest.SameSnapshot(t, done, integratetest.Snapshot(t, root))
 			if h1, h2 := guids(t, hv); h1 != g1 || h2 != g2 {
 				t.Errorf("second run NetCfgInstanceIds %s %s, want %s %s", h1, h2, g1, g2)
 			}
@@ -364,7 +320,7 @@ func TestSetupRegMedia(t *testing.T) {
 func hivexCheck(t *testing.T, hv, g1 string) {
 	t.Helper()
 	get := peertest.Need(t, "hivexget", "libhivex-bin")
-	sgo := strings.Join(groupOrder(xpServiceGroupOrder), "\n")
+	sgo := strings.Join(groupOrder(integratetest.XPServiceGroupOrder), "\n")
 	for _, q := range []struct{ key, name, want string }{
 		{`ControlSet001\Services\E1000`, "Start", "0"},
 		{`ControlSet001\Services\E1000`, "Group", "NDIS"},
@@ -421,7 +377,7 @@ func TestSetupRegLocalSource(t *testing.T) {
 			root := makeLocalSource(t)
 			bt := filepath.Join(root, "$WIN_NT$.~BT")
 			tt.prep(t, bt)
-			pkgs := []string{nicPackage(t, i386), rootPackage(t)}
+			pkgs := []string{nicPackage(t, integratetest.I386), rootPackage(t)}
 			p, err := integrate(t, root, pkgs...)
 			if err != nil {
 				t.Fatal(err)
@@ -456,7 +412,7 @@ func TestSetupRegLocalSource(t *testing.T) {
 			if v, _ := hiveValue(f, `ControlSet001\Services\E1000`, "Start"); v != uint32(0) {
 				t.Errorf("~BT hive: E1000 Start = %v", v)
 			}
-			done := snapshot(t, root)
+			done := integratetest.Snapshot(t, root)
 			p2, err := integrate(t, root, pkgs...)
 			if err != nil {
 				t.Fatal(err)
@@ -467,7 +423,7 @@ func TestSetupRegLocalSource(t *testing.T) {
 			if err := p2.Commit(); err != nil {
 				t.Fatal(err)
 			}
-			sameSnapshot(t, done, snapshot(t, root))
+			integratetest.SameSnapshot(t, done, integratetest.Snapshot(t, root))
 
 			// A ~BT copy that lacks the integration (replaced by an
 			// older one) gets the setup directory's hive again.
@@ -479,8 +435,8 @@ func TestSetupRegLocalSource(t *testing.T) {
 			if err := p3.Commit(); err != nil {
 				t.Fatal(err)
 			}
-			after := snapshot(t, root)
-			if after[ls] != done[ls] {
+			after := integratetest.Snapshot(t, root)
+			if k := "$WIN_NT$.~LS/I386/SETUPREG.HIV"; after[k] != done[k] {
 				t.Error("third run rewrote the setup directory's hive")
 			}
 			if b, _ := os.ReadFile(filepath.Join(bt, "SETUPREG.HIV")); !bytes.Equal(b, a) {
@@ -518,8 +474,8 @@ func TestSetupRegRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			writeFile(t, hv, tt.mess(b))
-			before := snapshot(t, root)
-			p, err := integrate(t, root, rootPackage(t), nicPackage(t, i386))
+			before := integratetest.Snapshot(t, root)
+			p, err := integrate(t, root, rootPackage(t), nicPackage(t, integratetest.I386))
 			if err == nil {
 				err = p.Commit()
 			}
@@ -529,7 +485,7 @@ func TestSetupRegRefused(t *testing.T) {
 			if tt.format && !errors.Is(err, hive.ErrFormat) {
 				t.Errorf("err %v does not match hive.ErrFormat", err)
 			}
-			sameSnapshot(t, before, snapshot(t, root))
+			integratetest.SameSnapshot(t, before, integratetest.Snapshot(t, root))
 		})
 	}
 }
@@ -538,8 +494,8 @@ func TestSetupRegRefused(t *testing.T) {
 // written.
 func TestSetupRegDiff(t *testing.T) {
 	root := makeMedia(t)
-	before := snapshot(t, root)
-	p, err := integrate(t, root, nicPackage(t, i386), rootPackage(t))
+	before := integratetest.Snapshot(t, root)
+	p, err := integrate(t, root, nicPackage(t, integratetest.I386), rootPackage(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -565,7 +521,7 @@ func TestSetupRegDiff(t *testing.T) {
 	if strings.Contains(d, "NDIS Wrapper\" (was") {
 		t.Error("diff shows an unchanged value")
 	}
-	sameSnapshot(t, before, snapshot(t, root))
+	integratetest.SameSnapshot(t, before, integratetest.Snapshot(t, root))
 	var sg string
 	for _, e := range p.Edits {
 		if e.File == SetupRegHIV && e.Section == `ControlSet001\Services\E1000` && e.Key == "Start" {
@@ -595,8 +551,8 @@ func TestSetupRegNIC(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			root := makeMedia(t)
-			before := snapshot(t, root)
-			p, err := integrateWith(t, root, tt.opts, nicPackage(t, i386))
+			before := integratetest.Snapshot(t, root)
+			p, err := planWith(t, DirFS(root), tt.opts, nicPackage(t, integratetest.I386))
 			planned := err == nil
 			if planned {
 				_, err = p.Files()
@@ -612,7 +568,7 @@ func TestSetupRegNIC(t *testing.T) {
 						t.Error("Commit succeeded")
 					}
 				}
-				sameSnapshot(t, before, snapshot(t, root))
+				integratetest.SameSnapshot(t, before, integratetest.Snapshot(t, root))
 				return
 			}
 			if err != nil {
@@ -697,7 +653,7 @@ func TestSetupRegInstances(t *testing.T) {
 	sys := filepath.Join(root, "I386", "HIVESYS.INF")
 	b, _ := os.ReadFile(sys)
 	writeFile(t, sys, append(b, []byte(`HKLM,"SYSTEM\CurrentControlSet\`+netKey+`\0001","DriverDesc",0x00000000,"Other"`+"\r\n")...))
-	p, err := integrate(t, root, nicPackage(t, i386))
+	p, err := integrate(t, root, nicPackage(t, integratetest.I386))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -795,7 +751,7 @@ Desc = "Registry Test Device"
 
 func TestSetupRegAddReg(t *testing.T) {
 	root := makeMedia(t)
-	pkg := makePackage(t, pkgFile{"regtest.inf", []byte(crlf(regINF))}, pkgFile{"regtest.sys", fakePE(i386, "reg")})
+	pkg := makePackage(t, pkgFile{"regtest.inf", []byte(integratetest.CRLF(regINF))}, pkgFile{"regtest.sys", integratetest.FakePE(integratetest.I386, "reg")})
 	p, err := integrate(t, root, pkg)
 	if err != nil {
 		t.Fatal(err)
@@ -832,7 +788,7 @@ func TestSetupRegAddReg(t *testing.T) {
 		t.Errorf("no warning for the SOFTWARE key: %q", p.Warnings)
 	}
 
-	done := snapshot(t, root)
+	done := integratetest.Snapshot(t, root)
 	p2, err := integrate(t, root, pkg)
 	if err != nil {
 		t.Fatal(err)
@@ -845,21 +801,13 @@ func TestSetupRegAddReg(t *testing.T) {
 	if err := p2.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	sameSnapshot(t, done, snapshot(t, root))
+	integratetest.SameSnapshot(t, done, integratetest.Snapshot(t, root))
 }
 
 // TestSetupRegTrees covers trees other than XP media: Windows 2000 (no
 // IPSec), a hivesys.inf with its own ServiceGroupOrder, a hive whose
 // Select\Current names ControlSet002.
 func TestSetupRegTrees(t *testing.T) {
-	sys2000NIC := func(t testing.TB) string {
-		return makePackage(t,
-			pkgFile{"e1000325.inf", []byte(strings.Replace(nicINF, "%Intel% = Intel, NTx86.5.1", "%Intel% = Intel", 1) +
-				"[Intel]\r\n%E100E.Desc% = E100E.ndi, PCI\\VEN_8086&DEV_100E\r\n")},
-			pkgFile{"e1000325.cat", nil},
-			pkgFile{"x86/e1000325.sys", fakePE(i386, "")},
-			pkgFile{"x86/coinst/NicCo.dll", fakePE(i386, "")})
-	}
 	ownList := []string{"System Reserved", "Boot Bus Extender", "System Bus Extender", "SCSI miniport", "Base", "NDIS Wrapper", "PNP_TDI", "NDIS"}
 	for _, tt := range []struct {
 		name string
@@ -868,7 +816,7 @@ func TestSetupRegTrees(t *testing.T) {
 		cs   string
 		rows []regRow
 	}{
-		{"2000", win2000, sys2000NIC, "ControlSet001", []regRow{
+		{"2000", win2000, nic2000Package, "ControlSet001", []regRow{
 			{`Services\Tcpip`, "Start", uint32(0), true},
 			{`Services\Tcpip`, "DependOnService", nil, false},
 			{`Services\IPSec`, "Start", uint32(1), false},
@@ -880,8 +828,8 @@ func TestSetupRegTrees(t *testing.T) {
 			b, _ := os.ReadFile(sys)
 			writeFile(t, sys, append(b, []byte(l+"\r\n")...))
 			return root
-		}, func(t testing.TB) string { return nicPackage(t, i386) }, "ControlSet001", []regRow{
-			{`Control\ServiceGroupOrder`, "List", groupOrder(xpServiceGroupOrder), false},
+		}, func(t testing.TB) string { return nicPackage(t, integratetest.I386) }, "ControlSet001", []regRow{
+			{`Control\ServiceGroupOrder`, "List", groupOrder(integratetest.XPServiceGroupOrder), false},
 		}},
 		{"control-set-2", func(t testing.TB) string {
 			root := makeMedia(t)

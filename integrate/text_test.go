@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/unicode"
+
+	"github.com/xpboot/xpboot/integrate/integratetest"
 )
 
 func utf16le(s string) []byte {
@@ -207,8 +209,8 @@ func FuzzParseText(f *testing.F) {
 	for _, tt := range roundTrips {
 		f.Add(tt.data)
 	}
-	f.Add([]byte(xpTxtSetup))
-	f.Add([]byte(xpDosNet))
+	f.Add([]byte(integratetest.XPTxtSetup))
+	f.Add([]byte(integratetest.XPDosNet))
 	ents, _ := os.ReadDir(filepath.Join("testdata"))
 	for _, e := range ents {
 		if strings.HasSuffix(e.Name(), ".golden") && !strings.HasSuffix(e.Name(), ".json.golden") {

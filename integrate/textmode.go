@@ -4,7 +4,6 @@ import (
 	"debug/pe"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -68,16 +67,9 @@ func (p *Plan) AddTextModeDriver(dir string, oem *drivers.TxtSetupOEM, id string
 	if len(drvs) == 0 {
 		return fmt.Errorf("integrate: %s: [Files.scsi.%s] has no driver line", oemPath, opt.ID)
 	}
-	sif := p.text(TxtSetupSIF)
-	sdn := "SourceDisksNames." + t.Arch
-	var desc, tag string
-	for _, e := range sif.Entries(sdn) {
-		if e.Key == "1" && len(e.Fields) >= 2 {
-			desc, tag = e.Fields[0], e.Fields[1]
-		}
-	}
-	if desc == "" {
-		return fmt.Errorf("integrate: %s: [%s] has no entry 1 to copy the disk name from", t.TxtSetup, sdn)
+	src, err := p.sourceDisk()
+	if err != nil {
+		return err
 	}
 
 	if len(opt.Config) > 0 {
@@ -99,32 +91,16 @@ func (p *Plan) AddTextModeDriver(dir string, oem *drivers.TxtSetupOEM, id string
 	if !is83(name) && t.Layout == Media {
 		p.warn("%s: staging directory %s is not an 8.3 name; an ISO 9660 level 1 CD cannot carry it", why, name)
 	}
-	setupName := strings.ToLower(path.Base(t.SetupDir))
-	media := `\` + setupName + `\scsidrv\` + name
-	win := `TEMP\SCSIDRV\` + name
-	disk, _ := allocID(sif, sdn, 3, media, firstDiskID, "")
-	p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: sdn, Key: disk, Value: quote(desc) + "," + tag + ",," + media, Why: why})
-	wd, _ := allocID(sif, "WinntDirectories", 0, win, firstWinntDir, "")
-	p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "WinntDirectories", Key: wd, Value: win, Why: why})
-	dn := p.text(DosNetINF)
-	dosDir := ""
-	if dn != nil {
-		dosDir, _ = allocID(dn, "Directories", 0, media, firstDosNetDir, "d")
-		p.do(Edit{File: DosNetINF, Op: OpSet, Section: "Directories", Key: dosDir, Value: media, Why: why})
-		p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "OptionalSrcDirs", Value: `scsidrv\` + name, Why: why})
-	}
-	sdf := "SourceDisksFiles." + t.Arch
+	ids := p.addStagingDir(src, name, why)
 	stageDir := t.SetupDir + "/scsidrv/" + name
 	for _, f := range files {
 		if _, err := p.putFile(stageDir+"/"+strings.ToLower(f.f.Name), f.data, KindBinary, why+": staged for GUI-mode setup"); err != nil {
 			return err
 		}
-		p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: sdf, Key: f.f.Name, Match: &FieldMatch{7, wd},
-			Value: disk + ",,,,,,," + wd + ",0,0", Why: why})
-		if dn != nil {
-			p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "Files", Value: dosDir + "," + f.f.Name, Why: why})
-		}
+		p.addStagedFile(ids, f.f.Name, why)
 	}
+	sdf := "SourceDisksFiles." + t.Arch
+	dn := p.text(DosNetINF)
 	for _, f := range drvs {
 		if _, err := p.putFile(t.SetupDir+"/"+f.f.Name, f.data, KindBinary, why+": loaded by text-mode setup"); err != nil {
 			return err

@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/xpboot/xpboot/drivers"
+	"github.com/xpboot/xpboot/integrate/integratetest"
 )
 
 // tmOEM is a txtsetup.oem shaped like a real SCSI miniport's driver disk
 // (LSI/Adaptec style): two disks (a subdirectory per Windows version), a
 // default, two options, hardware IDs with the service name, and Config
 // values, among them one for the service key itself and a REG_SZ.
-var tmOEM = crlf(`; Example Ultra320 SCSI driver disk
+var tmOEM = integratetest.CRLF(`; Example Ultra320 SCSI driver disk
 [Disks]
 d1 = "Example Ultra320 SCSI Driver Diskette",\vscsi.tag,\win2k
 d2 = "Example Ultra320 SCSI Driver Diskette",\vscsi.tag,\winxp
@@ -54,12 +55,12 @@ func tmPackage(t testing.TB, oem string, machine uint16) string {
 	return makePackage(t,
 		pkgFile{"txtsetup.oem", []byte(oem)},
 		pkgFile{"vscsi.tag", []byte("\r\n")},
-		pkgFile{"win2k/vscsi.sys", fakePE(machine, "vscsi 2000")},
-		pkgFile{"win2k/vscsi.inf", []byte(crlf(scsiINF))},
-		pkgFile{"winxp/vscsi.sys", fakePE(machine, "vscsi xp")},
-		pkgFile{"winxp/vscsi.inf", []byte(crlf(scsiINF))},
+		pkgFile{"win2k/vscsi.sys", integratetest.FakePE(machine, "vscsi 2000")},
+		pkgFile{"win2k/vscsi.inf", []byte(integratetest.CRLF(integratetest.SCSIINF))},
+		pkgFile{"winxp/vscsi.sys", integratetest.FakePE(machine, "vscsi xp")},
+		pkgFile{"winxp/vscsi.inf", []byte(integratetest.CRLF(integratetest.SCSIINF))},
 		pkgFile{"winxp/vscsi.cat", []byte("catalog")},
-		pkgFile{"winxp/vscsicoin.dll", fakePE(machine, "coinstaller")})
+		pkgFile{"winxp/vscsicoin.dll", integratetest.FakePE(machine, "coinstaller")})
 }
 
 // tmIntegrate plans the text-mode driver in dir, option id.
@@ -69,7 +70,7 @@ func tmIntegrate(t *testing.T, root, dir, id string) (*Plan, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := pkPlan(t, root)
+	p := planOn(t, DirFS(root), Options{})
 	return p, p.AddTextModeDriver(dir, pkg.TxtSetup, id)
 }
 
@@ -101,7 +102,7 @@ func TestTextModeDriver(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			root := tt.tree(t)
-			dir := tmPackage(t, tmOEM, i386)
+			dir := tmPackage(t, tmOEM, integratetest.I386)
 			p, err := tmIntegrate(t, root, dir, "")
 			if err != nil {
 				t.Fatal(err)
@@ -172,13 +173,13 @@ func TestTextModeDriver(t *testing.T) {
 			if err := p.Commit(); err != nil {
 				t.Fatal(err)
 			}
-			xp := string(fakePE(i386, "vscsi xp"))
+			xp := string(integratetest.FakePE(integratetest.I386, "vscsi xp"))
 			files := map[string]string{
 				tt.setup + "/vscsi.sys":                      xp,
 				tt.setup + "/scsidrv/vscsi_xp/vscsi.sys":     xp,
-				tt.setup + "/scsidrv/vscsi_xp/vscsi.inf":     crlf(scsiINF),
+				tt.setup + "/scsidrv/vscsi_xp/vscsi.inf":     integratetest.CRLF(integratetest.SCSIINF),
 				tt.setup + "/scsidrv/vscsi_xp/vscsi.cat":     "catalog",
-				tt.setup + "/scsidrv/vscsi_xp/vscsicoin.dll": string(fakePE(i386, "coinstaller")),
+				tt.setup + "/scsidrv/vscsi_xp/vscsicoin.dll": string(integratetest.FakePE(integratetest.I386, "coinstaller")),
 			}
 			if tt.boot != "" {
 				files[tt.boot+"/vscsi.sys"] = xp
@@ -189,7 +190,7 @@ func TestTextModeDriver(t *testing.T) {
 				}
 			}
 
-			done := snapshot(t, root)
+			done := integratetest.Snapshot(t, root)
 			p2, err := tmIntegrate(t, root, dir, "")
 			if err != nil {
 				t.Fatal(err)
@@ -205,7 +206,7 @@ func TestTextModeDriver(t *testing.T) {
 			if err := p2.Commit(); err != nil {
 				t.Fatal(err)
 			}
-			sameSnapshot(t, done, snapshot(t, root))
+			integratetest.SameSnapshot(t, done, integratetest.Snapshot(t, root))
 		})
 	}
 }
@@ -214,7 +215,7 @@ func TestTextModeDriver(t *testing.T) {
 // without fields 10–12, the driver from its own subdirectory.
 func TestTextModeDriver2000(t *testing.T) {
 	root := win2000(t)
-	p, err := tmIntegrate(t, root, tmPackage(t, tmOEM, i386), "vscsi_2k")
+	p, err := tmIntegrate(t, root, tmPackage(t, tmOEM, integratetest.I386), "vscsi_2k")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestTextModeDriver2000(t *testing.T) {
 	if err := p.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(root, "I386", "vscsi.sys")); string(b) != string(fakePE(i386, "vscsi 2000")) {
+	if b, _ := os.ReadFile(filepath.Join(root, "I386", "vscsi.sys")); string(b) != string(integratetest.FakePE(integratetest.I386, "vscsi 2000")) {
 		t.Errorf("I386/vscsi.sys is %q", b)
 	}
 }
@@ -245,13 +246,13 @@ func TestTextModeDriverRefused(t *testing.T) {
 		wantErr error
 		msg     string
 	}{
-		{"unknown", tmOEM, i386, "nope", nil, "no [scsi] option nope (available: VSCSI_2K, VSCSI_XP)"},
-		{"ambiguous", noDefaults, i386, "", nil, "name one (available: VSCSI_2K, VSCSI_XP)"},
-		{"arch", tmOEM, amd64, "", ErrArch, "vscsi.sys is for machine 0x8664, the setup tree is x86"},
+		{"unknown", tmOEM, integratetest.I386, "nope", nil, "no [scsi] option nope (available: VSCSI_2K, VSCSI_XP)"},
+		{"ambiguous", noDefaults, integratetest.I386, "", nil, "name one (available: VSCSI_2K, VSCSI_XP)"},
+		{"arch", tmOEM, integratetest.AMD64, "", ErrArch, "vscsi.sys is for machine 0x8664, the setup tree is x86"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			root := makeMedia(t)
-			before := snapshot(t, root)
+			before := integratetest.Snapshot(t, root)
 			p, err := tmIntegrate(t, root, tmPackage(t, tt.oem, tt.machine), tt.id)
 			if err == nil || !strings.Contains(err.Error(), tt.msg) || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
 				t.Fatalf("err %v, want %q", err, tt.msg)
@@ -268,7 +269,7 @@ func TestTextModeDriverRefused(t *testing.T) {
 			if err := p.Commit(); err != nil {
 				t.Fatal(err)
 			}
-			sameSnapshot(t, before, snapshot(t, root))
+			integratetest.SameSnapshot(t, before, integratetest.Snapshot(t, root))
 		})
 	}
 }
