@@ -167,6 +167,13 @@ type pduReader struct {
 	dataDigest   bool
 	maxData      int // our MaxRecvDataSegmentLength
 	scratch      [4]byte
+	// reuseDataOut makes every Data-Out PDU's data segment share one
+	// buffer, valid until the next read: the connection copies Data-Out
+	// data into its command's buffer at once and never keeps the PDU.
+	// At 4 KiB per write this spares the garbage collector most of its
+	// work.
+	reuseDataOut bool
+	dataOutBuf   []byte
 }
 
 // read reads one PDU. It checks the segment lengths against the declared
@@ -197,7 +204,15 @@ func (pr *pduReader) read() (*pdu, error) {
 		}
 	}
 	if dlen > 0 {
-		buf := make([]byte, dlen+pad4(dlen))
+		var buf []byte
+		if pr.reuseDataOut && p.opcode() == opDataOut {
+			if cap(pr.dataOutBuf) < dlen+pad4(dlen) {
+				pr.dataOutBuf = make([]byte, dlen+pad4(dlen))
+			}
+			buf = pr.dataOutBuf[:dlen+pad4(dlen)]
+		} else {
+			buf = make([]byte, dlen+pad4(dlen))
+		}
 		if _, err := io.ReadFull(pr.r, buf); err != nil {
 			return nil, err
 		}

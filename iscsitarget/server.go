@@ -138,10 +138,12 @@ type Config struct {
 	// UnsolicitedData makes the target offer ImmediateData=Yes and
 	// InitialR2T=No (Windows and libiscsi then send write data without
 	// waiting for an R2T). The default, ImmediateData=No and InitialR2T=Yes,
-	// is what iPXE asks for anyway (tgt also defaults to InitialR2T=Yes):
-	// every data PDU is solicited and carries a DataSN the target checks;
-	// libiscsi's iSCSIdatasn and iSCSITMF tests pass together only with it.
-	// Both modes are fully implemented.
+	// is what iPXE asks for anyway: every data PDU is solicited and carries
+	// a DataSN the target checks. Both modes are fully implemented; the
+	// default is kept because libiscsi 1.19.0's iSCSIDataSnInvalid test
+	// (Debian bookworm's) loses its own ImmediateData=No on reconnect when
+	// the target allows immediate data, so that one test fails in any
+	// target that does (fixed in libiscsi 1.20.0, commit fbfa387).
 	UnsolicitedData bool
 	// DisableDigests refuses CRC32C header and data digests.
 	DisableDigests bool

@@ -173,6 +173,16 @@ type conn struct {
 	meta ConnMeta
 	log  *slog.Logger
 	rd   pduReader
+	br   *bufio.Reader // rd's buffer, to see whether a whole PDU is waiting
+
+	// PDUs the reader goroutine produced (R2Ts, responses to the writes it
+	// ran itself) wait in outQ until it has handled every complete PDU
+	// already received, then go out in one write: under load one system
+	// call carries many of them. Only the reader goroutine touches outQ.
+	outQ  []*pdu
+	outSt []bool
+	// inlineOff: no writes on the reader before this time (see slowInline).
+	inlineOff time.Time
 
 	wmu    sync.Mutex // guards writes, statSN and the digest flags used for sending
 	statSN uint32
@@ -203,7 +213,8 @@ func newConn(s *Server, nc net.Conn) *conn {
 		ttts:  make(map[uint32]*task),
 	}
 	c.log = s.log.With("remote", nc.RemoteAddr().String())
-	c.rd = pduReader{r: bufio.NewReaderSize(nc, 64<<10), maxData: loginMaxRecvDataLength}
+	c.br = bufio.NewReaderSize(nc, 64<<10)
+	c.rd = pduReader{r: c.br, maxData: loginMaxRecvDataLength}
 	c.execSem = make(chan struct{}, 16)
 	return c
 }
@@ -275,6 +286,7 @@ func (c *conn) finishLogin(l *login, sess *session) {
 	c.hd, c.dd = l.params.headerDigest, l.params.dataDigest
 	c.wmu.Unlock()
 	c.rd.headerDigest, c.rd.dataDigest = c.hd, c.dd
+	c.rd.reuseDataOut = true // dataOut copies the data before the next read
 	if l.declaredMRDSL {
 		c.rd.maxData = c.srv.cfg.MaxRecvDataSegmentLength
 	} else {
@@ -365,10 +377,24 @@ func (c *conn) reject(p *pdu, reason byte, why string) error {
 }
 
 // fullFeature is the reader loop of the full feature phase.
-func (c *conn) fullFeature() error {
+func (c *conn) fullFeature() (err error) {
+	defer func() {
+		// Responses to commands already carried out still go out (best
+		// effort: the connection may be gone).
+		if ferr := c.flushOut(); err == nil && !c.stopping.Load() {
+			err = ferr
+		}
+	}()
 	for {
 		if c.stopping.Load() {
 			return nil
+		}
+		if len(c.outQ) > 0 && !c.pduBuffered() {
+			// The next read may wait for the initiator, which may be
+			// waiting for what is queued.
+			if err := c.flushOut(); err != nil {
+				return err
+			}
 		}
 		p, err := c.rd.read()
 		if err != nil {
@@ -398,8 +424,58 @@ func (c *conn) fullFeature() error {
 	}
 }
 
+// queueOut queues PDUs of the reader goroutine for flushOut.
+func (c *conn) queueOut(ps []*pdu, status []bool) error {
+	c.outQ = append(c.outQ, ps...)
+	c.outSt = append(c.outSt, status...)
+	if len(c.outQ) >= 64 {
+		return c.flushOut()
+	}
+	return nil
+}
+
+// flushOut sends the queued PDUs in one write.
+func (c *conn) flushOut() error {
+	if len(c.outQ) == 0 {
+		return nil
+	}
+	err := c.send(c.outQ, c.outSt)
+	clear(c.outQ)
+	c.outQ, c.outSt = c.outQ[:0], c.outSt[:0]
+	return err
+}
+
+// pduBuffered reports whether a complete PDU is already in the read
+// buffer, so that reading it cannot wait for the initiator.
+func (c *conn) pduBuffered() bool {
+	n := c.br.Buffered()
+	if n < bhsLen {
+		return false
+	}
+	h, err := c.br.Peek(bhsLen)
+	if err != nil {
+		return false
+	}
+	dlen := int(h[5])<<16 | int(h[6])<<8 | int(h[7])
+	need := bhsLen + int(h[4])*4 + dlen + pad4(dlen)
+	if c.rd.headerDigest {
+		need += 4
+	}
+	if c.rd.dataDigest && dlen > 0 {
+		need += 4
+	}
+	return n >= need
+}
+
 // dispatch handles one PDU; done reports a completed logout.
 func (c *conn) dispatch(p *pdu) (bool, error) {
+	if op := p.opcode(); op != opDataOut && op != opSCSICmd {
+		// Everything but the write data path is answered at once and
+		// after what is queued, in arrival order.
+		if err := c.flushOut(); err != nil {
+			return false, err
+		}
+	}
 	switch p.opcode() {
 	case opDataOut:
 		return false, c.dataOut(p)

@@ -137,8 +137,7 @@ func (c *conn) scsiCommand(p *pdu) error {
 		return nil
 	}
 	if !t.wflag || t.edtl == 0 {
-		c.startTask(t)
-		return nil
+		return c.startTask(t)
 	}
 	if len(p.data) > t.edtl || len(p.data) > c.p.firstBurst {
 		c.finishTask(t)
@@ -158,8 +157,7 @@ func (c *conn) scsiCommand(p *pdu) error {
 	}
 	t.r2tNext = t.unsolEnd
 	if len(t.data) == t.edtl {
-		c.startTask(t)
-		return nil
+		return c.startTask(t)
 	}
 	return c.solicit(t)
 }
@@ -193,7 +191,8 @@ func (c *conn) solicit(t *task) error {
 	if len(out) == 0 {
 		return nil
 	}
-	return c.send(out, make([]bool, len(out)))
+	// Queued: R2Ts for the commands of one read go out together.
+	return c.queueOut(out, make([]bool, len(out)))
 }
 
 // dataOut validates one Data-Out PDU (TTT, DataSN, offset, length) and
@@ -276,21 +275,60 @@ func (c *conn) dataOut(p *pdu) error {
 	complete := len(t.data) == t.edtl && !t.unsolOpen
 	c.mu.Unlock()
 	if complete {
-		c.startTask(t)
-		return nil
+		return c.startTask(t)
 	}
 	return c.solicit(t)
 }
 
-// startTask hands a task with all its data to a worker goroutine.
-func (c *conn) startTask(t *task) {
+// A write run by the reader that takes longer than slowInline (the page
+// cache is full and the kernel throttles writers, say) makes the
+// connection hand its writes to workers again for inlinePause, so that the
+// commands behind it are not held up.
+const (
+	slowInline  = 20 * time.Millisecond
+	inlinePause = time.Second
+)
+
+// inlineWrite reports whether t is a write the reader goroutine carries out
+// itself: a plain WRITE of at most 64 KiB, without FUA (which flushes).
+// Such a write costs a few microseconds in the page cache, less than
+// handing it to another goroutine, and its response joins the reader's
+// queued output.
+func inlineWrite(t *task) bool {
+	if !t.wflag || t.rflag || t.edtl > 64<<10 || len(t.cdb) == 0 {
+		return false
+	}
+	switch t.cdb[0] {
+	case 0x0a: // WRITE(6)
+		return true
+	case 0x2a, 0xaa, 0x8a: // WRITE(10), WRITE(12), WRITE(16)
+		return t.cdb[1]&0x08 == 0
+	}
+	return false
+}
+
+// startTask hands a task with all its data to a worker goroutine, or runs
+// a small write at once (see inlineWrite). Only the reader goroutine calls
+// it.
+func (c *conn) startTask(t *task) error {
 	c.mu.Lock()
 	if t.finished {
 		c.mu.Unlock()
-		return
+		return nil
 	}
 	t.running = true
 	c.mu.Unlock()
+	if inlineWrite(t) {
+		start := time.Now()
+		if start.After(c.inlineOff) {
+			err := c.runTask(t, c.queueOut)
+			if d := time.Since(start); d > slowInline {
+				c.inlineOff = start.Add(d + inlinePause)
+				c.log.Debug("slow write on the reader: writes go to workers for a while", "itt", t.itt, "took", d)
+			}
+			return err
+		}
+	}
 	go func() {
 		c.execSem <- struct{}{}
 		defer func() { <-c.execSem }()
@@ -303,8 +341,11 @@ func (c *conn) startTask(t *task) {
 				c.kill()
 			}
 		}()
-		c.runTask(t)
+		if err := c.runTask(t, c.send); err != nil {
+			c.log.Debug("sending response failed", "itt", t.itt, "err", err)
+		}
 	}()
+	return nil
 }
 
 // finishTask removes a task and returns its window slot.
@@ -341,14 +382,15 @@ func (c *conn) respondOnly(t *task, res *scsiResult) {
 	if t.aborted.Load() {
 		return
 	}
-	_ = c.sendResult(t, res)
+	_ = c.sendResult(t, res, c.send)
 }
 
-// runTask executes the command and sends Data-In and the response.
-func (c *conn) runTask(t *task) {
+// runTask executes the command and hands Data-In and the response to emit
+// (c.send, or c.queueOut on the reader goroutine). The error is emit's.
+func (c *conn) runTask(t *task, emit func([]*pdu, []bool) error) error {
 	defer c.finishTask(t)
 	if t.aborted.Load() {
-		return
+		return nil
 	}
 	var l *lu
 	if t.lunOK {
@@ -360,11 +402,9 @@ func (c *conn) runTask(t *task) {
 	}
 	if t.aborted.Load() {
 		res.release()
-		return
+		return nil
 	}
-	if err := c.sendResult(t, res); err != nil {
-		c.log.Debug("sending response failed", "itt", t.itt, "err", err)
-	}
+	err := c.sendResult(t, res, emit)
 	res.release()
 	c.mu.Lock()
 	late := t.lateAbort
@@ -373,16 +413,20 @@ func (c *conn) runTask(t *task) {
 		t.lateTimer.Stop()
 	}
 	c.mu.Unlock()
-	if late != nil {
-		c.sendTMFResponse(late, tmfRespNoTask)
+	if late != nil && err == nil {
+		err = emit([]*pdu{tmfResponse(late, tmfRespNoTask)}, []bool{true})
 	}
+	return err
 }
 
 // sendResult sends read data as Data-In PDUs no longer than the initiator's
 // MaxRecvDataSegmentLength, in sequences of at most MaxBurstLength, then the
 // status: in the last Data-In (S bit) for GOOD, else in a SCSI Response with
 // sense data.
-func (c *conn) sendResult(t *task, res *scsiResult) error {
+// Data-In goes to emit before res is released, so emit must have written
+// or copied any PDU data it got by the time it returns; c.queueOut only gets
+// writes, whose responses carry no Data-In.
+func (c *conn) sendResult(t *task, res *scsiResult, emit func([]*pdu, []bool) error) error {
 	data := res.data
 	var resid uint32
 	var residFlag byte
@@ -447,7 +491,7 @@ func (c *conn) sendResult(t *task, res *scsiResult) error {
 		st = append(st, status)
 		off += n
 		if len(ps) >= 64 {
-			if err := c.send(ps, st); err != nil {
+			if err := emit(ps, st); err != nil {
 				return err
 			}
 			ps, st = ps[:0], st[:0]
@@ -469,7 +513,7 @@ func (c *conn) sendResult(t *task, res *scsiResult) error {
 		ps = append(ps, r)
 		st = append(st, true)
 	}
-	return c.send(ps, st)
+	return emit(ps, st)
 }
 
 // abortAll aborts tasks: all of this connection (filter nil) or those the
@@ -627,12 +671,17 @@ func (c *conn) abortStalled(t *task) {
 }
 
 func (c *conn) sendTMFResponse(p *pdu, resp byte) {
+	_ = c.send1(tmfResponse(p, resp), true)
+}
+
+// tmfResponse is the Task Management Function Response to request p.
+func tmfResponse(p *pdu, resp byte) *pdu {
 	r := &pdu{}
 	r.bhs[0] = opTaskResp
 	r.bhs[1] = 0x80
 	r.bhs[2] = resp
 	r.put32(16, p.itt())
-	_ = c.send1(r, true)
+	return r
 }
 
 // abortOthers aborts matching tasks on the target's other connections.

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Compare xpboot's iSCSI target with Debian's tgt (tgtd) on loopback.
 #
-# Both serve the same page-cached raw image, one after the other (never at
-# the same time, so they do not compete for the CPU). Each benchmark runs
-# RUNS times per target; the best run counts. Prints a table and the
+# Both serve the same page-cached raw image. Both daemons run for the whole
+# script, but only one is ever under load: the runs alternate (tgt, xpboot,
+# tgt, xpboot, ...), so a noisy neighbour slows both alike. Each benchmark
+# runs RUNS times per target; the best run counts. Prints a table and the
 # xpboot/tgt ratios.
 #
 #   bench/iscsi/bench.sh            # defaults: 256 MiB image, 10 s runs, 3 runs
 #   SIZE_MB=512 SECS=5 RUNS=3 XPBOOT_FLAGS=--unsolicited-data bench/iscsi/bench.sh
+#   WORKLOADS=write RUNS=5 bench/iscsi/bench.sh   # only some of: rand seq write
 #
 # Needs: go, tgt (tgtd, tgtadm), libiscsi-bin (iscsi-perf), qemu-utils with
 # qemu-block-extra (qemu-img with the iscsi driver). Run as root (tgtd).
@@ -22,6 +24,7 @@ TGT_PORT=${TGT_PORT:-3271}
 TGT_CTL=${TGT_CTL:-3272}
 XP_PORT=${XP_PORT:-3273}
 XPBOOT_FLAGS=${XPBOOT_FLAGS:-}
+WORKLOADS=${WORKLOADS:-rand seq write}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d /tmp/xpboot-bench.XXXXXX)
 IQN_TGT=iqn.2026-01.org.xpboot.bench:tgt
@@ -64,34 +67,29 @@ wait_port() { # host port
 	return 1
 }
 
-# best_perf URL ARGS...: best "iops average" of RUNS iscsi-perf runs.
-best_perf() {
-	local url=$1 best=0 v
+# perf URL ARGS...: "iops average" of one iscsi-perf run.
+perf() {
+	local url=$1 v
 	shift
-	for _ in $(seq 1 "$RUNS"); do
-		v=$(timeout $((SECS + 30)) iscsi-perf -t "$SECS" "$@" "$url" 2>&1 | tr '\r' '\n' |
-			sed -n 's/^iops average \([0-9]*\).*/\1/p' | tail -1)
-		v=${v:-0}
-		[ "$v" -gt "$best" ] && best=$v
-	done
-	echo "$best"
+	v=$(timeout $((SECS + 30)) iscsi-perf -t "$SECS" "$@" "$url" 2>&1 | tr '\r' '\n' |
+		sed -n 's/^iops average \([0-9]*\).*/\1/p' | tail -1)
+	echo "${v:-0}"
 }
 
-# best_qemu URL: best 4 KiB write ops/s of RUNS qemu-img bench runs.
-best_qemu() {
-	local url=$1 best=0 v secs
-	for _ in $(seq 1 "$RUNS"); do
-		secs=$(timeout 300 qemu-img bench -f raw -w -d 32 -s 4k -c "$QEMU_COUNT" "$url" 2>&1 |
-			sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p')
-		v=$(awk -v c="$QEMU_COUNT" -v s="${secs:-0}" 'BEGIN { if (s > 0) printf "%d", c / s; else print 0 }')
-		[ "$v" -gt "$best" ] && best=$v
-	done
-	echo "$best"
+# qwrite URL: 4 KiB write ops/s of one qemu-img bench run.
+qwrite() {
+	local secs
+	secs=$(timeout 300 qemu-img bench -f raw -w -d 32 -s 4k -c "$QEMU_COUNT" "$1" 2>&1 |
+		sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p')
+	awk -v c="$QEMU_COUNT" -v s="${secs:-0}" 'BEGIN { if (s > 0) printf "%d", c / s; else print 0 }'
 }
 
-run_suite() { # URL -> "rand4k seq1m qemuw"
-	local url=$1
-	echo "$(best_perf "$url" -r -m 32 -b 8) $(best_perf "$url" -m 16 -b 2048) $(best_qemu "$url")"
+one() { # workload URL
+	case $1 in
+	rand) perf "$2" -r -m 32 -b 8 ;;
+	seq) perf "$2" -m 16 -b 2048 ;;
+	write) qwrite "$2" ;;
+	esac
 }
 
 echo "# tgt (tgtd $(tgtd -V 2>/dev/null || true)) on 127.0.0.1:$TGT_PORT"
@@ -103,13 +101,7 @@ tgtadm -C "$TGT_CTL" --lld iscsi --op new --mode target --tid 1 -T "$IQN_TGT"
 # tgt reserves LUN 0 for its controller device: the disk is LUN 1.
 tgtadm -C "$TGT_CTL" --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$IMG"
 tgtadm -C "$TGT_CTL" --lld iscsi --op bind --mode target --tid 1 -I ALL
-read -r T_RAND T_SEQ T_QEMU < <(run_suite "iscsi://127.0.0.1:$TGT_PORT/$IQN_TGT/1")
-# tgtd -f ignores SIGTERM (and 1.0.85 refuses "--op delete --mode system"
-# while a target exists): stop it with SIGKILL.
-{
-	kill -9 "$TGT_PID" || true
-	wait "$TGT_PID" || true
-} 2>/dev/null
+TGT_URL="iscsi://127.0.0.1:$TGT_PORT/$IQN_TGT/1"
 
 echo "# xpboot serve $XPBOOT_FLAGS on 127.0.0.1:$XP_PORT"
 # shellcheck disable=SC2086
@@ -117,14 +109,40 @@ $XPBOOT_SERVE --image "$IMG" --iqn "$IQN_XP" --listen "127.0.0.1:$XP_PORT" $XPBO
 XP_PID=$!
 PIDS+=("$XP_PID")
 wait_port 127.0.0.1 "$XP_PORT"
-read -r X_RAND X_SEQ X_QEMU < <(run_suite "iscsi://127.0.0.1:$XP_PORT/$IQN_XP/0")
+XP_URL="iscsi://127.0.0.1:$XP_PORT/$IQN_XP/0"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+declare -A NAME=(
+	[rand]="iscsi-perf -r -m 32 -b 8 (4 KiB rand read IOPS)"
+	[seq]="iscsi-perf -m 16 -b 2048 (1 MiB seq read IOPS)"
+	[write]="qemu-img bench -w -d 32 -s 4k (write ops/s)"
+)
+declare -A TBEST XBEST
+for w in $WORKLOADS; do
+	[ -n "${NAME[$w]:-}" ] || { echo "bench: unknown workload $w (rand, seq, write)" >&2; exit 2; }
+	tb=0 xb=0
+	for i in $(seq 1 "$RUNS"); do
+		t=$(one "$w" "$TGT_URL")
+		x=$(one "$w" "$XP_URL")
+		echo "# $w run $i: tgt $t xpboot $x"
+		[ "$t" -gt "$tb" ] && tb=$t
+		[ "$x" -gt "$xb" ] && xb=$x
+	done
+	TBEST[$w]=$tb XBEST[$w]=$xb
+done
+
+# tgtd -f ignores SIGTERM (and 1.0.85 refuses "--op delete --mode system"
+# while a target exists): stop it with SIGKILL.
+{
+	kill -9 "$TGT_PID" || true
+	wait "$TGT_PID" || true
+} 2>/dev/null
 kill "$XP_PID"
 wait "$XP_PID" 2>/dev/null || true
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 echo
-echo "best of $RUNS runs, ${SECS}s each (qemu-img: $QEMU_COUNT requests), ${SIZE_MB} MiB page-cached image, $(nproc) CPUs"
+echo "best of $RUNS alternating runs, ${SECS}s each (qemu-img: $QEMU_COUNT requests), ${SIZE_MB} MiB page-cached image, $(nproc) CPUs"
 printf '%-44s %12s %12s %8s\n' benchmark tgt xpboot ratio
-printf '%-44s %12s %12s %8s\n' "iscsi-perf -r -m 32 -b 8 (4 KiB rand read IOPS)" "$T_RAND" "$X_RAND" "$(ratio "$X_RAND" "$T_RAND")"
-printf '%-44s %12s %12s %8s\n' "iscsi-perf -m 16 -b 2048 (1 MiB seq read IOPS)" "$T_SEQ" "$X_SEQ" "$(ratio "$X_SEQ" "$T_SEQ")"
-printf '%-44s %12s %12s %8s\n' "qemu-img bench -w -d 32 -s 4k (write ops/s)" "$T_QEMU" "$X_QEMU" "$(ratio "$X_QEMU" "$T_QEMU")"
+for w in $WORKLOADS; do
+	printf '%-44s %12s %12s %8s\n' "${NAME[$w]}" "${TBEST[$w]}" "${XBEST[$w]}" "$(ratio "${XBEST[$w]}" "${TBEST[$w]}")"
+done
