@@ -53,8 +53,9 @@ type DHCPConfig struct {
 
 // DHCPServer answers DHCP (port 67) and PXE (port 4011) requests.
 type DHCPServer struct {
-	cfg      DHCPConfig
-	warnOnce sync.Map // foreign server identifiers already warned about
+	cfg       DHCPConfig
+	warnOnce  sync.Map  // foreign server identifiers already warned about
+	relayOnce sync.Once // the first relayed request in full mode is a warning
 }
 
 // NewDHCPServer checks cfg and fills in defaults.
@@ -215,6 +216,16 @@ func (s *DHCPServer) Reply(m *dhcpv4.DHCPv4, pxePort bool) (*dhcpv4.DHCPv4, erro
 	if len(mac) != 6 {
 		who = fmt.Sprintf("%x", []byte(mac))
 		return ignore("hardware address is not Ethernet")
+	}
+	if gi := m.GatewayIPAddr; s.cfg.Mode == ModeFull && !pxePort && gi != nil && !gi.IsUnspecified() {
+		// A relay agent forwarded this from another network: full mode's
+		// range, netmask and server address belong to its own link only.
+		// (Proxy mode answers relayed PXE requests: it assigns nothing.)
+		s.relayOnce.Do(func() {
+			s.cfg.Events.log.Warn("relayed DHCP request ignored: full mode hands out addresses on its own link only (further ones are logged at debug level)",
+				"client", who, "proto", proto, "giaddr", gi.String())
+		})
+		return ignore("relayed from another network by "+gi.String()+": full mode serves its own link only", slog.String("giaddr", gi.String()))
 	}
 	kind := Classify(m)
 	if _, present, err := GetIPXE(m); present && err != nil {

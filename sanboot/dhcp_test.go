@@ -513,3 +513,34 @@ func TestServerComposition(t *testing.T) {
 		t.Fatal("cancel did not stop the server")
 	}
 }
+
+// TestRelayedRequestIgnored: full mode serves its own link only, so a
+// request a relay agent forwarded from another network gets no answer and a
+// warning (once); proxy mode still answers relayed PXE clients.
+func TestRelayedRequestIgnored(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	full := fullServer(t, testPolicy(t, UnknownServe), "", log)
+	relayed := func() *dhcpv4.DHCPv4 {
+		m := msg(t, dhcpv4.MessageTypeDiscover, ipxeClient()...)
+		m.GatewayIPAddr = net.IPv4(192, 0, 2, 1)
+		return m
+	}
+	for range 2 {
+		if r, err := full.Reply(relayed(), false); r != nil || err != nil {
+			t.Fatalf("relayed DISCOVER answered: %v %v", r, err)
+		}
+	}
+	if out := logs.String(); strings.Count(out, "relayed DHCP request ignored") != 1 || !strings.Contains(out, "giaddr=192.0.2.1") {
+		t.Errorf("log:\n%s", out)
+	}
+	if r, err := full.Reply(msg(t, dhcpv4.MessageTypeDiscover, ipxeClient()...), false); r == nil || err != nil {
+		t.Errorf("a DISCOVER on the link: %v %v", r, err)
+	}
+	proxy := proxyServer(t, testPolicy(t, UnknownServe))
+	m := msg(t, dhcpv4.MessageTypeDiscover, ipxeClient()...)
+	m.GatewayIPAddr = net.IPv4(192, 0, 2, 1)
+	if r, err := proxy.Reply(m, false); r == nil || err != nil {
+		t.Errorf("proxy mode, relayed iPXE DISCOVER: %v %v", r, err)
+	}
+}

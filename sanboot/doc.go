@@ -33,7 +33,14 @@
 //     stop when the context ends, never spawn a goroutine per packet, ignore
 //     malformed packets with a debug log, and log with slog attributes
 //     client (MAC), proto and state. Both record into a shared [EventLog]
-//     that keeps the last N events per client for status output.
+//     that keeps the last N events per client for status output;
+//     [EventLog.Watch] streams every kept event (`xpboot serve --json`). The
+//     caller records the iSCSI side into the same log ([StateLogin],
+//     [StateLoginFailed], [StateOverlay]) and can wrap the target's logger
+//     in [ClientLogHandler], so every line about a connection names the
+//     client's MAC.
+//   - Full mode answers only its own link: requests a relay agent forwarded
+//     (giaddr set) are ignored, the first one with a warning.
 //   - [Server] composes them (and further loops such as the iSCSI target)
 //     under one context: the caller opens all sockets first, the first
 //     failure stops everything.

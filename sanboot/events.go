@@ -13,24 +13,29 @@ type State int
 
 // Boot steps.
 const (
-	StateIgnored      State = iota // request not answered (policy, not PXE, other server chosen)
-	StateMalformed                 // packet could not be parsed
-	StateOffered                   // full mode DHCPOFFER
-	StateBound                     // full mode DHCPACK
-	StateNAKed                     // full mode DHCPNAK
-	StateReleased                  // DHCPRELEASE
-	StateDeclined                  // DHCPDECLINE: address in use elsewhere
-	StateInformed                  // DHCPINFORM answered
-	StateProxyOffered              // proxy offer or port-4011 ACK
-	StateChainload                 // a plain PXE ROM was sent the iPXE binary
-	StateSANBoot                   // an iPXE client was sent the SAN answer
-	StateTFTPStart                 // TFTP read request accepted
-	StateTFTPDone                  // TFTP transfer completed
-	StateTFTPFailed                // TFTP request refused or transfer failed
+	StateIgnored       State = iota // request not answered (policy, not PXE, other server chosen)
+	StateMalformed                  // packet could not be parsed
+	StateOffered                    // full mode DHCPOFFER
+	StateBound                      // full mode DHCPACK
+	StateNAKed                      // full mode DHCPNAK
+	StateReleased                   // DHCPRELEASE
+	StateDeclined                   // DHCPDECLINE: address in use elsewhere
+	StateInformed                   // DHCPINFORM answered
+	StateProxyOffered               // proxy offer or port-4011 ACK
+	StateChainload                  // a plain PXE ROM was sent the iPXE binary
+	StateSANBoot                    // an iPXE client was sent the SAN answer
+	StateTFTPStart                  // TFTP read request accepted
+	StateTFTPDone                   // TFTP transfer completed
+	StateTFTPFailed                 // TFTP request refused or transfer failed
+	StateLogin                      // iSCSI login authenticated (also discovery sessions)
+	StateLoginFailed                // iSCSI login refused: authentication failed
+	StateOverlay                    // the client's write-back overlay was created or reopened
+	StateOverlayFailed              // the client's overlay could not be opened or created
 )
 
 var stateNames = [...]string{"ignored", "malformed", "offered", "bound", "naked", "released", "declined", "informed",
-	"proxy-offered", "chainload", "sanboot", "tftp-start", "tftp-done", "tftp-failed"}
+	"proxy-offered", "chainload", "sanboot", "tftp-start", "tftp-done", "tftp-failed",
+	"login", "login-failed", "overlay", "overlay-failed"}
 
 // String names the state.
 func (s State) String() string {
@@ -46,10 +51,13 @@ func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // Event is one logged step of a client.
 type Event struct {
 	Time   time.Time `json:"time"`
-	Client string    `json:"client"` // MAC, or the IP when the MAC is not known (TFTP)
-	Proto  string    `json:"proto"`  // dhcp, proxydhcp, tftp
+	Client string    `json:"client"` // MAC, or the IP when the MAC is not known (TFTP, iSCSI)
+	Proto  string    `json:"proto"`  // dhcp, proxydhcp, tftp, iscsi
 	State  State     `json:"state"`
 	Detail string    `json:"detail,omitempty"`
+	// Attrs are the event's further log attributes (ip, file, initiator,
+	// err …) as text.
+	Attrs map[string]string `json:"attrs,omitempty"`
 }
 
 // EventLog keeps the last N events per client and logs every event. It also
@@ -63,6 +71,7 @@ type EventLog struct {
 	mu     sync.Mutex
 	events map[string][]Event
 	byIP   map[string]string
+	watch  []func(Event)
 }
 
 // NewEventLog returns a log keeping n events per client (n ≤ 0 means 10),
@@ -78,30 +87,53 @@ func NewEventLog(log *slog.Logger, n int) *EventLog {
 	return &EventLog{log: log, now: time.Now, n: n, events: map[string][]Event{}, byIP: map[string]string{}}
 }
 
+// Watch calls f with every event kept from now on (every event but
+// malformed packets), after it is logged, from the goroutine that recorded
+// it: f must be safe for concurrent use and should not block. `xpboot serve
+// --json` prints events this way.
+func (l *EventLog) Watch(f func(Event)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.watch = append(l.watch, f)
+}
+
 // Record logs an event for client and keeps it.
 func (l *EventLog) Record(client, proto string, state State, detail string, attrs ...slog.Attr) {
 	level := slog.LevelInfo
 	switch state {
 	case StateIgnored, StateMalformed:
 		level = slog.LevelDebug
-	case StateTFTPFailed, StateDeclined, StateNAKed:
+	case StateTFTPFailed, StateDeclined, StateNAKed, StateLoginFailed:
 		level = slog.LevelWarn
+	case StateOverlayFailed:
+		level = slog.LevelError
 	}
 	all := append([]slog.Attr{slog.String("client", client), slog.String("proto", proto), slog.String("state", state.String())}, attrs...)
 	l.log.LogAttrs(context.Background(), level, detail, all...)
 	if state == StateMalformed {
 		return // not a client step; keep the table for real clients
 	}
+	e := Event{Time: l.now(), Client: client, Proto: proto, State: state, Detail: detail}
+	if len(attrs) > 0 {
+		e.Attrs = make(map[string]string, len(attrs))
+		for _, a := range attrs {
+			e.Attrs[a.Key] = a.Value.Resolve().String()
+		}
+	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if _, known := l.events[client]; !known && len(l.events) >= maxEventClients {
 		l.evictLocked()
 	}
-	ev := append(l.events[client], Event{Time: l.now(), Client: client, Proto: proto, State: state, Detail: detail})
+	ev := append(l.events[client], e)
 	if len(ev) > l.n {
 		ev = append(ev[:0:0], ev[len(ev)-l.n:]...)
 	}
 	l.events[client] = ev
+	watch := l.watch
+	l.mu.Unlock()
+	for _, f := range watch {
+		f(e)
+	}
 }
 
 // maxEventClients bounds the clients an EventLog remembers, so a flood of

@@ -46,6 +46,10 @@ type ServeConfig struct {
 	// EventsPerClient is how many events the EventLog keeps per client
 	// (default 10).
 	EventsPerClient int
+	// Events, if set, is the EventLog DHCP and TFTP record into (the caller
+	// shares it with the iSCSI target's log); EventsPerClient then does
+	// not apply.
+	Events *EventLog
 }
 
 // Netboot is a running-ready DHCP+TFTP composition: its Server has every
@@ -172,7 +176,10 @@ func NewNetboot(ctx context.Context, cfg ServeConfig) (_ *Netboot, err error) {
 	if n.Policy, err = NewStaticPolicy(pc); err != nil {
 		return nil, err
 	}
-	n.Events = NewEventLog(log, cfg.EventsPerClient)
+	n.Events = cfg.Events
+	if n.Events == nil {
+		n.Events = NewEventLog(log, cfg.EventsPerClient)
+	}
 
 	network := Network{ServerIP: n.ServerIP, Netmask: n.Netmask, Router: cfg.Router, DNS: cfg.DNS, LeaseTime: cfg.LeaseTime}
 	if cfg.Mode == ModeFull {

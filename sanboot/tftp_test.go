@@ -159,6 +159,11 @@ func TestTFTPLoopback(t *testing.T) {
 	if _, _, err := fetch("/etc/passwd", 0, false); err == nil {
 		t.Error("absolute path served")
 	}
+	// A missing file is answered with a TFTP error (the client stops at
+	// once) and a warning naming file and client.
+	if _, _, err := fetch("snponly.efi", 0, true); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("missing file: %v", err)
+	}
 	// A write request is refused.
 	c, _ := tftp.NewClient(addr.String())
 	c.SetTimeout(time.Second)
@@ -169,7 +174,8 @@ func TestTFTPLoopback(t *testing.T) {
 		}
 	}
 	out := logs.String()
-	for _, w := range []string{"state=tftp-done", "state=tftp-failed", "path traversal", "absolute path", "client=52:54:00:77:00:01", "proto=tftp"} {
+	for _, w := range []string{"state=tftp-done", "state=tftp-failed", "path traversal", "absolute path", "client=52:54:00:77:00:01", "proto=tftp",
+		`level=WARN msg="sanboot: TFTP \"snponly.efi\": no such file in `} {
 		if !strings.Contains(out, w) {
 			t.Errorf("log lacks %q:\n%s", w, out)
 		}

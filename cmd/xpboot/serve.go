@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -44,7 +46,7 @@ func serveCommand(e *env) *cli.Command {
 			&cli.UintFlag{Name: "lun", Value: 0, Usage: "LUN number of --image"},
 			&cli.StringFlag{Name: "listen", Value: ":3260", Usage: "address to listen on, ADDR[:PORT]"},
 			&cli.BoolFlag{Name: "read-only", Usage: "refuse writes (DATA PROTECT) and open the image read-only"},
-			&cli.StringFlag{Name: "overlay-dir", Usage: "per-client write-back: keep --image (a VMDK) read-only and give each initiator IQN its own copy-on-write delta DIR/<iqn>.vmdk (delete it to reset the client)"},
+			&cli.StringFlag{Name: "overlay-dir", Usage: "per-client write-back: keep --image (raw or VMDK) read-only and give each initiator IQN its own copy-on-write VMDK delta DIR/<iqn>.vmdk (delete it to reset the client)"},
 			&cli.StringSliceFlag{Name: "chap", Usage: "USER:SECRET an initiator must prove (CHAP); repeatable"},
 			&cli.StringFlag{Name: "mutual-chap", Usage: "USER:SECRET the target proves itself with when asked (mutual CHAP)"},
 			&cli.BoolFlag{Name: "require-mutual", Usage: "refuse initiators that do not ask for mutual CHAP"},
@@ -62,6 +64,7 @@ func serveCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "install", Usage: "sanhook instead of sanboot: attach the disk and boot the next device (install Windows onto it)"},
 			&cli.BoolFlag{Name: "keep-san", Usage: "keep the disk attached if the boot fails or returns (175.8)"},
 			&cli.BoolFlag{Name: "script", Usage: "hand iPXE a generated boot script by TFTP instead of a root-path (always so in proxy mode)"},
+			&cli.BoolFlag{Name: "json", Usage: "status on stdout as JSON lines: listening addresses and targets, each client event, a summary at exit"},
 			&cli.StringFlag{Name: "clients", Usage: "JSON list of clients: [{\"mac\", \"name\", \"address\", \"iqn\", \"image\", \"overlay\", \"no_gateway\", \"chap_user\", \"chap_secret\"}]"},
 		},
 		Action: func(c *cli.Context) error { return runServe(c, e) },
@@ -188,24 +191,45 @@ func runServe(c *cli.Context, e *env) error {
 		}
 	}
 
-	// netboot is set once the DHCP/TFTP side is up; the AuthLog callback
-	// only runs after that (the target serves only then).
+	// events is every client's story: DHCP and TFTP (with --dhcp) and the
+	// iSCSI logins and overlays, logged and, with --json, printed.
+	events := sanboot.NewEventLog(e.log, 0)
+	status := newServeStatus(e, c.Bool("json"), events)
+	// netboot is set once the DHCP/TFTP side is up; the target's callbacks
+	// only run after that (the target serves only then).
 	var netboot *sanboot.Netboot
-	clientOf := func(m iscsitarget.ConnMeta) []any {
-		if netboot == nil {
-			return nil
+	clientOf := func(remote net.Addr, initiator string) string {
+		if netboot != nil {
+			return netboot.ISCSIClient(remote, initiator)
 		}
-		return []any{"client", netboot.ISCSIClient(m.RemoteAddr, m.InitiatorName), "proto", "iscsi"}
+		if ta, ok := remote.(*net.TCPAddr); ok {
+			return ta.IP.String()
+		}
+		return fmt.Sprint(remote)
+	}
+	targetLog := e.log
+	if mode != sanboot.ModeOff {
+		// Every line of the target about a connection names the client.
+		targetLog = slog.New(sanboot.ClientLogHandler(e.log.Handler(), func(remote string) string {
+			ap, err := netip.ParseAddrPort(remote)
+			if err != nil || netboot == nil {
+				return ""
+			}
+			return netboot.ISCSIClient(net.TCPAddrFromAddrPort(ap), "")
+		}))
 	}
 	cfg := iscsitarget.Config{
 		DiscoveryAuth:   fc.Discovery,
-		Logger:          e.log,
+		Logger:          targetLog,
 		UnsolicitedData: c.Bool("unsolicited-data"),
 		AuthLog: func(m iscsitarget.ConnMeta, method string, err error) {
+			attrs := []slog.Attr{slog.String("remote", fmt.Sprint(m.RemoteAddr)), slog.String("initiator", m.InitiatorName),
+				slog.String("target", m.TargetName), slog.String("session", m.SessionType), slog.String("method", method)}
+			who := clientOf(m.RemoteAddr, m.InitiatorName)
 			if err != nil {
-				e.log.Warn("authentication failed", append(clientOf(m), "remote", m.RemoteAddr.String(), "initiator", m.InitiatorName, "target", m.TargetName, "method", method, "err", err)...)
-			} else if netboot != nil {
-				e.log.Info("iSCSI login", append(clientOf(m), "state", "login", "remote", m.RemoteAddr.String(), "initiator", m.InitiatorName, "target", m.TargetName, "session", m.SessionType, "method", method)...)
+				events.Record(who, "iscsi", sanboot.StateLoginFailed, "authentication failed", append(attrs, slog.String("err", err.Error()))...)
+			} else {
+				events.Record(who, "iscsi", sanboot.StateLogin, "iSCSI login", attrs...)
 			}
 		},
 	}
@@ -223,19 +247,16 @@ func runServe(c *cli.Context, e *env) error {
 		openTarget := len(ft.Auth.Incoming) == 0
 		for _, fl := range ft.LUNs {
 			if overlayDir != "" {
-				lun, base, err := overlayLUN(e, fl, overlayDir, func(m iscsitarget.ConnMeta) (bool, []any) {
-					who := []any{"client", m.InitiatorName}
+				lun, base, format, err := overlayLUN(e, events, fl, overlayDir, func(m iscsitarget.ConnMeta) (bool, string) {
 					if netboot == nil {
-						return true, who
+						return true, clientOf(m.RemoteAddr, m.InitiatorName)
 					}
-					if kv := clientOf(m); kv != nil {
-						who = kv[:2]
-					}
-					return overlayWanted(netboot.Policy, m.InitiatorName), who
+					return overlayWanted(netboot.Policy, m.InitiatorName), clientOf(m.RemoteAddr, m.InitiatorName)
 				})
 				if err != nil {
 					return err
 				}
+				status.lun(ft, fl, format, base.Size(), overlayDir)
 				devs = append(devs, base)
 				t.LUNs = append(t.LUNs, lun)
 				anyWritable = anyWritable || openTarget
@@ -249,6 +270,7 @@ func runServe(c *cli.Context, e *env) error {
 				return cli.Exit(fmt.Sprintf("serve: %v", err), 1)
 			}
 			devs = append(devs, d)
+			status.lun(ft, fl, format, d.Size(), "")
 			e.log.Info("serving image", "target", ft.Name, "lun", fl.Number, "path", fl.Path, "format", string(format), "size", d.Size(), "read_only", fl.ReadOnly)
 			t.LUNs = append(t.LUNs, iscsitarget.LUN{Number: fl.Number, Device: d, ReadOnly: fl.ReadOnly, Serial: fl.Serial})
 			if !fl.ReadOnly && openTarget {
@@ -272,7 +294,10 @@ func runServe(c *cli.Context, e *env) error {
 	}
 	if mode == sanboot.ModeOff {
 		e.log.Info("iSCSI target listening", "listen", l.Addr().String())
-		if err := srv.Serve(c.Context, l); err != nil {
+		status.listening(l.Addr(), nil, nil)
+		err := srv.Serve(c.Context, l)
+		status.stopped(err)
+		if err != nil {
 			return cli.Exit(fmt.Sprintf("serve: %v", err), 1)
 		}
 		e.log.Info("iSCSI target stopped; images flushed")
@@ -280,6 +305,7 @@ func runServe(c *cli.Context, e *env) error {
 	}
 
 	nb.cfg.Log = e.log
+	nb.cfg.Events = events
 	if p := l.Addr().(*net.TCPAddr).Port; p != sanboot.DefaultISCSIPort {
 		nb.cfg.Policy.Default.Port = p
 		for k, t := range nb.cfg.Policy.Images {
@@ -300,10 +326,13 @@ func runServe(c *cli.Context, e *env) error {
 	def := nb.cfg.Policy.Default
 	def.Server = netboot.ServerIP.String()
 	e.log.Info("iSCSI target listening", "listen", l.Addr().String(), "root_path", def.RootPath(), "chap", def.CHAPUser != "", "mutual_chap", def.MutualUser != "")
+	status.listening(l.Addr(), netboot, &nb.cfg)
 	// The first failure of DHCP, TFTP or the target cancels the others;
 	// Serve returns only after the images are flushed.
 	netboot.Server.Services = append(netboot.Server.Services, func(ctx context.Context) error { return srv.Serve(ctx, l) })
-	if err := netboot.Server.Serve(c.Context); err != nil {
+	err = netboot.Server.Serve(c.Context)
+	status.stopped(err)
+	if err != nil {
 		return cli.Exit(fmt.Sprintf("serve: %v", err), 1)
 	}
 	e.log.Info("DHCP, TFTP and iSCSI target stopped; images flushed")
@@ -517,44 +546,62 @@ func prepareNetboot(c *cli.Context, e *env, mode sanboot.Mode, fc *iscsitarget.F
 // overlayLUN serves the VMDK base fl.Path read-only and gives each
 // initiator its own copy-on-write delta in dir (created on its first login,
 // reopened afterwards). wantOverlay says whether an initiator gets an
-// overlay (true) or the base read-only, and names it for the log.
-func overlayLUN(e *env, fl iscsitarget.FileLUN, dir string, wantOverlay func(iscsitarget.ConnMeta) (bool, []any)) (iscsitarget.LUN, blockdev.Device, error) {
-	base, format, err := imagefs.OpenDevice(fl.Path, false)
+// overlay (true) or the base read-only, and names its client for the log.
+func overlayLUN(e *env, events *sanboot.EventLog, fl iscsitarget.FileLUN, dir string, wantOverlay func(iscsitarget.ConnMeta) (bool, string)) (iscsitarget.LUN, blockdev.Device, imagefs.Format, error) {
+	format, err := imagefs.Detect(fl.Path)
 	if err != nil {
-		return iscsitarget.LUN{}, nil, cli.Exit(fmt.Sprintf("serve: %v", err), 1)
+		return iscsitarget.LUN{}, nil, "", cli.Exit(fmt.Sprintf("serve: %v", err), 1)
+	}
+	// Overlays are VMDK deltas; a raw base gets a flat descriptor in dir
+	// for them to name as parent.
+	parent, err := imagefs.OverlayParent(fl.Path, dir)
+	if err != nil {
+		return iscsitarget.LUN{}, nil, "", cli.Exit(fmt.Sprintf("serve: --overlay-dir: %v", err), 2)
+	}
+	base, _, err := imagefs.OpenDevice(parent, false)
+	if err != nil {
+		return iscsitarget.LUN{}, nil, "", cli.Exit(fmt.Sprintf("serve: %v", err), 1)
 	}
 	if _, ok := base.(*vmdk.Disk); !ok {
 		base.Close()
-		return iscsitarget.LUN{}, nil, cli.Exit(fmt.Sprintf("serve: --overlay-dir: the base %s is %s; overlays are VMDK deltas and need a VMDK base (xpboot image convert it to vmdk first)", fl.Path, format), 2)
+		return iscsitarget.LUN{}, nil, "", cli.Exit(fmt.Sprintf("serve: --overlay-dir: the base %s is %s; overlays need a raw or VMDK base (xpboot image convert it to vmdk first)", fl.Path, format), 2)
 	}
-	e.log.Info("serving image with per-client overlays", "lun", fl.Number, "path", fl.Path, "format", string(format), "size", base.Size(), "overlay_dir", dir)
+	// Writers into the base (xpboot image put, convert over it) find
+	// overlays outside its directory through this registry.
+	if err := imagefs.RegisterOverlayDir(fl.Path, dir); err != nil {
+		e.log.Warn("could not register the overlay directory beside the base: xpboot image put into the base will not see these overlays and would invalidate them",
+			"path", fl.Path, "overlay_dir", dir, "err", err)
+	}
+	e.log.Info("serving image with per-client overlays", "lun", fl.Number, "path", fl.Path, "format", string(format), "parent", parent, "size", base.Size(), "overlay_dir", dir)
 	var mu sync.Mutex // one create at a time per server
 	open := func(m iscsitarget.ConnMeta) (blockdev.Device, error) {
 		overlay, who := wantOverlay(m)
+		ini := slog.String("initiator", m.InitiatorName)
 		if !overlay {
-			e.log.Info("client without overlay: serving the base read-only", append(who, "initiator", m.InitiatorName, "path", fl.Path)...)
+			events.Record(who, "iscsi", sanboot.StateOverlay, "client without overlay: serving the base read-only", ini, slog.String("path", fl.Path))
 			return sharedReadOnly{base}, nil
 		}
 		path := filepath.Join(dir, overlayName(m.InitiatorName))
+		ov := slog.String("overlay", path)
 		mu.Lock()
 		defer mu.Unlock()
 		d, err := vmdk.Open(path, true)
 		switch {
 		case err == nil:
-			e.log.Info("client overlay reopened", append(who, "initiator", m.InitiatorName, "overlay", path)...)
+			events.Record(who, "iscsi", sanboot.StateOverlay, "client overlay reopened", ini, ov)
 		case errors.Is(err, fs.ErrNotExist):
-			if d, err = vmdk.CreateDelta(path, fl.Path, nil); err != nil {
-				e.log.Error("creating client overlay failed", append(who, "initiator", m.InitiatorName, "overlay", path, "err", err)...)
+			if d, err = vmdk.CreateDelta(path, parent, nil); err != nil {
+				events.Record(who, "iscsi", sanboot.StateOverlayFailed, "creating client overlay failed", ini, ov, slog.String("err", err.Error()))
 				return nil, err
 			}
-			e.log.Info("client overlay created", append(who, "initiator", m.InitiatorName, "overlay", path, "base", fl.Path)...)
+			events.Record(who, "iscsi", sanboot.StateOverlay, "client overlay created", ini, ov, slog.String("base", fl.Path))
 		default:
-			e.log.Error("opening client overlay failed (delete it to reset the client)", append(who, "initiator", m.InitiatorName, "overlay", path, "err", err)...)
+			events.Record(who, "iscsi", sanboot.StateOverlayFailed, "opening client overlay failed (delete it to reset the client)", ini, ov, slog.String("err", err.Error()))
 			return nil, err
 		}
 		return d, nil
 	}
-	return iscsitarget.LUN{Number: fl.Number, Device: sharedReadOnly{base}, Serial: fl.Serial, Open: open}, base, nil
+	return iscsitarget.LUN{Number: fl.Number, Device: sharedReadOnly{base}, Serial: fl.Serial, Open: open}, base, format, nil
 }
 
 // overlayWanted says whether initiator iqn gets an overlay: a client of the

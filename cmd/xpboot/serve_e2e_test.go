@@ -31,6 +31,7 @@ type e2eCase struct {
 	fail  string                                          // the boot must fail and the server log must contain this
 	exitq bool                                            // the guest leaves QEMU through isa-debug-exit
 	proxy bool                                            // --dhcp proxy beside a dnsmasq "router" in a second namespace
+	json  bool                                            // --json: check the status lines too
 }
 
 // TestServeE2E runs `xpboot serve --dhcp full` (the built binary, the real
@@ -62,7 +63,7 @@ func TestServeE2E(t *testing.T) {
 		t.Skip("boots virtual machines")
 	}
 	cases := []e2eCase{
-		{name: "no-chap", n: 1, disk: sumDisk},
+		{name: "no-chap", n: 1, disk: sumDisk, json: true},
 		{name: "mutual-chap", n: 2, disk: sumDisk,
 			args: []string{"--chap", "pcuser:pcsecret12345", "--mutual-chap", "xpbtarget:targetsecret99", "--require-mutual"}},
 		{name: "wrong-secret", n: 3, disk: sumDisk,
@@ -112,6 +113,9 @@ func runE2E(t *testing.T, ip, qemu string, tc e2eCase) {
 		args = append(args, "--dhcp", "proxy")
 	} else {
 		args = append(args, "--dhcp", "full", "--dhcp-range", subnet+"100-"+subnet+"110", "--state-dir", filepath.Join(dir, "state"))
+	}
+	if tc.json {
+		args = append(args, "--json")
 	}
 	for _, a := range tc.args {
 		if a == "CLIENTS" {
@@ -206,6 +210,9 @@ func runE2E(t *testing.T, ip, qemu string, tc e2eCase) {
 			t.Errorf("no log line with %s for client=%s", step, mac)
 		}
 	}
+	if tc.json {
+		checkE2EStatus(t, log, mac, subnet)
+	}
 	for _, secret := range []string{"pcsecret12345", "targetsecret99", "wrongsecret123"} {
 		if strings.Contains(log, secret) {
 			t.Errorf("secret %q in the log", secret)
@@ -224,6 +231,43 @@ func runE2E(t *testing.T, ip, qemu string, tc e2eCase) {
 		if !regexpRouterLease(subnet).MatchString(log) {
 			t.Errorf("iSCSI login not from an address of the router's range")
 		}
+	}
+}
+
+// checkE2EStatus reads the --json lines of a full-mode boot: the
+// listening line names DHCP, TFTP and the root-path, the client's DHCP and
+// iSCSI steps follow under its MAC, and the summary names the client.
+func checkE2EStatus(t *testing.T, out, mac, subnet string) {
+	t.Helper()
+	lines := parseStatus(t, out, true)
+	if len(lines) < 2 {
+		t.Fatalf("no status lines")
+	}
+	first, last := lines[0], lines[len(lines)-1]
+	if first.Event != "listening" || first.DHCP == nil || first.DHCP.Mode != "full" || first.DHCP.TFTP != subnet+"1:69" ||
+		len(first.Targets) != 1 || first.Targets[0].RootPath != "iscsi:"+subnet+"1::::iqn.2026-01.org.xpboot:e2e" {
+		t.Errorf("listening line: %+v", first)
+	}
+	seen := map[string]bool{}
+	for _, l := range lines[1 : len(lines)-1] {
+		if l.Event != "client" {
+			t.Errorf("line %+v between listening and stopped", l)
+		}
+		if l.Client == mac {
+			seen[l.Proto+"/"+l.State] = true
+		}
+	}
+	for _, want := range []string{"dhcp/offered", "dhcp/bound", "dhcp/sanboot", "iscsi/login"} {
+		if !seen[want] {
+			t.Errorf("no %s status line for %s (saw %v)", want, mac, seen)
+		}
+	}
+	found := false
+	for _, c := range last.Clients {
+		found = found || c.Client == mac
+	}
+	if last.Event != "stopped" || last.Error != "" || !found || last.Events["login"] == 0 {
+		t.Errorf("stopped line: %+v", last)
 	}
 }
 
@@ -297,6 +341,27 @@ func sumDisk(t *testing.T, dir string) (string, string) {
 		t.Fatal(err)
 	}
 	return p, fmt.Sprintf("SUM=%08x", sum)
+}
+
+// TestBenchDisk writes the disk of sumDisk to $XPBOOT_BENCH_DISK and the
+// COM1 line its boot sector must print to $XPBOOT_BENCH_DISK.sum, for
+// bench/serve/boot.sh, so the benchmark boots exactly the e2e test's disk.
+func TestBenchDisk(t *testing.T) {
+	out := os.Getenv("XPBOOT_BENCH_DISK")
+	if out == "" {
+		t.Skip("writes the boot benchmark's disk when XPBOOT_BENCH_DISK=PATH is set (bench/serve/boot.sh)")
+	}
+	p, want := sumDisk(t, t.TempDir())
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out+".sum", []byte(want+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // ntldrDisk makes a disk with `xpboot image create` and puts the stand-in

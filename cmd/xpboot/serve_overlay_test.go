@@ -16,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/xpboot/xpboot/imagefs/vhd"
 	"github.com/xpboot/xpboot/imagefs/vmdk"
 	"github.com/xpboot/xpboot/internal/peertest"
 	"github.com/xpboot/xpboot/sanboot"
@@ -199,13 +200,19 @@ func TestServeOverlays(t *testing.T) {
 func TestServeOverlayFlagErrors(t *testing.T) {
 	raw := sparseImage(t, "disk.img", 1<<20)
 	dir := t.TempDir()
+	vhdBase := filepath.Join(t.TempDir(), "disk.vhd")
+	vd, err := vhd.Create(vhdBase, 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vd.Close()
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"serve", "--image", raw, "--overlay-dir", dir, "--read-only"}, "exclude each other"},
 		{[]string{"serve", "--config", raw, "--overlay-dir", dir}, "needs --image"},
-		{[]string{"serve", "--image", raw, "--overlay-dir", dir, "--listen", "127.0.0.1:0"}, "need a VMDK base"},
+		{[]string{"serve", "--image", vhdBase, "--overlay-dir", dir, "--listen", "127.0.0.1:0"}, "overlays need a raw or VMDK base"},
 	} {
 		var stderr syncBuffer
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -299,7 +306,7 @@ func TestServeOverlayKill9(t *testing.T) {
 		}
 	}()
 	var addr string
-	for deadline := time.Now().Add(20 * time.Second); addr == ""; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); addr == ""; time.Sleep(20 * time.Millisecond) {
 		b, _ := os.ReadFile(logPath)
 		if m := listenRE.FindSubmatch(b); m != nil {
 			addr = string(m[1])
@@ -653,4 +660,66 @@ func hexToken(s string) (uint32, error) {
 	var v uint32
 	_, err := fmt.Sscanf(s, "%08x", &v)
 	return v, err
+}
+
+// TestServeOverlayRawBase serves a raw disk made by `xpboot image create`
+// with overlays in a directory elsewhere: a client's write lands in its
+// overlay, which qemu-img reads as a chain through the flat descriptor
+// serve wrote beside it; the base is unchanged; after serve stops, `xpboot
+// image put` into the base is refused while the overlay exists and works
+// once it is deleted.
+func TestServeOverlayRawBase(t *testing.T) {
+	qemu := peertest.Need(t, "qemu-img", "qemu-utils")
+	qio := peertest.Need(t, "qemu-io", "qemu-utils")
+	if out, _ := peertest.Try(t, 20*time.Second, qemu, "--help"); !bytes.Contains(out, []byte("iscsi")) {
+		peertest.Missing(t, "qemu-img's iscsi driver", "qemu-block-extra")
+	}
+	dir := t.TempDir()
+	if r := xpboot(t, dir, "image", "create", "--size", "40M", "base.img"); r.code != 0 {
+		t.Fatalf("image create: %+v", r)
+	}
+	base := filepath.Join(dir, "base.img")
+	baseBytes, _ := os.ReadFile(base)
+	ovDir := filepath.Join(t.TempDir(), "overlays")
+	var stderr syncBuffer
+	addr, stop := startServe(t, &stderr, "serve", "--image", base, "--iqn", "iqn.2026-01.org.xpboot:raw", "--overlay-dir", ovDir)
+	host, port, _ := strings.Cut(addr, ":")
+	ini := "iqn.2026-01.org.xpboot:client-raw"
+	peertest.Run(t, time.Minute, qio, "--image-opts",
+		fmt.Sprintf("driver=iscsi,transport=tcp,portal=%s:%s,target=iqn.2026-01.org.xpboot:raw,lun=0,initiator-name=%s", host, port, ini),
+		"-c", "write -P 0x5a 30M 8k", "-c", "flush")
+	stop()
+	if b, _ := os.ReadFile(base); !bytes.Equal(b, baseBytes) {
+		t.Fatal("the raw base changed")
+	}
+	ov := filepath.Join(ovDir, overlayName(ini))
+	chain := peertest.Run(t, time.Minute, qemu, "info", "--backing-chain", ov)
+	if !bytes.Contains(chain, []byte("@base-base.img.vmdk")) {
+		t.Errorf("qemu-img info --backing-chain:\n%s", chain)
+	}
+	peertest.Run(t, time.Minute, qemu, "check", "-f", "vmdk", ov)
+	flat := filepath.Join(dir, "flat.raw")
+	peertest.Run(t, time.Minute, qemu, "convert", "-f", "vmdk", "-O", "raw", ov, flat)
+	want := bytes.Clone(baseBytes)
+	copy(want[30<<20:], bytes.Repeat([]byte{0x5a}, 8<<10))
+	if b, _ := os.ReadFile(flat); !bytes.Equal(b, want) {
+		t.Error("qemu-img convert of the overlay is not the base plus the client's write")
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "NEW.TXT"), []byte("hello\r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := xpboot(t, dir, "image", "put", "NEW.TXT", "base.img:/")
+	if r.code == 0 || !strings.Contains(r.stderr, "base of delta disks") || !strings.Contains(r.stderr, overlayName(ini)) {
+		t.Errorf("image put into a base with an overlay elsewhere: %+v", r)
+	}
+	if b, _ := os.ReadFile(base); !bytes.Equal(b, baseBytes) {
+		t.Fatal("the refused put changed the base")
+	}
+	if err := os.Remove(ov); err != nil {
+		t.Fatal(err)
+	}
+	if r := xpboot(t, dir, "image", "put", "NEW.TXT", "base.img:/"); r.code != 0 {
+		t.Errorf("image put after the overlay was deleted: %+v", r)
+	}
 }

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The cost of `xpboot serve --overlay-dir` (per-client copy-on-write VMDK
+# deltas) against serving the same VMDK base directly, with the throughput
+# workloads of bench/iscsi/bench.sh, on loopback. A raw copy of the same data
+# is served too, for reference.
+#
+#   bench/serve/overlay.sh                 # 256 MiB image, 5 s runs, 5 rounds
+#   SIZE_MB=512 SECS=10 RUNS=3 bench/serve/overlay.sh
+#
+# Workloads: iscsi-perf 4 KiB random reads at QD32, iscsi-perf 1 MiB
+# sequential reads (QD16), and qemu-img bench 4 KiB writes at QD32, twice:
+# into a fresh overlay (deleted just before, so each write allocates grains
+# and copies the rest of each 64 KiB grain from the base) and into an overlay
+# that already holds those grains (the fresh run's). Without overlays both
+# write rows write into the served image itself. Reads through an overlay
+# that holds nothing go to the base.
+#
+# The three servers (raw, VMDK, VMDK with --overlay-dir over a copy of the
+# VMDK) run side by side, idle unless measured, and every round measures
+# each workload on all three back to back, in a rotating order, so that a
+# busy machine's load falls on all of them alike. The table shows the best
+# of RUNS rounds and the median ratio.
+#
+# Needs: go, libiscsi-bin (iscsi-perf), qemu-utils with qemu-block-extra
+# (qemu-img with the iscsi driver). Listens on 127.0.0.1 only.
+set -euo pipefail
+
+SIZE_MB=${SIZE_MB:-256}
+SECS=${SECS:-5}
+RUNS=${RUNS:-5}
+QEMU_COUNT=${QEMU_COUNT:-50000}
+PORT=${PORT:-3275} # and the next two
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d /tmp/xpboot-overlaybench.XXXXXX)
+IQN=iqn.2026-01.org.xpboot.bench:overlay
+PIDS=()
+
+cleanup() {
+	for p in "${PIDS[@]:-}"; do
+		[ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]:-}"; do
+		[ -n "$p" ] && wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for tool in go iscsi-perf qemu-img; do
+	command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 2; }
+done
+
+echo "# building xpboot and a ${SIZE_MB} MiB image (raw and VMDK)"
+(cd "$ROOT" && go build -o "$WORK/xpboot" ./cmd/xpboot)
+XP=$WORK/xpboot
+dd if=/dev/urandom of="$WORK/disk.img" bs=1M count="$SIZE_MB" status=none
+"$XP" --quiet image convert --to vmdk "$WORK/disk.img" "$WORK/base.vmdk" >/dev/null
+cp "$WORK/base.vmdk" "$WORK/ovbase.vmdk" # the plain server locks base.vmdk for writing
+mkdir -p "$WORK/overlays"
+cat "$WORK/disk.img" "$WORK/base.vmdk" "$WORK/ovbase.vmdk" >/dev/null # page cache
+
+wait_port() { # port
+	for _ in $(seq 1 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "bench: nothing listens on 127.0.0.1:$1" >&2
+	return 1
+}
+
+NAMES=(raw vmdk overlay)
+start() { # index serve-args...
+	local i=$1
+	shift
+	"$XP" --log-level warn serve --iqn "$IQN" --listen "127.0.0.1:$((PORT + i))" "$@" >"$WORK/${NAMES[$i]}.log" 2>&1 &
+	PIDS+=("$!")
+	wait_port $((PORT + i))
+	echo "# ${NAMES[$i]}: xpboot serve $* (port $((PORT + i)))"
+}
+start 0 --image "$WORK/disk.img"
+start 1 --image "$WORK/base.vmdk"
+start 2 --image "$WORK/ovbase.vmdk" --overlay-dir "$WORK/overlays"
+
+url() { echo "iscsi://127.0.0.1:$((PORT + $1))/$IQN/0"; }
+
+perf() { # index args...: iops of one iscsi-perf run
+	local u v
+	u=$(url "$1")
+	shift
+	v=$(timeout $((SECS + 30)) iscsi-perf -t "$SECS" "$@" "$u" 2>&1 | tr '\r' '\n' |
+		sed -n 's/^iops average \([0-9]*\).*/\1/p' | tail -1)
+	echo "${v:-0}"
+}
+
+qwrite() { # index: 4 KiB write ops/s of one qemu-img bench run
+	local secs
+	secs=$(timeout 300 qemu-img bench -f raw -w -d 32 -s 4k -c "$QEMU_COUNT" "$(url "$1")" 2>&1 |
+		sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p')
+	awk -v c="$QEMU_COUNT" -v s="${secs:-0}" 'BEGIN { if (s > 0) printf "%d", c / s; else print 0 }'
+}
+
+# R[workload,server] collects one figure per round.
+declare -A R
+WORKLOADS=(rand seq wfresh wpresent)
+for r in $(seq 1 "$RUNS"); do
+	order=$(( (r - 1) % 3 ))
+	for w in "${WORKLOADS[@]}"; do
+		for k in 0 1 2; do
+			i=$(( (k + order) % 3 ))
+			case $w in
+			rand) v=$(perf "$i" -r -m 32 -b 8) ;;
+			seq) v=$(perf "$i" -m 16 -b 2048) ;;
+			wfresh)
+				[ "$i" = 2 ] && rm -f "$WORK"/overlays/*.vmdk && sleep 0.2
+				v=$(qwrite "$i")
+				;;
+			wpresent) v=$(qwrite "$i") ;;
+			esac
+			R[$w,$i]="${R[$w,$i]:-} $v"
+		done
+	done
+	echo "# round $r: raw/vmdk/overlay rand ${R[rand,0]##* }/${R[rand,1]##* }/${R[rand,2]##* }" \
+		"seq ${R[seq,0]##* }/${R[seq,1]##* }/${R[seq,2]##* }" \
+		"wfresh ${R[wfresh,0]##* }/${R[wfresh,1]##* }/${R[wfresh,2]##* }" \
+		"wpresent ${R[wpresent,0]##* }/${R[wpresent,1]##* }/${R[wpresent,2]##* }"
+done
+ls -l "$WORK"/overlays/ | sed 's/^/# /'
+
+best() { printf '%s\n' $1 | sort -n | tail -1; }
+# median of the per-round ratios overlay/vmdk
+medratio() {
+	paste <(printf '%s\n' $1) <(printf '%s\n' $2) |
+		awk '{ if ($2 > 0) print $1 / $2 }' | sort -n |
+		awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else printf "%.2f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+echo
+echo "best of $RUNS interleaved rounds, ${SECS}s each (qemu-img: $QEMU_COUNT requests), ${SIZE_MB} MiB page-cached image, $(nproc) CPUs"
+printf '%-48s %9s %9s %9s %14s %14s\n' benchmark raw vmdk overlay "overlay/vmdk" "median ratio"
+row() { # label workload
+	local a b c
+	a=$(best "${R[$2,0]}") b=$(best "${R[$2,1]}") c=$(best "${R[$2,2]}")
+	printf '%-48s %9s %9s %9s %14s %14s\n' "$1" "$a" "$b" "$c" "$(ratio "$c" "$b")" "$(medratio "${R[$2,2]}" "${R[$2,1]}")"
+}
+row "iscsi-perf -r -m 32 -b 8 (4 KiB rand read IOPS)" rand
+row "iscsi-perf -m 16 -b 2048 (1 MiB seq read IOPS)" seq
+row "qemu-img bench -w -d 32 -s 4k, fresh overlay" wfresh
+row "qemu-img bench -w -d 32 -s 4k, grains present" wpresent
