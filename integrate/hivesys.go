@@ -21,7 +21,8 @@ const (
 const OpReplace Op = "replace"
 
 // ReplaceLine makes section contain text: the first entry without '='
-// whose first n fields equal text's is replaced, else text is appended.
+// whose first n fields equal text's is replaced (every physical line of a
+// continued entry, by text on one line), else text is appended.
 // It reports whether it changed t.
 func (t *Text) ReplaceLine(section string, n int, text string) bool {
 	t.EnsureSection(section)
@@ -35,9 +36,12 @@ func (t *Text) ReplaceLine(section string, n int, text string) bool {
 			return false
 		}
 		// Keep the identifying fields as written (their case), take the
-		// rest from text.
-		if i, j := nthComma(l.text, n), nthComma(text, n); n > 0 && i >= 0 && j >= 0 {
-			text = l.text[:i] + text[j:]
+		// rest from text; a continued entry becomes one line.
+		if n > 0 {
+			src := l.editText()
+			if i, j := nthComma(src, n), nthComma(text, n); i >= 0 && j >= 0 {
+				text = src[:i] + text[j:]
+			}
 		}
 		l.text, l.raw = text, nil
 		l.classify()

@@ -617,8 +617,9 @@ func mentions(b []byte, ids map[string]string) bool {
 	return false
 }
 
-// commentLine makes line i of t a comment by putting ';' in front of it;
-// its original bytes follow unchanged.
+// commentLine makes line i of t a comment by putting ';' in front of it
+// (in front of each physical line of a continued entry, or the rest would
+// come back as entries); its original bytes follow unchanged.
 func (t *Text) commentLine(i int) error {
 	l := t.lines[i]
 	if l.raw != nil {
@@ -626,9 +627,30 @@ func (t *Text) commentLine(i int) error {
 		if err != nil {
 			return err
 		}
-		l.raw = append(semi, l.raw...)
+		nl, err := t.encode("\n")
+		if err != nil {
+			return err
+		}
+		var out []byte
+		start := 0
+		for j := 0; j+len(nl) <= len(l.raw); j += len(nl) {
+			if bytes.Equal(l.raw[j:j+len(nl)], nl) {
+				out = append(append(out, semi...), l.raw[start:j+len(nl)]...)
+				start = j + len(nl)
+			}
+		}
+		if start < len(l.raw) {
+			out = append(append(out, semi...), l.raw[start:]...)
+		}
+		l.raw = out
 	}
-	l.text = ";" + l.text
+	parts := strings.SplitAfter(l.text, "\n")
+	for k := range parts {
+		if parts[k] != "" {
+			parts[k] = ";" + parts[k]
+		}
+	}
+	l.text = strings.Join(parts, "")
 	l.classify()
 	return nil
 }

@@ -1098,10 +1098,6 @@ func (p *Plan) setupRegTCPIP() error {
 	if !ok {
 		sysList = regList
 	}
-	if len(sysList) > 0 && strings.HasSuffix(sysList[len(sysList)-1], `\`) {
-		p.warn("%s: ServiceGroupOrder List continues on the next line; not edited", p.Tree.HiveSys)
-		return nil
-	}
 	if len(sysList) > 0 {
 		p.setReg(sgo, "List", drivers.RegMultiSZ, groupOrder(sysList), why)
 	}

@@ -63,10 +63,15 @@ const (
 	kindTrailer // at or after an end-of-file mark (0x1A)
 )
 
+// A line is one logical line: a single physical line, or an entry
+// continued over several (see joinContinued).
 type line struct {
-	raw    []byte // original bytes, EOL included; nil once changed or new
-	text   string // decoded content without the EOL
-	eol    string // decoded EOL ("\r\n", "\n", "\r\r\n", "")
+	raw []byte // original bytes, EOLs included; nil once changed or new
+	// text is the decoded content without the final EOL; the physical
+	// lines of a continued entry are kept in it, each followed by its
+	// own decoded EOL.
+	text   string
+	eol    string // decoded final EOL ("\r\n", "\n", "\r\r\n", "")
 	kind   lineKind
 	name   string // section name of a header
 	key    string // key of an entry with '=', else ""
@@ -137,11 +142,113 @@ func ParseText(name string, data []byte, opt *TextOptions) (*Text, error) {
 		}
 		t.lines = append(t.lines, l)
 	}
+	t.joinContinued()
 	t.EOL = "\r\n"
 	if lf > crlf {
 		t.EOL = "\n"
 	}
 	return t, nil
+}
+
+// joinContinued merges each entry with the physical lines that continue
+// it: a backslash ending a line, once its comment and trailing blanks are
+// removed, joins the next line (whatever that holds: a comment-only or
+// blank line joins as nothing and ends the entry), as setupapi reads INFs
+// and package drivers' parseRaw reads them. Hive INFs write long AddReg
+// values (XP's ServiceGroupOrder List) over many lines that way.
+//
+// The rule applies to every file Text parses, not only the hive INFs:
+// txtsetup.sif, dosnet.inf and device INFs are INF syntax too, ReactOS's
+// loader and text-mode setup (freeldr's inffile.c and usetup's inflib,
+// which follow Wine's setupapi parser.c) join lines in txtsetup.sif, and
+// these files quote a lone backslash meant as a value (the root directory
+// is "\" in txtsetup.sif's [WinntDirectories]). One rule for all keeps
+// what Text reads equal to what setup reads whichever file a line is in.
+// txtsetup.oem, whose [Disks] lines end in the disk's root directory `\`,
+// has no continuations; Text never parses it (package drivers does,
+// without them). Nothing is joined across the EOF mark: setup stops
+// reading there.
+func (t *Text) joinContinued() {
+	out := t.lines[:0]
+	for i := 0; i < len(t.lines); i++ {
+		l := t.lines[i]
+		k := i
+		for l.kind == kindEntry && k+1 < len(t.lines) && t.lines[k+1].kind != kindTrailer && continued(t.lines[k].text) {
+			k++
+		}
+		if k > i {
+			var text strings.Builder
+			var raw []byte
+			for j := i; j <= k; j++ {
+				p := t.lines[j]
+				raw = append(raw, p.raw...)
+				text.WriteString(p.text)
+				if j < k {
+					text.WriteString(p.eol)
+				}
+			}
+			l.text, l.raw, l.eol = text.String(), raw, t.lines[k].eol
+			l.classify()
+			i = k
+		}
+		out = append(out, l)
+	}
+	clear(t.lines[len(out):])
+	t.lines = out
+}
+
+// continued reports whether a physical line ends in a continuation
+// backslash (after its comment and trailing blanks).
+func continued(s string) bool {
+	return endsContinued(stripComment(strings.TrimSpace(s)))
+}
+
+// endsContinued reports whether code (a physical line without its
+// comment) ends in a backslash outside quotes: inside an unterminated
+// quote it is a character, as in Wine's parser. So no quote spans the
+// lines of an entry, and its logical content, written on one line, reads
+// back the same.
+func endsContinued(code string) bool {
+	return strings.HasSuffix(code, `\`) && strings.Count(code, `"`)%2 == 0
+}
+
+// lastLine returns the last physical line of a line's text.
+func lastLine(s string) string {
+	return s[strings.LastIndexByte(s, '\n')+1:]
+}
+
+// logical returns an entry's content as setup reads it: each physical
+// line without its comment and surrounding blanks, those ending in a
+// continuation backslash joined to the next by a space, the backslash
+// dropped. A backslash on the last line (at the end of the file or before
+// the EOF mark) joins nothing and is dropped too, as Wine's and ReactOS's
+// parsers do.
+func logical(text string) string {
+	var parts []string
+	for _, p := range strings.Split(text, "\n") {
+		p = stripComment(strings.TrimSpace(p))
+		more := endsContinued(p)
+		if more {
+			p = strings.TrimSpace(p[:len(p)-1])
+		}
+		if p != "" {
+			parts = append(parts, p)
+		}
+		if !more {
+			break
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// editText is what an edit of entry l starts from: its text when it is
+// one physical line (indentation and spacing kept), else its logical
+// content, so that an edited continued entry is written as one line.
+func (l *line) editText() string {
+	if !strings.Contains(l.text, "\n") {
+		return l.text
+	}
+	return logical(l.text)
 }
 
 func (t *Text) decode(b []byte) string {
@@ -182,7 +289,8 @@ func (t *Text) encode(s string) ([]byte, error) {
 // syntax); a header without its closing ']' still opens a section, as
 // setupapi tolerates.
 func (l *line) classify() {
-	s := strings.TrimSpace(l.text)
+	first, _, _ := strings.Cut(l.text, "\n")
+	s := strings.TrimSpace(first)
 	l.kind, l.name, l.key, l.value, l.fields = kindEntry, "", "", "", nil
 	switch {
 	case s == "":
@@ -200,7 +308,7 @@ func (l *line) classify() {
 		l.name = strings.TrimSpace(n)
 		return
 	}
-	s = stripComment(s)
+	s = logical(l.text)
 	if i := indexUnquoted(s, '='); i >= 0 {
 		l.key = unquote(strings.TrimSpace(s[:i]))
 		l.value = strings.TrimSpace(s[i+1:])
@@ -269,19 +377,28 @@ func (t *Text) Bytes() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// Lines returns the decoded lines without their endings, for diffs.
+// Lines returns the decoded physical lines without their endings, for
+// diffs.
 func (t *Text) Lines() []string {
-	out := make([]string, len(t.lines))
-	for i, l := range t.lines {
-		out[i] = l.text
+	out := make([]string, 0, len(t.lines))
+	for _, l := range t.lines {
+		parts := strings.Split(l.text, "\n")
+		for i, p := range parts {
+			if i < len(parts)-1 {
+				p = strings.TrimRight(p, "\r")
+			}
+			out = append(out, p)
+		}
 	}
 	return out
 }
 
-// Entry is one line of a section.
+// Entry is one logical line of a section: an entry continued over
+// several physical lines (a backslash ending each but the last) is one
+// Entry with their fields joined.
 type Entry struct {
 	Key    string   // as written, unquoted; "" for a line without '='
-	Value  string   // after '=', inline comment removed
+	Value  string   // after '=', comments and continuation backslashes removed
 	Fields []string // Value split on unquoted commas, trimmed and unquoted
 }
 
@@ -364,16 +481,34 @@ func (t *Text) trailerStart() int {
 // insert puts a new line at index i, giving the line before it an
 // ending if it had none (the last line of a file without a final EOL).
 func (t *Text) insert(i int, text string) {
-	if i > 0 {
-		if p := t.lines[i-1]; p.eol == "" {
-			t.setEOL(p)
-		}
-	}
 	l := &line{text: text, eol: t.EOL}
 	l.classify()
+	if i > 0 {
+		p := t.lines[i-1]
+		if p.eol == "" {
+			t.setEOL(p)
+		}
+		if p.kind == kindEntry && (l.kind == kindEntry || l.kind == kindHeader) && continued(lastLine(p.text)) {
+			// An entry ending in a backslash with nothing after it (at
+			// the end of the file or before the EOF mark) would swallow
+			// the new line: an empty physical line ends it first. A new
+			// blank or comment line ends it by itself.
+			t.appendEmpty(p)
+		}
+	}
 	t.lines = append(t.lines, nil)
 	copy(t.lines[i+1:], t.lines[i:])
 	t.lines[i] = l
+}
+
+// appendEmpty adds an empty physical line to l, which ends with an EOL.
+func (t *Text) appendEmpty(l *line) {
+	if l.raw != nil {
+		e, _ := t.encode(t.EOL)
+		l.raw = append(l.raw[:len(l.raw):len(l.raw)], e...)
+	}
+	l.text += l.eol
+	l.eol = t.EOL
 }
 
 func (t *Text) setEOL(l *line) {
@@ -446,12 +581,13 @@ func (t *Text) SetMatch(section, key string, field int, fieldValue, value string
 		if sameFields(l.fields, splitFields(value)) {
 			return false
 		}
-		eq := indexUnquoted(l.text, '=')
+		src := l.editText()
+		eq := indexUnquoted(src, '=')
 		j := eq + 1
-		for j < len(l.text) && (l.text[j] == ' ' || l.text[j] == '\t') {
+		for j < len(src) && (src[j] == ' ' || src[j] == '\t') {
 			j++
 		}
-		l.text = l.text[:j] + value
+		l.text = src[:j] + value
 		l.raw = nil
 		l.classify()
 		return true
@@ -499,8 +635,8 @@ func (t *Text) AddLine(section, text string) bool {
 	return true
 }
 
-// RemoveLine deletes every line of section equal to text. It reports
-// whether it changed t.
+// RemoveLine deletes every line of section equal to text (all the
+// physical lines of a continued entry). It reports whether it changed t.
 func (t *Text) RemoveLine(section, text string) bool {
 	idx := t.sectionLines(section)
 	changed := false
