@@ -313,7 +313,8 @@ func (d *Disk) Parent() blockdev.Device { return d.parent }
 func (d *Disk) Size() int64 { return d.size }
 
 // ReadAt reads disk content: allocated data from the file, unallocated
-// blocks as zeros, or from the parent for a differencing disk.
+// blocks as zeros, or from the parent for a differencing disk (a run of
+// unallocated blocks in one parent read).
 func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
 	if err := blockdev.CheckRange("read", off, len(p), d.size); err != nil {
 		return 0, err
@@ -330,11 +331,17 @@ func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
 		bi := pos / d.blockSize
 		in := pos % d.blockSize
 		n := min(int64(len(p)-done), d.blockSize-in)
-		seg := p[done : done+int(n)]
 		d.mu.RLock()
 		e := d.bat[bi]
 		bm := d.bitmaps[uint32(bi)]
+		if e == unusedBAT {
+			// A run of unallocated blocks is one parent read or one clear.
+			for n < int64(len(p)-done) && d.bat[(pos+n)/d.blockSize] == unusedBAT {
+				n = min(int64(len(p)-done), n+d.blockSize)
+			}
+		}
 		d.mu.RUnlock()
+		seg := p[done : done+int(n)]
 		var err error
 		switch {
 		case e == unusedBAT && d.footer.DiskType == TypeDifferencing:

@@ -26,7 +26,7 @@ type sparse struct {
 	gd, rgd    []uint32
 
 	mu   sync.RWMutex // guards gts, next
-	gts  [][]uint32   // lazily loaded grain tables; zeroGT shared when all zero
+	gts  [][]uint32   // lazily loaded grain tables; zero shared by empty ones
 	zero []uint32     // the shared all-zero table, never written
 	next int64        // file offset where the next grain is appended
 
@@ -139,14 +139,16 @@ func (s *sparse) table(i int64) ([]uint32, error) {
 		return nil, fmt.Errorf("vmdk: %s: reading grain table at 0x%x: %w", s.name, base, err)
 	}
 	t = make([]uint32, n)
-	allZero := true
+	empty := true // every entry 0: share s.zero
 	for j := range t {
 		e := binary.LittleEndian.Uint32(b[4*j:])
 		t[j] = e
+		if e != 0 {
+			empty = false
+		}
 		if e == 0 || (e == 1 && s.h.Flags&FlagZeroedGTE != 0) {
 			continue
 		}
-		allZero = false
 		g := i*n + int64(j)
 		need := int64(12) // compressed: at least the grain marker
 		if !s.compressed {
@@ -156,7 +158,7 @@ func (s *sparse) table(i int64) ([]uint32, error) {
 			return nil, s.errf(base+4*int64(j), "grain table entry %d (grain %d) points to sector %d, past the end of the file (size %d)", j, g, e, s.fileSize)
 		}
 	}
-	if allZero {
+	if empty {
 		t = s.zero
 	}
 	s.gts[i] = t
@@ -182,16 +184,20 @@ func (s *sparse) isHole(e uint32) bool {
 }
 
 // readAt reads p at extent offset off. Unallocated grains come from
-// fallback (parent or zeros); zeroed grains are zeros.
+// fallback (parent or zeros); zeroed grains are zeros. Runs of grains that
+// read the same way (see run) take one fallback call, one clear or one file
+// read each, so that a large read of a delta over its parent makes one
+// parent read per run instead of one per grain. Compressed grains are
+// inflated one at a time.
 func (s *sparse) readAt(p []byte, off int64, fallback func(p []byte, off int64) error) error {
 	for len(p) > 0 {
 		g := off / s.grainBytes
 		in := off % s.grainBytes
-		e, err := s.grain(g)
+		e, k, err := s.run(g, (in+int64(len(p))+s.grainBytes-1)/s.grainBytes)
 		if err != nil {
 			return err
 		}
-		n := min(int64(len(p)), s.grainBytes-in)
+		n := min(int64(len(p)), k*s.grainBytes-in)
 		switch {
 		case e == 0:
 			err = fallback(p[:n], off)
@@ -200,14 +206,6 @@ func (s *sparse) readAt(p []byte, off int64, fallback func(p []byte, off int64) 
 		case s.compressed:
 			err = s.readCompressed(p[:n], g, e, in)
 		default:
-			// Merge following grains stored right behind this one.
-			for n < int64(len(p)) {
-				e2, err := s.grain(g + (n+in)/s.grainBytes)
-				if err != nil || int64(e2) != int64(e)+(n+in)/s.grainBytes*int64(s.h.GrainSize) {
-					break
-				}
-				n = min(int64(len(p)), n+s.grainBytes)
-			}
 			err = readFull(s.r, p[:n], int64(e)*sectorSize+in)
 		}
 		if err != nil {
@@ -216,6 +214,60 @@ func (s *sparse) readAt(p []byte, off int64, fallback func(p []byte, off int64) 
 		p, off = p[n:], off+n
 	}
 	return nil
+}
+
+// run returns the grain table entry of grain g and how many grains from g
+// on, at least 1 and at most limit, read the same way as g: all
+// unallocated, all zeroed, or (uncompressed extents only) all allocated
+// back to back in the file, in grain order. It walks the grain tables
+// directly, across table boundaries, instead of looking every grain up.
+func (s *sparse) run(g, limit int64) (uint32, int64, error) {
+	n := int64(s.h.NumGTEsPerGT)
+	var first uint32
+	var k int64
+	for k < limit {
+		t, err := s.table((g + k) / n)
+		if err != nil {
+			return 0, 0, err
+		}
+		j0 := (g + k) % n
+		m := min(n-j0, limit-k) // entries of this table in the range
+		if t == nil {
+			// No grain table: every grain it would cover is unallocated.
+			if k > 0 && first != 0 {
+				return first, k, nil
+			}
+			k += m
+			continue
+		}
+		s.mu.RLock()
+		for j := j0; j < j0+m; j, k = j+1, k+1 {
+			e := t[j]
+			if k == 0 {
+				first = e
+			} else if !s.follows(first, e, k) {
+				s.mu.RUnlock()
+				return first, k, nil
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return first, k, nil
+}
+
+// follows reports whether entry e of the grain k grains after one with
+// entry first continues first's run.
+func (s *sparse) follows(first, e uint32, k int64) bool {
+	switch {
+	case first == 0:
+		return e == 0
+	case s.isHole(first):
+		return e != 0 && s.isHole(e)
+	case s.compressed:
+		return false // one grain per inflate
+	default:
+		return int64(e) == int64(first)+k*int64(s.h.GrainSize)
+	}
 }
 
 // readCompressed copies part of compressed grain g (at sector e) into p,
