@@ -15,6 +15,11 @@
 // R2T-solicited data, Data-In, task management), scsi.go and pr.go (the SBC
 // and SPC command set and reservations).
 //
+// Who may use which target is the caller's: Config.Authorize sees the
+// initiator and target names before authentication and refuses a login
+// with status 0x0202 (authorization failure); it also filters SendTargets
+// in discovery sessions.
+//
 // The initiator is treated as hostile: login rounds, text continuations,
 // R2Ts, queued commands and CHAP tries are bounded, a malformed PDU is
 // answered with a Reject or ends its connection with an error naming the

@@ -233,6 +233,9 @@ func (l *login) step(p *pdu, text []byte) (bool, error) {
 		if err := l.declare(keys); err != nil {
 			return false, err
 		}
+		if err := l.authorize(); err != nil {
+			return false, err
+		}
 	}
 	var answer []kv
 	if wasFirst && l.sessionType == "Normal" {
@@ -372,6 +375,23 @@ func (l *login) declare(keys []kv) error {
 		l.policy = &l.tgt.auth
 	default:
 		return loginFail(statusSessionType, "session type %q", l.sessionType)
+	}
+	return nil
+}
+
+// authorize asks Config.Authorize whether the initiator may use the target
+// of a normal session. It runs before authentication, like IETD's
+// initiators.allow and LIO's node ACLs: an initiator that may not use the
+// target learns nothing from a CHAP exchange and costs no secret lookup.
+func (l *login) authorize() error {
+	srv := l.c.srv
+	if srv.cfg.Authorize == nil || l.sessionType != "Normal" {
+		return nil
+	}
+	if err := srv.cfg.Authorize(l.c.meta); err != nil {
+		// The connection's "login failed" line carries the reason.
+		srv.loginFailed(l.c.nc.RemoteAddr())
+		return loginFail(statusForbidden, "initiator %s not authorized for target %s: %v", l.initiatorName, l.tgt.name, err)
 	}
 	return nil
 }

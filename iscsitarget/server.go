@@ -102,6 +102,21 @@ type Config struct {
 	// AuthLog, if set, is called after every authentication attempt with the
 	// method ("None" or "CHAP") and nil or the failure.
 	AuthLog func(meta ConnMeta, method string, err error)
+	// Authorize, if set, decides whether an initiator may use a target,
+	// whatever the target's authentication (also without CHAP). In a normal
+	// session it is called once per login, as soon as the first login
+	// request names the initiator and an existing target (meta.TargetName is
+	// the configured name) and before any authentication: an error refuses
+	// the login with status 0x0202 (authorization failure), is logged with
+	// the error's text (which must hold no secret), counts as a failed login
+	// for MaxLoginFailures, and closes the connection. In discovery sessions
+	// it is called for each target a SendTargets answer would list, with
+	// meta.TargetName set to that target and meta.SessionType "Discovery":
+	// targets it refuses are left out (SendTargets=<name> of such a target
+	// is answered like that of an unknown one, Reject). The discovery login
+	// itself is governed by DiscoveryAuth only. It must be safe for
+	// concurrent use.
+	Authorize func(meta ConnMeta) error
 	// Rand is the source of CHAP challenges; crypto/rand by default.
 	Rand io.Reader
 	// Logger receives the server's log; slog.Default() by default. Secrets
@@ -563,4 +578,20 @@ func (s *Server) authLog(meta ConnMeta, method string, err error) {
 	if s.cfg.AuthLog != nil {
 		s.cfg.AuthLog(meta, method, err)
 	}
+}
+
+// mayDiscover asks Config.Authorize whether a discovery session of meta may
+// list t.
+func (s *Server) mayDiscover(meta ConnMeta, t *target) bool {
+	if s.cfg.Authorize == nil {
+		return true
+	}
+	meta.TargetName = t.name
+	meta.SessionType = "Discovery"
+	if err := s.cfg.Authorize(meta); err != nil {
+		s.log.Debug("target left out of SendTargets: initiator not authorized", "remote", fmt.Sprint(meta.RemoteAddr),
+			"initiator", meta.InitiatorName, "target", t.name, "err", err)
+		return false
+	}
+	return true
 }

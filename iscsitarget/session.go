@@ -725,6 +725,12 @@ func (c *conn) sendTargets(v string) ([]kv, bool) {
 	}
 	var out []kv
 	for _, t := range list {
+		if c.sess.tgt == nil && !c.srv.mayDiscover(c.meta, t) {
+			if v != "All" {
+				return nil, false // as if the target did not exist
+			}
+			continue
+		}
 		out = append(out, kv{"TargetName", t.name}, kv{"TargetAddress", addr + "," + strconv.Itoa(int(c.srv.cfg.PortalGroupTag))})
 	}
 	return out, true

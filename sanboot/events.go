@@ -28,7 +28,7 @@ const (
 	StateTFTPDone                   // TFTP transfer completed
 	StateTFTPFailed                 // TFTP request refused or transfer failed
 	StateLogin                      // iSCSI login authenticated (also discovery sessions)
-	StateLoginFailed                // iSCSI login refused: authentication failed
+	StateLoginFailed                // iSCSI login refused: authentication failed or the client may not use the target
 	StateOverlay                    // the client's write-back overlay was created or reopened
 	StateOverlayFailed              // the client's overlay could not be opened or created
 )

@@ -229,3 +229,31 @@ func (p *StaticPolicy) ClientByIQN(iqn string) (Client, error) {
 	}
 	return Client{}, fmt.Errorf("%w: initiator %s was not given out by xpboot", ErrIgnoredClient, iqn)
 }
+
+// ErrNotAuthorized is wrapped by AuthorizeISCSI's refusals.
+var ErrNotAuthorized = errors.New("sanboot: initiator not authorized for target")
+
+// AuthorizeISCSI says whether initiator may log in to target (iSCSI names
+// compare case-insensitively), for the iSCSI target's authorization hook.
+// A client of the policy (a listed one, or an unlisted MAC's default IQN
+// under UnknownServe) may use its own image's target only. Initiator names
+// the policy did not hand out follow the unknown-client rule: under
+// UnknownServe they may use the default image's target, under
+// UnknownIgnore nothing. It returns the client when the initiator is one
+// (for the log), and nil or an error wrapping ErrNotAuthorized that says
+// why.
+func (p *StaticPolicy) AuthorizeISCSI(initiator, target string) (Client, error) {
+	c, err := p.ClientByIQN(initiator)
+	switch {
+	case err == nil:
+		if strings.EqualFold(target, c.Target.IQN) {
+			return c, nil
+		}
+		return c, fmt.Errorf("%w: client %s (initiator %s) may use target %s only", ErrNotAuthorized, c.MAC, initiator, c.Target.IQN)
+	case p.cfg.Unknown == UnknownIgnore:
+		return Client{}, fmt.Errorf("%w: initiator %s is not a client of this server and unknown clients are ignored", ErrNotAuthorized, initiator)
+	case strings.EqualFold(target, p.cfg.Default.IQN):
+		return Client{}, nil
+	}
+	return Client{}, fmt.Errorf("%w: initiator %s is not a client of this server; unknown clients may use the default target %s only", ErrNotAuthorized, initiator, p.cfg.Default.IQN)
+}

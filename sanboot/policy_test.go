@@ -118,3 +118,53 @@ func TestClientByIQN(t *testing.T) {
 		t.Errorf("unknown client under ignore: %v", err)
 	}
 }
+
+// TestAuthorizeISCSI: a client may log in to its own image's target only;
+// initiator names the policy did not hand out follow the unknown-client
+// rule (the default target under serve, nothing under ignore).
+func TestAuthorizeISCSI(t *testing.T) {
+	other := Target{Server: "10.77.0.1", IQN: "iqn.2026-01.org.xpboot:win2003"}
+	build := func(unknown UnknownClients) *StaticPolicy {
+		p, err := NewStaticPolicy(PolicyConfig{Default: testTarget, Images: map[string]Target{"w2k3": other}, Unknown: unknown,
+			Clients: []ClientEntry{
+				{MAC: "52:54:00:77:00:01", IQN: "iqn.2026-01.org.example:pc01"},
+				{MAC: "52:54:00:77:00:02", IQN: "iqn.2026-01.org.example:pc02", Image: "w2k3"},
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	serve, ignore := build(UnknownServe), build(UnknownIgnore)
+	const stranger = "iqn.2010-04.org.ipxe:00000000-0000-0000-0000-000000000000"
+	unlisted := "iqn.2026-01.org.xpboot:client-52-54-00-77-00-09"
+	tests := []struct {
+		p                 *StaticPolicy
+		initiator, target string
+		ok                bool
+		mac, why          string
+	}{
+		{serve, "iqn.2026-01.org.example:pc01", testTarget.IQN, true, "52:54:00:77:00:01", ""},
+		{serve, "iqn.2026-01.org.example:pc01", strings.ToUpper(testTarget.IQN), true, "52:54:00:77:00:01", ""},
+		{serve, "iqn.2026-01.org.example:pc01", other.IQN, false, "52:54:00:77:00:01", "client 52:54:00:77:00:01 (initiator iqn.2026-01.org.example:pc01) may use target " + testTarget.IQN + " only"},
+		{serve, "iqn.2026-01.org.example:pc02", other.IQN, true, "52:54:00:77:00:02", ""},
+		{serve, "iqn.2026-01.org.example:pc02", testTarget.IQN, false, "52:54:00:77:00:02", "may use target " + other.IQN + " only"},
+		{serve, unlisted, testTarget.IQN, true, "52:54:00:77:00:09", ""},
+		{serve, unlisted, other.IQN, false, "52:54:00:77:00:09", "may use target " + testTarget.IQN + " only"},
+		{serve, stranger, testTarget.IQN, true, "", ""},
+		{serve, stranger, other.IQN, false, "", "unknown clients may use the default target " + testTarget.IQN + " only"},
+		{ignore, "iqn.2026-01.org.example:pc02", other.IQN, true, "52:54:00:77:00:02", ""},
+		{ignore, unlisted, testTarget.IQN, false, "", "unknown clients are ignored"},
+		{ignore, stranger, testTarget.IQN, false, "", "unknown clients are ignored"},
+	}
+	for _, tt := range tests {
+		c, err := tt.p.AuthorizeISCSI(tt.initiator, tt.target)
+		if (err == nil) != tt.ok || c.MAC.String() != tt.mac {
+			t.Errorf("AuthorizeISCSI(%s, %s) = %v, %v; want ok %v, client %q", tt.initiator, tt.target, c.MAC, err, tt.ok, tt.mac)
+			continue
+		}
+		if err != nil && (!errors.Is(err, ErrNotAuthorized) || !strings.Contains(err.Error(), tt.why)) {
+			t.Errorf("AuthorizeISCSI(%s, %s) error %q, want ErrNotAuthorized and %q", tt.initiator, tt.target, err, tt.why)
+		}
+	}
+}

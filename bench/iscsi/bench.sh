@@ -25,47 +25,22 @@ TGT_CTL=${TGT_CTL:-3272}
 XP_PORT=${XP_PORT:-3273}
 XPBOOT_FLAGS=${XPBOOT_FLAGS:-}
 WORKLOADS=${WORKLOADS:-rand seq write}
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-WORK=$(mktemp -d /tmp/xpboot-bench.XXXXXX)
 IQN_TGT=iqn.2026-01.org.xpboot.bench:tgt
 IQN_XP=iqn.2026-01.org.xpboot.bench:xp
-PIDS=()
 
-cleanup() {
-	for p in "${PIDS[@]:-}"; do
-		[ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]:-}"; do
-		[ -n "$p" ] && wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-for tool in tgtd tgtadm iscsi-perf qemu-img; do
-	command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 2; }
-done
+# shellcheck source=../lib.sh
+. "$(dirname "$0")/../lib.sh"
+bench_init bench
+need_tools tgtd tgtadm iscsi-perf qemu-img
 
 # XPBOOT_SERVE overrides the serve command (e.g. an installed binary:
 # XPBOOT_SERVE="xpboot --log-level warn serve").
-if [ -z "${XPBOOT_SERVE:-}" ]; then
-	echo "# building xpboot"
-	(cd "$ROOT" && go build -o "$WORK/xpboot" ./cmd/xpboot)
-	XPBOOT_SERVE="$WORK/xpboot --log-level warn serve"
-fi
+[ -n "${XPBOOT_SERVE:-}" ] || echo "# building xpboot"
+xpboot_serve
 
 IMG=$WORK/disk.img
 dd if=/dev/urandom of="$IMG" bs=1M count="$SIZE_MB" status=none
 cat "$IMG" >/dev/null # page cache
-
-wait_port() { # host port
-	for _ in $(seq 1 100); do
-		(exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "bench: nothing listens on $1:$2" >&2
-	return 1
-}
 
 # perf URL ARGS...: "iops average" of one iscsi-perf run.
 perf() {
@@ -93,21 +68,14 @@ one() { # workload URL
 }
 
 echo "# tgt (tgtd $(tgtd -V 2>/dev/null || true)) on 127.0.0.1:$TGT_PORT"
-tgtd -f -C "$TGT_CTL" --iscsi "portal=127.0.0.1:$TGT_PORT" >"$WORK/tgtd.log" 2>&1 &
-TGT_PID=$!
-PIDS+=("$TGT_PID")
-wait_port 127.0.0.1 "$TGT_PORT"
-tgtadm -C "$TGT_CTL" --lld iscsi --op new --mode target --tid 1 -T "$IQN_TGT"
-# tgt reserves LUN 0 for its controller device: the disk is LUN 1.
-tgtadm -C "$TGT_CTL" --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$IMG"
-tgtadm -C "$TGT_CTL" --lld iscsi --op bind --mode target --tid 1 -I ALL
+tgt_start "$TGT_CTL" 127.0.0.1 "$TGT_PORT" "$IMG" "$IQN_TGT" "$WORK/tgtd.log"
 TGT_URL="iscsi://127.0.0.1:$TGT_PORT/$IQN_TGT/1"
 
 echo "# xpboot serve $XPBOOT_FLAGS on 127.0.0.1:$XP_PORT"
 # shellcheck disable=SC2086
 $XPBOOT_SERVE --image "$IMG" --iqn "$IQN_XP" --listen "127.0.0.1:$XP_PORT" $XPBOOT_FLAGS >"$WORK/xpboot.log" 2>&1 &
 XP_PID=$!
-PIDS+=("$XP_PID")
+track "$XP_PID"
 wait_port 127.0.0.1 "$XP_PORT"
 XP_URL="iscsi://127.0.0.1:$XP_PORT/$IQN_XP/0"
 
@@ -119,7 +87,7 @@ declare -A NAME=(
 )
 declare -A TBEST XBEST
 for w in $WORKLOADS; do
-	[ -n "${NAME[$w]:-}" ] || { echo "bench: unknown workload $w (rand, seq, write)" >&2; exit 2; }
+	[ -n "${NAME[$w]:-}" ] || die "unknown workload $w (rand, seq, write)"
 	tb=0 xb=0
 	for i in $(seq 1 "$RUNS"); do
 		t=$(one "$w" "$TGT_URL")
@@ -131,12 +99,7 @@ for w in $WORKLOADS; do
 	TBEST[$w]=$tb XBEST[$w]=$xb
 done
 
-# tgtd -f ignores SIGTERM (and 1.0.85 refuses "--op delete --mode system"
-# while a target exists): stop it with SIGKILL.
-{
-	kill -9 "$TGT_PID" || true
-	wait "$TGT_PID" || true
-} 2>/dev/null
+tgt_stop
 kill "$XP_PID"
 wait "$XP_PID" 2>/dev/null || true
 

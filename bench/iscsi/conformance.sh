@@ -16,54 +16,22 @@ TGT_CTL=${TGT_CTL:-3282}
 XP_PORT=${XP_PORT:-3283}
 XPBOOT_FLAGS=${XPBOOT_FLAGS:-}
 FAMILIES=${FAMILIES:-SCSI iSCSI}
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-WORK=$(mktemp -d /tmp/xpboot-conformance.XXXXXX)
 IQN_TGT=iqn.2026-01.org.xpboot.conformance:tgt
 IQN_XP=iqn.2026-01.org.xpboot.conformance:xp
-PIDS=()
 
-cleanup() {
-	for p in "${PIDS[@]:-}"; do
-		[ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]:-}"; do
-		[ -n "$p" ] && wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-for tool in tgtd tgtadm iscsi-test-cu; do
-	command -v "$tool" >/dev/null || { echo "conformance: $tool not found" >&2; exit 2; }
-done
-
-if [ -z "${XPBOOT_SERVE:-}" ]; then
-	(cd "$ROOT" && go build -o "$WORK/xpboot" ./cmd/xpboot)
-	XPBOOT_SERVE="$WORK/xpboot --log-level warn serve"
-fi
+# shellcheck source=../lib.sh
+. "$(dirname "$0")/../lib.sh"
+bench_init conformance
+need_tools tgtd tgtadm iscsi-test-cu
+xpboot_serve
 
 truncate -s 100M "$WORK/tgt.img" "$WORK/xp.img"
 
-wait_port() { # host port
-	for _ in $(seq 1 100); do
-		(exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "conformance: nothing listens on $1:$2" >&2
-	return 1
-}
-
-tgtd -f -C "$TGT_CTL" --iscsi "portal=127.0.0.1:$TGT_PORT" >"$WORK/tgtd.log" 2>&1 &
-PIDS+=("$!")
-wait_port 127.0.0.1 "$TGT_PORT"
-tgtadm -C "$TGT_CTL" --lld iscsi --op new --mode target --tid 1 -T "$IQN_TGT"
-# tgt reserves LUN 0 for its controller device: the disk is LUN 1.
-tgtadm -C "$TGT_CTL" --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$WORK/tgt.img"
-tgtadm -C "$TGT_CTL" --lld iscsi --op bind --mode target --tid 1 -I ALL
+tgt_start "$TGT_CTL" 127.0.0.1 "$TGT_PORT" "$WORK/tgt.img" "$IQN_TGT" "$WORK/tgtd.log"
 
 # shellcheck disable=SC2086
 $XPBOOT_SERVE --image "$WORK/xp.img" --iqn "$IQN_XP" --listen "127.0.0.1:$XP_PORT" $XPBOOT_FLAGS >"$WORK/xpboot.log" 2>&1 &
-PIDS+=("$!")
+track "$!"
 wait_port 127.0.0.1 "$XP_PORT"
 
 echo "iscsi-test-cu $(dpkg-query -W -f '${Version}' libiscsi-bin 2>/dev/null || true), xpboot serve $XPBOOT_FLAGS"

@@ -26,7 +26,6 @@ set -euo pipefail
 
 RUNS=${RUNS:-5}
 TIMEOUT=${TIMEOUT:-180} # seconds per boot
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 ROM=/usr/lib/ipxe/qemu/pxe-e1000.rom
 NS=xpbboot$$
 NET=10.79.0
@@ -34,33 +33,18 @@ MAC=52:54:00:79:00:01
 IQN=iqn.2026-01.org.xpboot.bench:boot
 INITIATOR=iqn.2026-01.org.xpboot:client-52-54-00-79-00-01
 TGT_CTL=${TGT_CTL:-3291}
-WORK=$(mktemp -d /tmp/xpboot-bootbench.XXXXXX)
-PIDS=()
 
-cleanup() {
-	for p in "${PIDS[@]:-}"; do
-		[ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]:-}"; do
-		[ -n "$p" ] && wait "$p" 2>/dev/null || true
-	done
-	ip netns del "$NS" 2>/dev/null || true
-	if [ -n "${KEEP:-}" ]; then
-		echo "# logs kept in $WORK" >&2
-	else
-		rm -rf "$WORK"
-	fi
-}
-trap cleanup EXIT
+# shellcheck source=../lib.sh
+. "$(dirname "$0")/../lib.sh"
+bench_init bench bootbench
+bench_on_exit() { ip netns del "$NS" 2>/dev/null || true; }
 
-[ "$(id -u)" = 0 ] || { echo "bench: run as root (network namespace, tap device)" >&2; exit 2; }
-for tool in go ip qemu-system-x86_64 tgtd tgtadm dnsmasq; do
-	command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 2; }
-done
-[ -f "$ROM" ] || { echo "bench: $ROM not found (Debian package ipxe-qemu)" >&2; exit 2; }
+need_root "network namespace, tap device"
+need_tools go ip qemu-system-x86_64 tgtd tgtadm dnsmasq
+[ -f "$ROM" ] || die "$ROM not found (Debian package ipxe-qemu)"
 
 echo "# building xpboot and the test (a) disk"
-(cd "$ROOT" && go build -o "$WORK/xpboot" ./cmd/xpboot)
+build_xpboot
 # The disk and its expected COM1 line come from the e2e test's own generator.
 (cd "$ROOT" && XPBOOT_BENCH_DISK="$WORK/disk.img" go test -count=1 -run '^TestBenchDisk$' ./cmd/xpboot/ >/dev/null)
 WANT=$(cat "$WORK/disk.img.sum")
@@ -77,14 +61,7 @@ nsx ip addr add "$NET.1/24" dev tap0
 nsx ip link set tap0 up
 mkdir -p "$WORK/ipxe" # the ROM is iPXE already: nothing is chainloaded
 
-wait_port() { # port: until something listens on $NET.1:port in the namespace
-	for _ in $(seq 1 200); do
-		nsx bash -c "exec 3<>/dev/tcp/$NET.1/$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "bench: nothing listens on $NET.1:$1" >&2
-	return 1
-}
+IN_NS=(ip netns exec "$NS") # for wait_port and tgt_start
 
 # boot LABEL: one QEMU boot; sets T to the seconds until the SUM line.
 # (No command substitution around these functions: every process must be
@@ -99,7 +76,7 @@ boot() {
 		-netdev tap,id=n0,ifname=tap0,script=no,downscript=no \
 		-device "e1000,netdev=n0,mac=$MAC,romfile=$ROM" >"$WORK/qemu-$1.log" 2>&1 &
 	local qpid=$!
-	PIDS+=("$qpid")
+	track "$qpid"
 	while :; do
 		now=$(date +%s.%N)
 		if line=$(grep -a -o 'SUM=[0-9a-f]\{8\}' "$serial" 2>/dev/null | head -1) && [ -n "$line" ]; then
@@ -127,16 +104,12 @@ boot() {
 run_xpboot() { # round
 	local log=$WORK/xpboot-$1.log pid
 	rm -rf "$WORK/state"
-	ip netns exec "$NS" "$WORK/xpboot" serve --image "$WORK/disk.img" --iqn "$IQN" --listen "$NET.1:3260" \
+	ip netns exec "$NS" "$XP" serve --image "$WORK/disk.img" --iqn "$IQN" --listen "$NET.1:3260" \
 		--dhcp full --interface tap0 --dhcp-range "$NET.100-$NET.110" --no-gateway \
 		--ipxe-dir "$WORK/ipxe" --state-dir "$WORK/state" >"$log" 2>&1 &
 	pid=$!
-	PIDS+=("$pid")
-	for _ in $(seq 1 300); do
-		grep -q 'iSCSI target listening' "$log" 2>/dev/null && break
-		sleep 0.05
-	done
-	grep -q 'iSCSI target listening' "$log" || { echo "bench: xpboot did not start: $(cat "$log")" >&2; return 1; }
+	track "$pid"
+	wait_log "$log" 'iSCSI target listening' || { echo "bench: xpboot did not start: $(cat "$log")" >&2; return 1; }
 	boot "xpboot-$1" || { cat "$log" >&2; return 1; }
 	kill -TERM "$pid"
 	wait "$pid" 2>/dev/null || true
@@ -157,14 +130,8 @@ since() { # RFC 3339 time -> seconds after START
 }
 
 run_tgt() { # round
-	local pid dpid
-	ip netns exec "$NS" tgtd -f -C "$TGT_CTL" --iscsi "portal=$NET.1:3260" >"$WORK/tgtd-$1.log" 2>&1 &
-	pid=$!
-	PIDS+=("$pid")
-	wait_port 3260
-	nsx tgtadm -C "$TGT_CTL" --lld iscsi --op new --mode target --tid 1 -T "$IQN"
-	nsx tgtadm -C "$TGT_CTL" --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$WORK/disk.img"
-	nsx tgtadm -C "$TGT_CTL" --lld iscsi --op bind --mode target --tid 1 -I ALL
+	local dpid
+	tgt_start "$TGT_CTL" "$NET.1" 3260 "$WORK/disk.img" "$IQN" "$WORK/tgtd-$1.log"
 	rm -f "$WORK/dnsmasq.leases"
 	ip netns exec "$NS" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --port=0 \
 		--user=root --interface=tap0 --bind-interfaces \
@@ -176,15 +143,11 @@ run_tgt() { # round
 		--dhcp-leasefile="$WORK/dnsmasq.leases" --pid-file="$WORK/dnsmasq.pid" \
 		--log-dhcp --log-facility=- 2> >(stamp >"$WORK/dnsmasq-$1.log") >/dev/null &
 	dpid=$!
-	PIDS+=("$dpid")
-	for _ in $(seq 1 100); do
-		grep -q 'DHCP, IP range' "$WORK/dnsmasq-$1.log" 2>/dev/null && break
-		sleep 0.05
-	done
+	track "$dpid"
+	wait_log "$WORK/dnsmasq-$1.log" 'DHCP, IP range' 5 || true
 	boot "tgt-$1" || { cat "$WORK/dnsmasq-$1.log" "$WORK/tgtd-$1.log" >&2; return 1; }
 	TLEASE=$(awk -v b="$START" '/DHCPACK/ { printf "%.1f", $1 - b; exit }' "$WORK/dnsmasq-$1.log")
-	kill -9 "$dpid" "$pid" 2>/dev/null || true # tgtd -f ignores SIGTERM
-	wait "$dpid" "$pid" 2>/dev/null || true
+	tgt_stop "$dpid" "$TGT_PID"
 }
 
 echo "# $RUNS boots each, interleaved; QEMU $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), $(nproc) CPUs, $( [ -e /dev/kvm ] && echo KVM || echo 'TCG (no KVM)')"

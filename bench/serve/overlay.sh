@@ -30,51 +30,28 @@ SECS=${SECS:-5}
 RUNS=${RUNS:-5}
 QEMU_COUNT=${QEMU_COUNT:-50000}
 PORT=${PORT:-3275} # and the next two
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-WORK=$(mktemp -d /tmp/xpboot-overlaybench.XXXXXX)
 IQN=iqn.2026-01.org.xpboot.bench:overlay
-PIDS=()
 
-cleanup() {
-	for p in "${PIDS[@]:-}"; do
-		[ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]:-}"; do
-		[ -n "$p" ] && wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-for tool in go iscsi-perf qemu-img; do
-	command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 2; }
-done
+# shellcheck source=../lib.sh
+. "$(dirname "$0")/../lib.sh"
+bench_init bench overlaybench
+need_tools go iscsi-perf qemu-img
 
 echo "# building xpboot and a ${SIZE_MB} MiB image (raw and VMDK)"
-(cd "$ROOT" && go build -o "$WORK/xpboot" ./cmd/xpboot)
-XP=$WORK/xpboot
+build_xpboot
 dd if=/dev/urandom of="$WORK/disk.img" bs=1M count="$SIZE_MB" status=none
 "$XP" --quiet image convert --to vmdk "$WORK/disk.img" "$WORK/base.vmdk" >/dev/null
 cp "$WORK/base.vmdk" "$WORK/ovbase.vmdk" # the plain server locks base.vmdk for writing
 mkdir -p "$WORK/overlays"
 cat "$WORK/disk.img" "$WORK/base.vmdk" "$WORK/ovbase.vmdk" >/dev/null # page cache
 
-wait_port() { # port
-	for _ in $(seq 1 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "bench: nothing listens on 127.0.0.1:$1" >&2
-	return 1
-}
-
 NAMES=(raw vmdk overlay)
 start() { # index serve-args...
 	local i=$1
 	shift
 	"$XP" --log-level warn serve --iqn "$IQN" --listen "127.0.0.1:$((PORT + i))" "$@" >"$WORK/${NAMES[$i]}.log" 2>&1 &
-	PIDS+=("$!")
-	wait_port $((PORT + i))
+	track "$!"
+	wait_port 127.0.0.1 $((PORT + i))
 	echo "# ${NAMES[$i]}: xpboot serve $* (port $((PORT + i)))"
 }
 start 0 --image "$WORK/disk.img"

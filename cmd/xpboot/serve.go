@@ -233,6 +233,9 @@ func runServe(c *cli.Context, e *env) error {
 			}
 		},
 	}
+	if mode != sanboot.ModeOff {
+		cfg.Authorize = func(m iscsitarget.ConnMeta) error { return authorizeLogin(netboot, events, clientOf, m) }
+	}
 	var devs []blockdev.Device
 	defer func() {
 		for _, d := range devs {
@@ -337,6 +340,25 @@ func runServe(c *cli.Context, e *env) error {
 	}
 	e.log.Info("DHCP, TFTP and iSCSI target stopped; images flushed")
 	return nil
+}
+
+// authorizeLogin is the target's Authorize hook with --dhcp: the clients
+// policy gives each client its own initiator IQN and image, so a login from
+// that IQN to another target is refused, and initiator names xpboot did not
+// hand out follow --unknown (the default target, or nothing). A refused
+// login to a normal session is a login-failed event of the client;
+// discovery sessions only leave the target out of their list.
+func authorizeLogin(nb *sanboot.Netboot, events *sanboot.EventLog, clientOf func(net.Addr, string) string, m iscsitarget.ConnMeta) error {
+	if nb == nil {
+		return errors.New("the network boot policy is not ready yet") // never: the target serves after it
+	}
+	_, err := nb.Policy.AuthorizeISCSI(m.InitiatorName, m.TargetName)
+	if err != nil && m.SessionType == "Normal" {
+		events.Record(clientOf(m.RemoteAddr, m.InitiatorName), "iscsi", sanboot.StateLoginFailed, "login refused: initiator not authorized for target",
+			slog.String("remote", fmt.Sprint(m.RemoteAddr)), slog.String("initiator", m.InitiatorName), slog.String("target", m.TargetName),
+			slog.String("session", m.SessionType), slog.String("err", err.Error()))
+	}
+	return err
 }
 
 func loopbackOnly(a net.Addr) bool {

@@ -17,17 +17,33 @@ import (
 // "listening" once the target (and DHCP/TFTP) listen, "client" for each
 // event of the EventLog, "stopped" with a summary at the end. Without
 // --json it does nothing.
+//
+// Lines are written by one goroutine from a bounded queue, never by the
+// DHCP, TFTP or iSCSI goroutine that records an event: if nothing reads
+// stdout and the pipe fills, client lines beyond the queue are dropped and
+// counted ("dropped_events" in the "stopped" line) instead of stalling the
+// servers.
 type serveStatus struct {
 	e      *env
 	on     bool
 	events *sanboot.EventLog
 	start  time.Time
+	// wait bounds how long stopped waits for the queue to drain.
+	wait time.Duration
+
+	lines   chan []byte   // encoded lines, each ending in '\n'
+	drained chan struct{} // closed when the writer goroutine ends
 
 	mu      sync.Mutex
-	enc     *json.Encoder
 	targets []statusTarget
 	counts  map[sanboot.State]int
+	dropped int  // client lines not queued because the queue was full
+	closed  bool // stopped has begun: no more client lines
 }
+
+// statusQueue is how many status lines wait for stdout before client
+// lines are dropped.
+const statusQueue = 1024
 
 // statusTarget is one served target in the "listening" line.
 type statusTarget struct {
@@ -84,23 +100,73 @@ type statusStopped struct {
 	Time          time.Time      `json:"time"`
 	UptimeSeconds float64        `json:"uptime_seconds"`
 	Error         string         `json:"error,omitempty"`
-	Events        map[string]int `json:"events"` // how many events of each state
+	Events        map[string]int `json:"events"`         // how many events of each state
+	DroppedEvents int            `json:"dropped_events"` // client lines dropped: stdout was not read
 	Clients       []statusClient `json:"clients"`
 }
 
 func newServeStatus(e *env, on bool, events *sanboot.EventLog) *serveStatus {
-	s := &serveStatus{e: e, on: on, events: events, start: time.Now(), counts: map[sanboot.State]int{}}
+	s := &serveStatus{e: e, on: on, events: events, start: time.Now(), wait: 10 * time.Second, counts: map[sanboot.State]int{}}
 	if !on {
 		return s
 	}
-	s.enc = json.NewEncoder(e.stdout)
+	s.lines = make(chan []byte, statusQueue)
+	s.drained = make(chan struct{})
+	go s.write()
 	events.Watch(func(ev sanboot.Event) {
+		b, err := marshalLine(statusEvent{Kind: "client", Event: ev})
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.counts[ev.State]++
-		s.enc.Encode(statusEvent{Kind: "client", Event: ev})
+		if err != nil || s.closed {
+			return
+		}
+		select {
+		case s.lines <- b:
+		default:
+			s.dropped++
+		}
 	})
 	return s
+}
+
+// write copies the queued lines to stdout until the queue is closed. After
+// a write error it keeps draining (so nothing blocks) without writing.
+func (s *serveStatus) write() {
+	defer close(s.drained)
+	var failed error
+	for b := range s.lines {
+		if failed != nil {
+			continue
+		}
+		if _, err := s.e.stdout.Write(b); err != nil {
+			failed = err
+			fmt.Fprintln(s.e.stderr, "xpboot: status output:", err)
+		}
+	}
+}
+
+// marshalLine encodes v as one JSON line.
+func marshalLine(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	return append(b, '\n'), err
+}
+
+// put queues a line that must not be dropped ("listening", "stopped"),
+// waiting at most s.wait for room.
+func (s *serveStatus) put(v any) bool {
+	b, err := marshalLine(v)
+	if err != nil {
+		fmt.Fprintln(s.e.stderr, "xpboot: status output:", err)
+		return false
+	}
+	select {
+	case s.lines <- b:
+		return true
+	case <-time.After(s.wait):
+		fmt.Fprintln(s.e.stderr, "xpboot: status output: stdout is not being read; a status line was not written")
+		return false
+	}
 }
 
 // lun adds a served LUN of target ft to the "listening" line.
@@ -144,12 +210,12 @@ func (s *serveStatus) listening(addr net.Addr, nb *sanboot.Netboot, cfg *sanboot
 		}
 		l.DHCP = d
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.enc.Encode(l)
+	s.put(l)
 }
 
-// stopped prints the summary line.
+// stopped prints the summary line after every queued line and waits (at
+// most s.wait) until stdout has taken them. Client events after it are
+// counted but not printed.
 func (s *serveStatus) stopped(err error) {
 	if !s.on {
 		return
@@ -168,11 +234,21 @@ func (s *serveStatus) stopped(err error) {
 	}
 	sort.Slice(st.Clients, func(i, j int) bool { return st.Clients[i].Client < st.Clients[j].Client })
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.closed = true
 	for state, n := range s.counts {
 		st.Events[state.String()] = n
 	}
-	if err := s.enc.Encode(st); err != nil {
-		fmt.Fprintln(s.e.stderr, "xpboot: status output:", err)
+	st.DroppedEvents = s.dropped
+	s.mu.Unlock()
+	if st.DroppedEvents > 0 {
+		fmt.Fprintf(s.e.stderr, "xpboot: status output: %d client events dropped because stdout was not read\n", st.DroppedEvents)
+	}
+	deadline := time.Now().Add(s.wait)
+	s.put(st)
+	close(s.lines) // the Watch callback no longer sends: closed is set
+	select {
+	case <-s.drained:
+	case <-time.After(time.Until(deadline)):
+		fmt.Fprintln(s.e.stderr, "xpboot: status output: stdout is not being read; the last status lines were not written")
 	}
 }

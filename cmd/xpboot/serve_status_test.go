@@ -5,14 +5,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/xpboot/xpboot/internal/peertest"
+	"github.com/xpboot/xpboot/sanboot"
 )
 
 // statusLine is any line of `serve --json`.
@@ -147,4 +152,88 @@ func TestServeJSON(t *testing.T) {
 	if !bytes.Contains([]byte(stderr.String()), []byte(`msg="authentication failed"`)) {
 		t.Errorf("the refused login is not in the log:\n%s", stderr.String())
 	}
+}
+
+// blockingWriter blocks every Write until release is closed; entered is
+// signalled on the first Write.
+type blockingWriter struct {
+	entered chan struct{}
+	once    sync.Once
+	release chan struct{}
+	out     syncBuffer
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.entered) })
+	<-w.release
+	return w.out.Write(p)
+}
+
+// TestServeStatusBlockedStdout: with stdout not read, recording client
+// events never blocks; lines beyond the queue are dropped and counted, and
+// once stdout moves again the "stopped" line reports the count after every
+// queued line. A stdout that never moves delays stopped by at most its
+// wait.
+func TestServeStatusBlockedStdout(t *testing.T) {
+	w := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	var stderr syncBuffer
+	e := &env{stdout: w, stderr: &stderr, log: slog.New(slog.DiscardHandler)}
+	events := sanboot.NewEventLog(nil, 0)
+	s := newServeStatus(e, true, events)
+	s.listening(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 3260}, nil, nil)
+	<-w.entered // the writer holds the listening line and blocks
+	const extra = 50
+	start := time.Now()
+	for i := range statusQueue + extra {
+		events.Record("52:54:00:00:00:01", "dhcp", sanboot.StateOffered, fmt.Sprint("offer ", i))
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("recording %d events with stdout blocked took %v", statusQueue+extra, d)
+	}
+	close(w.release)
+	s.stopped(nil)
+	lines := parseStatus(t, w.out.String(), false)
+	if len(lines) != statusQueue+2 {
+		t.Fatalf("%d lines, want the listening line, %d client lines and stopped", len(lines), statusQueue)
+	}
+	var last struct {
+		Event         string         `json:"event"`
+		Events        map[string]int `json:"events"`
+		DroppedEvents int            `json:"dropped_events"`
+	}
+	all := strings.Split(strings.TrimSpace(w.out.String()), "\n")
+	if err := json.Unmarshal([]byte(all[len(all)-1]), &last); err != nil {
+		t.Fatal(err)
+	}
+	if lines[0].Event != "listening" || lines[1].Event != "client" || last.Event != "stopped" ||
+		last.DroppedEvents != extra || last.Events["offered"] != statusQueue+extra {
+		t.Errorf("first %q, second %q, last %+v; want %d dropped of %d", lines[0].Event, lines[1].Event, last, extra, statusQueue+extra)
+	}
+	if lines[1].Detail != "offer 0" || lines[statusQueue].Detail != fmt.Sprint("offer ", statusQueue-1) {
+		t.Errorf("client lines %q … %q: want the first %d events in order", lines[1].Detail, lines[statusQueue].Detail, statusQueue)
+	}
+	if !strings.Contains(stderr.String(), fmt.Sprintf("%d client events dropped", extra)) {
+		t.Errorf("stderr: %q", stderr.String())
+	}
+
+	// Never read: stopped gives up after its wait.
+	w2 := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	defer close(w2.release)
+	var stderr2 syncBuffer
+	events2 := sanboot.NewEventLog(nil, 0)
+	s2 := newServeStatus(&env{stdout: w2, stderr: &stderr2, log: slog.New(slog.DiscardHandler)}, true, events2)
+	s2.wait = 200 * time.Millisecond
+	s2.listening(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 3260}, nil, nil)
+	for range statusQueue + 1 {
+		events2.Record("52:54:00:00:00:01", "tftp", sanboot.StateTFTPStart, "read")
+	}
+	start = time.Now()
+	s2.stopped(nil)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("stopped with stdout never read took %v", d)
+	}
+	if !strings.Contains(stderr2.String(), "not being read") {
+		t.Errorf("stderr: %q", stderr2.String())
+	}
+	events2.Record("52:54:00:00:00:01", "tftp", sanboot.StateTFTPDone, "after stop") // counted, not sent on the closed queue
 }

@@ -187,3 +187,102 @@ func clientsFile(t *testing.T, content string) string {
 	}
 	return p
 }
+
+// TestServeRefusesForeignTarget serves two targets with --dhcp proxy on the
+// loopback interface and a clients file giving one client its own initiator
+// IQN and image: a login with that IQN to the other target is refused (the
+// target answers "authorization failure"), logged, and a login-failed event
+// of the client on the --json stream; the same IQN still reaches its own
+// target, and an initiator xpboot did not hand out gets the default target
+// only (--unknown serve).
+func TestServeRefusesForeignTarget(t *testing.T) {
+	peertest.NeedRoot(t, "binds the DHCP ports 67 and 4011 on lo")
+	inq := peertest.Need(t, "iscsi-inq", "libiscsi-bin")
+	a, b := sparseImage(t, "a.img", 1<<20), sparseImage(t, "b.img", 1<<20)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ietd.conf")
+	const iqnA, iqnB = "iqn.2026-01.org.xpboot:a", "iqn.2026-01.org.xpboot:b"
+	text := "Target " + iqnA + "\n  Lun 0 Path=" + a + ",Type=fileio\nTarget " + iqnB + "\n  Lun 0 Path=" + b + ",Type=fileio\n"
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const mac, clientIQN = "52:54:00:79:00:01", "iqn.2026-01.org.example:pc01"
+	clients := clientsFile(t, `[{"mac":"`+mac+`","iqn":"`+clientIQN+`","image":"`+iqnB+`"}]`)
+	var stdout, stderr syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		app := newApp(strings.NewReader(""), &stdout, &stderr)
+		app.ExitErrHandler = func(*cli.Context, error) {}
+		done <- app.RunContext(ctx, []string{"xpboot", "serve", "--json", "--config", conf, "--listen", "127.0.0.1:0",
+			"--dhcp", "proxy", "--interface", "lo", "--server-ip", "127.0.0.1", "--ipxe-dir", dir, "--clients", clients})
+	}()
+	var addr string
+	for deadline := time.Now().Add(10 * time.Second); addr == ""; time.Sleep(20 * time.Millisecond) {
+		if ls := parseStatus(t, stdout.String(), false); len(ls) > 0 {
+			addr = ls[0].ISCSI
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve ended: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no listening line:\n%s\n%s", stdout.String(), stderr.String())
+		}
+	}
+	login := func(initiator, target string) ([]byte, bool) {
+		out, err := peertest.Try(t, 30*time.Second, inq, "-i", initiator, "iscsi://"+addr+"/"+target+"/0")
+		return out, err == nil && bytes.Contains(out, []byte("Vendor:XPBOOT"))
+	}
+	if out, ok := login(clientIQN, iqnA); ok || !bytes.Contains(bytes.ToLower(out), []byte("authorization")) {
+		t.Errorf("client login to a foreign target: ok=%v, want an authorization failure:\n%s", ok, out)
+	}
+	if out, ok := login(clientIQN, iqnB); !ok {
+		t.Errorf("client login to its own target failed:\n%s", out)
+	}
+	const stranger = "iqn.2026-01.org.example:stranger"
+	if out, ok := login(stranger, iqnA); !ok {
+		t.Errorf("unknown initiator to the default target failed:\n%s", out)
+	}
+	if out, ok := login(stranger, iqnB); ok {
+		t.Errorf("unknown initiator to a client's target succeeded:\n%s", out)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	var refused, ownLogin, strangerRefused bool
+	for _, l := range parseStatus(t, stdout.String(), false) {
+		if l.Event != "client" || l.Proto != "iscsi" {
+			continue
+		}
+		switch {
+		case l.State == "login-failed" && l.Client == mac && l.Attrs["initiator"] == clientIQN && l.Attrs["target"] == iqnA:
+			refused = l.Detail == "login refused: initiator not authorized for target" &&
+				strings.Contains(l.Attrs["err"], "may use target "+iqnB+" only") && l.Attrs["session"] == "Normal"
+		case l.State == "login" && l.Client == mac && l.Attrs["target"] == iqnB:
+			ownLogin = true
+		case l.State == "login-failed" && l.Attrs["initiator"] == stranger && l.Attrs["target"] == iqnB:
+			strangerRefused = strings.Contains(l.Attrs["err"], "default target "+iqnA+" only")
+		}
+	}
+	if !refused || !ownLogin || !strangerRefused {
+		t.Errorf("events: refused %v, own login %v, stranger refused %v:\n%s", refused, ownLogin, strangerRefused, stdout.String())
+	}
+	log := stderr.String()
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`level=WARN msg="login refused: initiator not authorized for target" client=` + mac + ` proto=iscsi state=login-failed .*target=` + iqnA),
+		regexp.MustCompile(`msg="login failed" .*err="login failed with status 0x0202: initiator ` + clientIQN + ` not authorized for target ` + iqnA),
+	} {
+		if !want.MatchString(log) {
+			t.Errorf("log lacks %s:\n%s", want, log)
+		}
+	}
+}
