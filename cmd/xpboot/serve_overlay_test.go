@@ -29,17 +29,7 @@ func startServe(t *testing.T, stderr *syncBuffer, args ...string) (string, func(
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- runServeApp(ctx, stderr, append(args, "--listen", "127.0.0.1:0")...) }()
-	stop := func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("serve: %v\n%s", err, stderr.String())
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("serve did not stop")
-		}
-	}
+	stop := func() { stopServe(t, cancel, done, stderr) }
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if m := listenRE.FindStringSubmatch(stderr.String()); m != nil {
 			return m[1], stop

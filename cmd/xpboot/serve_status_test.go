@@ -105,15 +105,7 @@ func TestServeJSON(t *testing.T) {
 	if out, err := peertest.Try(t, 30*time.Second, inq, "iscsi://testuser%userpassword@"+addr+"/iqn.2026-01.org.xpboot:nope/0"); err == nil {
 		t.Errorf("login to a missing target succeeded:\n%s", out)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	stopServe(t, cancel, done, &stderr)
 	lines := parseStatus(t, stdout.String(), false)
 	if len(lines) < 4 {
 		t.Fatalf("status:\n%s", stdout.String())

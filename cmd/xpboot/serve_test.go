@@ -36,6 +36,21 @@ func (s *syncBuffer) String() string {
 
 // runServeApp runs `xpboot serve args…` until ctx ends and returns the
 // action's error and stderr.
+// stopServe cancels a serve started in-process and waits (bounded) for it
+// to return without error.
+func stopServe(t *testing.T, cancel context.CancelFunc, done <-chan error, stderr *syncBuffer) {
+	t.Helper()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
 func runServeApp(ctx context.Context, stderr *syncBuffer, args ...string) error {
 	app := newApp(strings.NewReader(""), &bytes.Buffer{}, stderr)
 	app.ExitErrHandler = func(*cli.Context, error) {} // return errors, never exit
@@ -128,15 +143,7 @@ func TestServeLoginAndShutdown(t *testing.T) {
 	if out, err := peertest.Try(t, 30*time.Second, inq, "iscsi://testuser%wrongpassword@"+addr+"/"+iqn+"/0"); err == nil {
 		t.Errorf("login with a wrong secret succeeded:\n%s", out)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop after cancellation")
-	}
+	stopServe(t, cancel, done, &stderr)
 	log := stderr.String()
 	for _, secret := range []string{"userpassword", "targetpassword", "wrongpassword"} {
 		if strings.Contains(log, secret) {
@@ -249,15 +256,7 @@ func TestServeRefusesForeignTarget(t *testing.T) {
 	if out, ok := login(stranger, iqnB); ok {
 		t.Errorf("unknown initiator to a client's target succeeded:\n%s", out)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	stopServe(t, cancel, done, &stderr)
 	var refused, ownLogin, strangerRefused bool
 	for _, l := range parseStatus(t, stdout.String(), false) {
 		if l.Event != "client" || l.Proto != "iscsi" {
