@@ -203,6 +203,16 @@ func zeroUnit(f imagefs.Format) int {
 	return 4096
 }
 
+// chunkFor returns the unit of reading and writing for a zero unit: small
+// pieces for outputs that are plain files (zero unit 4 KiB), whole 4 MiB
+// chunks for the container formats, whose writers gather grains and blocks.
+func chunkFor(unit int) int {
+	if unit <= 4096 {
+		return rawChunkSize
+	}
+	return chunkSize
+}
+
 // Convert copies the image at in into a new image at out in format
 // opts.To. See the package documentation for the guarantees.
 func Convert(ctx context.Context, in, out string, opts Options) (*Summary, error) {
@@ -314,7 +324,8 @@ func Convert(ctx context.Context, in, out string, opts Options) (*Summary, error
 		if err != nil {
 			return nil, err
 		}
-		err = copyDevice(ctx, src, dst, zeroUnit(opts.To), sum, opts.Progress)
+		unit := zeroUnit(opts.To)
+		err = copyDevice(ctx, src, dst, unit, chunkFor(unit), sum, opts.Progress)
 		if cerr := closeDevice(dst, opts.Sync); err == nil {
 			err = cerr
 		}

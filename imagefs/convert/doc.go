@@ -12,9 +12,11 @@
 //     Options.Force, never while another process (xpboot serve) holds its
 //     lock, and a warning names the delta disks that replacing it
 //     invalidates.
-//   - Conversion streams with bounded memory (a few 4 MiB buffers plus the
-//     compression queue): holes reported by the source's Extents are not
-//     read, and runs of zeros are not written: per 4 KiB for raw, flat and
+//   - Conversion streams with bounded memory (a few 4 MiB buffers, 2 MiB
+//     for raw, flat and fixed outputs, plus the compression queue): the
+//     source's extent map is walked once, 1 GiB per Extents call; holes it
+//     reports are neither read nor written, and runs of zeros are not
+//     written: per 4 KiB for raw, flat and
 //     fixed outputs (which stay sparse files), per 64 KiB grain for VMDK
 //     sparse and streamOptimized, per 2 MiB block for dynamic VHD.
 //   - streamOptimized grains are deflated on all cores (Options.Workers)
