@@ -53,7 +53,8 @@ func bootQEMU(t *testing.T, disk, until string) string {
 		"-machine", "pc,graphics=off", "-display", "none", "-m", "32", "-net", "none", "-no-reboot",
 		"-boot", "c", "-monitor", "none", "-parallel", "none", "-serial", "stdio",
 		"-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-		"-drive", "file="+strings.ReplaceAll(disk, ",", ",,")+",format=raw,if=ide")
+		"-drive", "file="+strings.ReplaceAll(disk, ",", ",,")+",format=raw,if=ide",
+		peertest.QEMUAccel()[0], peertest.QEMUAccel()[1])
 	cmd.WaitDelay = 5 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -117,10 +117,7 @@ func TestIPXESanboot(t *testing.T) {
 				"-serial", "file:" + serial, "-monitor", "none",
 				"-netdev", "user,id=n0,restrict=off,tftp=" + tftp + ",bootfile=boot.ipxe",
 				"-device", "e1000,netdev=n0,romfile=" + rom}
-			if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
-				f.Close()
-				args = append(args, "-enable-kvm")
-			}
+			args = append(args, peertest.QEMUAccel()...)
 			cmd := exec.CommandContext(ctx, qemu, args...)
 			var out strings.Builder
 			cmd.Stdout, cmd.Stderr = &out, &out

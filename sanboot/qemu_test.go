@@ -199,9 +199,10 @@ func qemuHelper(t *testing.T, scenario string) {
 		}
 	}()
 
-	cmd := exec.CommandContext(ctx, qemu, "-machine", "pc", "-m", "64", "-nographic", "-no-reboot",
+	qargs := append([]string{"-machine", "pc", "-m", "64", "-nographic", "-no-reboot",
 		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-		"-device", "e1000,netdev=n0,mac="+qemuMAC+",romfile="+qemuROM, "-boot", "n")
+		"-device", "e1000,netdev=n0,mac=" + qemuMAC + ",romfile=" + qemuROM, "-boot", "n"}, peertest.QEMUAccel()...)
+	cmd := exec.CommandContext(ctx, qemu, qargs...)
 	cmd.WaitDelay = 5 * time.Second
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -136,6 +136,7 @@ func runE2E(t *testing.T, ip, qemu string, tc e2eCase) {
 		"-boot", "n", "-serial", "file:" + serial, "-monitor", "none", "-parallel", "none",
 		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
 		"-device", "e1000,netdev=n0,mac=" + mac + ",romfile=" + e2eROM}
+	qargs = append(qargs, peertest.QEMUAccel()...)
 	if tc.exitq {
 		qargs = append(qargs, "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04")
 	}

@@ -574,7 +574,8 @@ func TestServeOverlayE2E(t *testing.T) {
 		vm := exec.CommandContext(ctx, ip, "netns", "exec", ns, qemuSys, "-machine", "pc", "-m", "128", "-display", "none", "-no-reboot",
 			"-boot", "n", "-serial", "file:"+serials[i], "-monitor", "none", "-parallel", "none",
 			"-netdev", fmt.Sprintf("tap,id=n0,ifname=tap%d,script=no,downscript=no", i),
-			"-device", "e1000,netdev=n0,mac="+mac+",romfile="+e2eROM)
+			"-device", "e1000,netdev=n0,mac="+mac+",romfile="+e2eROM,
+			peertest.QEMUAccel()[0], peertest.QEMUAccel()[1])
 		var vout syncBuffer
 		vm.Stdout, vm.Stderr = &vout, &vout
 		vm.WaitDelay = 5 * time.Second

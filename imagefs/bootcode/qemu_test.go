@@ -53,6 +53,7 @@ func boot(t *testing.T, r qemuRun) qemuResult {
 		"-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
 		"-drive", "file=" + qemuEscape(r.disk) + ",format=raw,if=ide",
 	}
+	args = append(args, peertest.QEMUAccel()...)
 	if r.optionROM != "" {
 		args = append(args, "-option-rom", qemuEscape(r.optionROM))
 	}

@@ -89,3 +89,15 @@ func Try(t testing.TB, timeout time.Duration, name string, args ...string) ([]by
 	}
 	return out, err
 }
+
+// QEMUAccel returns the -accel arguments for a test's QEMU virtual machine:
+// TCG unless XPBOOT_TEST_KVM=1 asks for KVM. A /dev/kvm that opens is no
+// proof that KVM works: under a nested hypervisor it can hang iPXE at
+// "starting execution" while TCG boots the same guest, so the tests never
+// switch KVM on by themselves.
+func QEMUAccel() []string {
+	if os.Getenv("XPBOOT_TEST_KVM") == "1" {
+		return []string{"-accel", "kvm"}
+	}
+	return []string{"-accel", "tcg"}
+}
