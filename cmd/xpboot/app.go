@@ -66,6 +66,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			cli.OsExiter(code)
 		},
 	}
+	applyConventions(app)
 	return app
 }
 
@@ -90,19 +91,48 @@ func (e *env) configure(c *cli.Context) error {
 	return nil
 }
 
-// version reports the module version and VCS revision the binary was built from.
+// version reports the module version and the commit, commit time and dirty
+// flag the binary was built from. Go stamps them only when the build asks
+// for VCS information; a GOFLAGS of -buildvcs=false (set on some build
+// machines) turns that off, so README's build command passes -buildvcs=auto.
 func version() string {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"
 	}
+	return formatVersion(info)
+}
+
+func formatVersion(info *debug.BuildInfo) string {
 	v := info.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, at, modified string
 	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += " (" + s.Value[:12] + ")"
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value
 		}
 	}
-	return v
+	if rev == "" {
+		return v + " (no commit recorded: build with go build -buildvcs=auto)"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	v += " commit " + rev
+	if at != "" {
+		v += " " + at
+	}
+	if modified == "true" {
+		v += " dirty"
+	}
+	return v + " " + info.GoVersion
 }
 
 // printJSON writes v as indented JSON, the machine-readable form of every

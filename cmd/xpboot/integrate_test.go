@@ -280,7 +280,7 @@ func TestIntegrateRefused(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"no target", []string{"--driver", "e1000"}, 1, `"target" not set`},
+		{"no target", []string{"--driver", "e1000"}, 2, "option --target is required"},
 		{"no driver", []string{"--target", "tree"}, 2, "no --driver"},
 		{"not a setup tree", []string{"--target", "empty", "--driver", "e1000"}, 1, "empty: not a Windows 2000/XP/2003 setup tree"},
 		{"image not a setup tree", []string{"--target", "empty.img", "--driver", "e1000"}, 1, "not a Windows 2000/XP/2003 setup tree"},

@@ -16,8 +16,14 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// After the first signal the command winds down (exit status 130);
+		// a second one ends the process at once.
+		<-ctx.Done()
+		stop()
+	}()
 	app := newApp(os.Stdin, os.Stdout, os.Stderr)
-	if err := app.RunContext(ctx, os.Args); err != nil {
+	if err := runApp(ctx, app, os.Args); err != nil {
 		// cli.Exit errors are printed and turned into exit codes by the
 		// app's ExitErrHandler; anything else lands here.
 		app.ErrWriter.Write([]byte("xpboot: " + err.Error() + "\n"))
