@@ -230,8 +230,16 @@ func (p *Plan) hiveSysOp(base string, r drivers.RegOp, why string) {
 		}
 		p.setReg(key, r.Value, r.Type, r.Data, why)
 	case drivers.OpKey:
-		p.do(Edit{File: HiveSysINF, Op: OpReplace, Section: "AddReg", Fields: 2,
-			Value: fmt.Sprintf(`HKLM,%s,,0x%08x`, quote(key), hiveKeyOnly), Why: why})
+		// Any line naming the key creates it, so a key-only line is added
+		// only to a key that has no line yet, and is kept (reported again
+		// as a no-op) once there. Replacing "the first line of the key"
+		// instead overwrote a value written before it, such as the class
+		// instance's MatchingDeviceId, which the next run then re-added.
+		line := fmt.Sprintf(`HKLM,%s,,0x%08x`, quote(key), hiveKeyOnly)
+		if names, keyOnly := p.hiveSysKey(key); names && !keyOnly {
+			return
+		}
+		p.do(Edit{File: HiveSysINF, Op: OpAdd, Section: "AddReg", Value: line, Why: why})
 	default:
 		p.warn("%s: %s:%d: %s not written to the hives yet", why, r.INF, r.Line, r.Op)
 	}

@@ -56,7 +56,7 @@ func (p *Plan) openPacked(name, kind, why string) (*packedFile, error) {
 	}
 	pf, err := unpack(name, b, kind)
 	if err != nil {
-		p.warnOnce("%s: %v; %s skipped", name, err, why)
+		p.warn("%s: %v; %s skipped", name, err, why)
 		return nil, nil
 	}
 	return pf, nil
@@ -199,17 +199,6 @@ func (p *Plan) setupFiles(plain string) ([]string, error) {
 	return out, nil
 }
 
-// warnOnce is warn for conditions several drivers of one run may hit.
-func (p *Plan) warnOnce(format string, a ...any) {
-	w := fmt.Sprintf(format, a...)
-	for _, x := range p.Warnings {
-		if x == w {
-			return
-		}
-	}
-	p.Warnings = append(p.Warnings, w)
-}
-
 // record adds an edit of a packed file (applied by the caller) to
 // p.Edits once; a repeat that changed the file marks the first changed.
 func (p *Plan) record(e Edit) {
@@ -308,7 +297,7 @@ func (p *Plan) packedTCPIP() error {
 			svcNames = append(svcNames, s.service)
 		}
 		if len(names) == 0 {
-			p.warnOnce("%s is not in %s: GUI-mode setup will install %s with its own start type (skipped)",
+			p.warn("%s is not in %s: GUI-mode setup will install %s with its own start type (skipped)",
 				packedName(f.name), t.SetupDir, strings.Join(svcNames, " and "))
 			continue
 		}
@@ -325,7 +314,7 @@ func (p *Plan) packedTCPIP() error {
 			for _, s := range f.svcs {
 				sec := serviceSection(x, s.section, s.service)
 				if sec == "" {
-					p.warnOnce("%s: no [%s] nor an AddService for %s; %s keeps its start type in GUI mode", name, s.section, s.service, s.service)
+					p.warn("%s: no [%s] nor an AddService for %s; %s keeps its start type in GUI mode", name, s.section, s.service, s.service)
 					continue
 				}
 				p.bootStart(x, name, sec, why)
@@ -339,7 +328,7 @@ func (p *Plan) packedTCPIP() error {
 				return err
 			}
 			if edited {
-				p.warnOnce("%s: boot-start edit voids the in-box catalog signature; %s", name, signingAdvice)
+				p.warn("%s: boot-start edit voids the in-box catalog signature; %s", name, signingAdvice)
 			}
 		}
 	}
@@ -456,7 +445,7 @@ func (p *Plan) stagedBootStart(pkg *drivers.Package, devs []*drivers.Device) err
 					continue // already boot start: keep the INF (and its signature) intact
 				}
 				if !x.HasSection(sec) {
-					p.warnOnce("%s: service %s's install section [%s] is not in the INF itself; it keeps its start type in GUI mode", inf, name, sec)
+					p.warn("%s: service %s's install section [%s] is not in the INF itself; it keeps its start type in GUI mode", inf, name, sec)
 					continue
 				}
 				edits = append(edits, bootStartEdit(x, staged, sec, why))
@@ -495,7 +484,7 @@ func (p *Plan) stagedBootStart(pkg *drivers.Package, devs []*drivers.Device) err
 		if c := byINF[inf][0].CatalogFile; c != "" {
 			cat = c
 		}
-		p.warnOnce("%s: StartType = 0 in %s of the staged copy voids the signature of %s; %s",
+		p.warn("%s: StartType = 0 in %s of the staged copy voids the signature of %s; %s",
 			inf, strings.Join(changed, ", "), cat, signingAdvice)
 	}
 	return nil
@@ -517,7 +506,7 @@ func (p *Plan) packedHAL() error {
 		return err
 	}
 	if len(names) == 0 {
-		p.warnOnce("hal.in_ is not in %s: the network adapter's NetCfgInstanceId is not deleted at the start of GUI mode, which may then hang (skipped)", t.SetupDir)
+		p.warn("hal.in_ is not in %s: the network adapter's NetCfgInstanceId is not deleted at the start of GUI mode, which may then hang (skipped)", t.SetupDir)
 		return nil
 	}
 	const delReg = "NetCfgInstanceId.DelReg"
@@ -539,7 +528,7 @@ func (p *Plan) packedHAL() error {
 			}
 		}
 		if sec == "" {
-			p.warnOnce("%s: no [ClassInstall32] section; the network adapter's NetCfgInstanceId is not deleted at the start of GUI mode", name)
+			p.warn("%s: no [ClassInstall32] section; the network adapter's NetCfgInstanceId is not deleted at the start of GUI mode", name)
 			continue
 		}
 		e := Edit{File: name, Op: OpAdd, Section: sec, Value: "DelReg = " + delReg, Why: why}
@@ -558,7 +547,7 @@ func (p *Plan) packedHAL() error {
 		if _, err := p.putPacked(pf, b, KindText, why); err != nil {
 			return err
 		}
-		p.warnOnce("%s: the DelReg voids the in-box catalog signature; %s", name, signingAdvice)
+		p.warn("%s: the DelReg voids the in-box catalog signature; %s", name, signingAdvice)
 	}
 	return nil
 }
@@ -805,7 +794,7 @@ func (p *Plan) packedSfcFiles(files []string) error {
 		return err
 	}
 	if len(names) == 0 {
-		p.warnOnce("sfcfiles.dl_ is not in %s: Windows File Protection may restore in-box versions of integrated driver files (skipped)", p.Tree.SetupDir)
+		p.warn("sfcfiles.dl_ is not in %s: Windows File Protection may restore in-box versions of integrated driver files (skipped)", p.Tree.SetupDir)
 		return nil
 	}
 	for _, name := range names {
@@ -819,7 +808,7 @@ func (p *Plan) packedSfcFiles(files []string) error {
 		data := append([]byte(nil), pf.data...)
 		f, err := pe.NewFile(bytes.NewReader(data))
 		if err != nil {
-			p.warnOnce("%s: not a PE image (%v); Windows File Protection list left alone", name, err)
+			p.warn("%s: not a PE image (%v); Windows File Protection list left alone", name, err)
 			continue
 		}
 		var patched []string

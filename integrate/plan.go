@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -201,8 +202,13 @@ func (p *Plan) do(e Edit) {
 	p.Edits = append(p.Edits, e)
 }
 
+// warn records a warning once: several devices or drivers of one run may
+// hit the same condition, and the user needs to read it once.
 func (p *Plan) warn(format string, a ...any) {
-	p.Warnings = append(p.Warnings, fmt.Sprintf(format, a...))
+	w := fmt.Sprintf(format, a...)
+	if !slices.Contains(p.Warnings, w) {
+		p.Warnings = append(p.Warnings, w)
+	}
 }
 
 // isNIC reports a network adapter ([Version] Class=Net or its GUID).

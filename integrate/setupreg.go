@@ -675,6 +675,29 @@ func (p *Plan) hiveSysLine(key, name string) []string {
 	return nil
 }
 
+// hiveSysKey reports whether a hivesys.inf AddReg line, as the plan leaves
+// it, names key (and so creates it), and whether one of them is a key-only
+// line (FLG_ADDREG_KEYONLY, no value name).
+func (p *Plan) hiveSysKey(key string) (names, keyOnly bool) {
+	x := p.text(HiveSysINF)
+	if x == nil {
+		return false, false
+	}
+	for _, e := range x.Entries("AddReg") {
+		f := e.Fields
+		if e.Key != "" || len(f) < 3 || !strings.EqualFold(f[0], "HKLM") || !strings.EqualFold(f[1], key) {
+			continue
+		}
+		names = true
+		if len(f) == 4 && f[2] == "" {
+			if flags, err := strconv.ParseUint(strings.TrimSpace(f[3]), 0, 32); err == nil && flags == hiveKeyOnly {
+				keyOnly = true
+			}
+		}
+	}
+	return names, keyOnly
+}
+
 // hiveSysFields returns the data fields of the hivesys.inf value, as the
 // plan leaves it.
 func (p *Plan) hiveSysFields(key, name string) ([]string, bool) {

@@ -280,6 +280,7 @@ func (e *env) integrate(c *cli.Context) error {
 			report.Changed++
 		}
 	}
+	warnings = unique(warnings)
 	report.Edits, report.Files, report.Warnings = plan.Edits, files, warnings
 	if report.Edits == nil {
 		report.Edits = []integrate.Edit{}
@@ -287,8 +288,11 @@ func (e *env) integrate(c *cli.Context) error {
 	if report.Warnings == nil {
 		report.Warnings = []string{}
 	}
-	for _, w := range warnings {
-		e.log.Warn(w)
+	if !c.Bool("json") {
+		// With --json the warnings are data in the report, not log lines.
+		for _, w := range warnings {
+			e.log.Warn(w)
+		}
 	}
 
 	if dryRun {
@@ -354,4 +358,17 @@ func openPackage(dir string) (*drivers.Package, error) {
 		return nil, errors.New("not a directory")
 	}
 	return drivers.OpenPackage(dir)
+}
+
+// unique drops repeated strings, keeping the first of each in order.
+func unique(list []string) []string {
+	seen := make(map[string]bool, len(list))
+	out := list[:0:0]
+	for _, s := range list {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
 }
