@@ -53,8 +53,38 @@ func ParseImagePath(s string) (loc Location, ok bool) {
 	return Location{}, false
 }
 
+// cleanPath makes p absolute and "/"-separated and resolves "." and "..".
+// A ".." that would climb above the root is kept as a leading "/.." rather
+// than clamped to the root, so that the path names nothing and
+// Location.Validate reports it.
 func cleanPath(p string) string {
-	return path.Clean("/" + strings.ReplaceAll(p, `\`, "/"))
+	p = strings.ReplaceAll(p, `\`, "/")
+	depth := 0
+	for _, part := range strings.Split(p, "/") {
+		switch part {
+		case "", ".":
+		case "..":
+			if depth == 0 {
+				return "/.." + path.Clean("/"+p)
+			}
+			depth--
+		default:
+			depth++
+		}
+	}
+	return path.Clean("/" + p)
+}
+
+// ErrPathEscapes reports an image path whose ".." leaves the root.
+var ErrPathEscapes = errors.New("the path leaves the image's root directory")
+
+// Validate reports a path that leaves the image's root ("IMG:/../x"),
+// which is refused rather than clamped to the root.
+func (l Location) Validate() error {
+	if l.Path == "/.." || strings.HasPrefix(l.Path, "/../") {
+		return fmt.Errorf("%s: %w", l, ErrPathEscapes)
+	}
+	return nil
 }
 
 // CopyStats counts what a copy did.
@@ -62,6 +92,9 @@ type CopyStats struct {
 	Files int   `json:"files"`
 	Dirs  int   `json:"dirs"`
 	Bytes int64 `json:"bytes"`
+	// Skipped lists the entries Get left out because their names could
+	// not be local file names (see SafeName), as DIR/"NAME".
+	Skipped []string `json:"skipped,omitempty"`
 }
 
 // localItem is one file or directory to put.
@@ -138,8 +171,18 @@ func Put(fs FS, sources []string, dest string, progress func(done, total int64))
 			return nil, fmt.Errorf("put: %w", err)
 		}
 	}
-	if free, ok := fs.(interface{ FreeBytes() int64 }); ok && total > free.FreeBytes() {
-		return nil, fmt.Errorf("put: %d bytes to copy, only %d free in the image", total, free.FreeBytes())
+	if free, ok := fs.(interface{ FreeBytes() int64 }); ok {
+		// Files that are replaced give their space back.
+		var reclaimed int64
+		for _, it := range items {
+			if fi, err := fs.Stat(it.dst); err == nil && !it.dir && !fi.IsDir() {
+				reclaimed += fi.Size()
+			}
+		}
+		if total > free.FreeBytes()+reclaimed {
+			return nil, fmt.Errorf("put: %d bytes to copy, only %d free in the image (%d of them from files replaced)",
+				total, free.FreeBytes()+reclaimed, reclaimed)
+		}
 	}
 	stats := &CopyStats{}
 	if parent := path.Dir(items[0].dst); parent != "/" {
@@ -175,63 +218,110 @@ func Put(fs FS, sources []string, dest string, progress func(done, total int64))
 
 // Get copies the file or directory src out of fs to the local path dest,
 // recursively. A file lands inside dest when dest is a directory. Each local
-// file is written to a temporary name and renamed when complete.
+// file is written to a temporary name and renamed when complete; a new
+// directory tree is built under a temporary name beside dest and renamed
+// into place when complete, so a failed get leaves no partial tree.
+//
+// Names inside an image are outside data: an entry whose name could not
+// be a single local file name ("..", ".", a name holding "/", "\\" or NUL,
+// as a damaged or hostile image may hold) is left out before anything is
+// written and listed in CopyStats.Skipped, so nothing lands outside dest.
 func Get(fs FS, src, dest string, progress func(done, total int64)) (*CopyStats, error) {
 	src = cleanPath(src)
 	fi, err := fs.Stat(src)
 	if err != nil {
 		return nil, fmt.Errorf("get: %w", err)
 	}
+	stats := &CopyStats{}
 	if st, err := os.Stat(dest); err == nil && st.IsDir() && src != "/" {
+		if !SafeName(fi.Name()) {
+			return stats, fmt.Errorf("get: %q is not a file name that can be written locally; give the local name", fi.Name())
+		}
 		dest = filepath.Join(dest, fi.Name())
 	}
-	stats := &CopyStats{}
 	var total int64
 	if !fi.IsDir() {
 		total = fi.Size()
 		return stats, getFile(fs, src, dest, fi, stats, total, progress)
 	}
 	type job struct {
-		src, dst string
+		src, rel string
 		fi       FileInfo
 	}
 	var jobs []job
-	var walk func(src, dst string) error
-	walk = func(src, dst string) error {
+	var walk func(src, rel string, depth int) error
+	walk = func(src, rel string, depth int) error {
+		if depth > maxTreeDepth {
+			return fmt.Errorf("%s: directories nested deeper than %d (a loop in a damaged image?)", src, maxTreeDepth)
+		}
 		list, err := fs.ReadDir(src)
 		if err != nil {
 			return err
 		}
-		jobs = append(jobs, job{src, dst, nil})
+		jobs = append(jobs, job{src, rel, nil})
 		for _, c := range list {
-			cs, cd := path.Join(src, c.Name()), filepath.Join(dst, c.Name())
+			if !SafeName(c.Name()) {
+				stats.Skipped = append(stats.Skipped, fmt.Sprintf("%s/%q", strings.TrimSuffix(src, "/"), c.Name()))
+				continue
+			}
+			cs, cr := path.Join(src, c.Name()), filepath.Join(rel, c.Name())
 			if c.IsDir() {
-				if err := walk(cs, cd); err != nil {
+				if err := walk(cs, cr, depth+1); err != nil {
 					return err
 				}
 				continue
 			}
-			jobs = append(jobs, job{cs, cd, c})
+			jobs = append(jobs, job{cs, cr, c})
 			total += c.Size()
 		}
 		return nil
 	}
-	if err := walk(src, dest); err != nil {
+	if err := walk(src, "", 0); err != nil {
 		return stats, fmt.Errorf("get: %w", err)
 	}
+	root := dest
+	if _, err := os.Lstat(dest); errors.Is(err, iofs.ErrNotExist) {
+		// A new tree: build it beside dest and rename it into place.
+		tmp, err := os.MkdirTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".xpboot-tmp-*")
+		if err != nil {
+			return stats, fmt.Errorf("get: %w", err)
+		}
+		defer os.RemoveAll(tmp) // gone after the rename; the partial tree after a failure
+		root = tmp
+	}
 	for _, j := range jobs {
+		dst := filepath.Join(root, j.rel)
 		if j.fi == nil {
-			if err := os.MkdirAll(j.dst, 0o755); err != nil {
+			if err := os.MkdirAll(dst, 0o755); err != nil {
 				return stats, fmt.Errorf("get: %w", err)
 			}
 			stats.Dirs++
 			continue
 		}
-		if err := getFile(fs, j.src, j.dst, j.fi, stats, total, progress); err != nil {
+		if err := getFile(fs, j.src, dst, j.fi, stats, total, progress); err != nil {
 			return stats, err
 		}
 	}
+	if root != dest {
+		if err := os.Chmod(root, 0o755); err != nil {
+			return stats, fmt.Errorf("get: %w", err)
+		}
+		if err := os.Rename(root, dest); err != nil {
+			return stats, fmt.Errorf("get: %w", err)
+		}
+	}
 	return stats, nil
+}
+
+// maxTreeDepth bounds the directories Get descends, so that a directory
+// loop in a damaged image ends with an error instead of running forever.
+const maxTreeDepth = 256
+
+// SafeName reports whether name, read from an image, can be used as one
+// local file name: not "", "." or "..", and without "/", "\\" or NUL.
+// Such names also cannot be reached by path inside the image.
+func SafeName(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\\\x00")
 }
 
 func getFile(fs FS, src, dst string, fi FileInfo, stats *CopyStats, total int64, progress func(done, total int64)) error {
@@ -255,4 +345,106 @@ func getFile(fs FS, src, dst string, fi FileInfo, stats *CopyStats, total int64,
 		progress(stats.Bytes, total)
 	}
 	return nil
+}
+
+// GetTo writes the bytes of the file src inside fs to w (stdout for
+// `image get IMG:/path -`).
+func GetTo(fs FS, src string, w io.Writer) error {
+	src = cleanPath(src)
+	fi, err := fs.Stat(src)
+	if err != nil {
+		return fmt.Errorf("get: %w", err)
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("get: %s is a directory; only a file can be written to stdout", src)
+	}
+	f, err := fs.Open(src)
+	if err != nil {
+		return fmt.Errorf("get: %w", err)
+	}
+	if _, err := io.Copy(w, io.NewSectionReader(f, 0, f.Size())); err != nil {
+		return fmt.Errorf("get %s: %w", src, err)
+	}
+	return nil
+}
+
+// PutFrom writes everything r delivers (stdin for `image put -
+// IMG:/path`) to the file dest inside fs, creating missing parent
+// directories. r is read to the end into a temporary file first: the file
+// systems need the size before they allocate, and nothing is written to
+// the image when reading r fails.
+func PutFrom(fs FS, r io.Reader, dest string, mtime time.Time) error {
+	dest = cleanPath(dest)
+	if dest == "/" {
+		return errors.New("put: - needs IMG:/path naming the file to write")
+	}
+	if fi, err := fs.Stat(dest); err == nil && fi.IsDir() {
+		return fmt.Errorf("put: %s is a directory; name the file to write from stdin", dest)
+	}
+	spool, err := os.CreateTemp("", "xpboot-stdin-*")
+	if err != nil {
+		return fmt.Errorf("put: %w", err)
+	}
+	defer os.Remove(spool.Name())
+	defer spool.Close()
+	size, err := io.Copy(spool, r)
+	if err != nil {
+		return fmt.Errorf("put: reading stdin: %w", err)
+	}
+	if free, ok := fs.(interface{ FreeBytes() int64 }); ok {
+		var reclaimed int64
+		if fi, err := fs.Stat(dest); err == nil {
+			reclaimed = fi.Size()
+		}
+		if size > free.FreeBytes()+reclaimed {
+			return fmt.Errorf("put: %d bytes from stdin, only %d free in the image", size, free.FreeBytes()+reclaimed)
+		}
+	}
+	if parent := path.Dir(dest); parent != "/" {
+		if err := fs.MkdirAll(parent, mtime); err != nil {
+			return fmt.Errorf("put: %w", err)
+		}
+	}
+	if err := fs.WriteFile(dest, io.NewSectionReader(spool, 0, size), size, mtime); err != nil {
+		return fmt.Errorf("put %s: %w", dest, err)
+	}
+	return nil
+}
+
+// RemoveAll removes p inside fs: a file, or a directory with everything in
+// it (children first, as rm -r does). The root itself is refused.
+func RemoveAll(fs FS, p string) error {
+	p = cleanPath(p)
+	if p == "/" {
+		return errors.New("rm: refusing to remove the root directory")
+	}
+	var remove func(p string, depth int) error
+	remove = func(p string, depth int) error {
+		if depth > maxTreeDepth {
+			return fmt.Errorf("rm: %s: directories nested deeper than %d (a loop in a damaged image?)", p, maxTreeDepth)
+		}
+		fi, err := fs.Stat(p)
+		if err != nil {
+			return fmt.Errorf("rm: %w", err)
+		}
+		if fi.IsDir() {
+			list, err := fs.ReadDir(p)
+			if err != nil {
+				return fmt.Errorf("rm: %w", err)
+			}
+			for _, c := range list {
+				if c.Name() == "." || c.Name() == ".." || strings.ContainsAny(c.Name(), "/\x00") {
+					return fmt.Errorf("rm: %s holds an entry named %q that is not a file name; the directory is damaged", p, c.Name())
+				}
+				if err := remove(path.Join(p, c.Name()), depth+1); err != nil {
+					return err
+				}
+			}
+		}
+		if err := fs.Remove(p); err != nil {
+			return fmt.Errorf("rm: %w", err)
+		}
+		return nil
+	}
+	return remove(p, 0)
 }

@@ -154,6 +154,9 @@ func openFS(c *cli.Context, arg string, writable bool) (*imagefs.Image, imagefs.
 	if !ok {
 		return nil, nil, loc, cli.Exit(fmt.Sprintf("%s: not IMG or IMG:/path with an existing image file", arg), 2)
 	}
+	if err := loc.Validate(); err != nil {
+		return nil, nil, loc, cli.Exit(err, 2)
+	}
 	var img *imagefs.Image
 	var err error
 	if writable && c.Bool("force") {
@@ -234,8 +237,11 @@ func imageGetCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "get",
 		Usage:     "copy a file or directory (recursively) out of an image",
-		ArgsUsage: "IMG:/path LOCAL",
-		Flags:     []cli.Flag{partitionFlag, &cli.BoolFlag{Name: "json", Usage: "print a summary as JSON"}},
+		ArgsUsage: "IMG:/path LOCAL|-",
+		Description: "LOCAL - writes a file's bytes to stdout. Entries whose names cannot be local\n" +
+			"file names (.., or holding / or NUL, as a damaged image may hold) are left out\n" +
+			"with a warning; a failed get leaves no partial tree.",
+		Flags: []cli.Flag{partitionFlag, &cli.BoolFlag{Name: "json", Usage: "print a summary as JSON"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
 				return cli.Exit("image get: want IMG:/path LOCAL", 2)
@@ -245,9 +251,23 @@ func imageGetCommand(e *env) *cli.Command {
 				return err
 			}
 			defer img.Close()
+			if c.Args().Get(1) == "-" {
+				if c.Bool("json") {
+					return cli.Exit("image get: --json and - (stdout) exclude each other", 2)
+				}
+				if err := imagefs.GetTo(fs, loc.Path, e.stdout); err != nil {
+					return cli.Exit(fmt.Errorf("%s: %w", loc.Image, err), 1)
+				}
+				return nil
+			}
 			update, finish := e.meter("get")
 			stats, err := imagefs.Get(fs, loc.Path, c.Args().Get(1), update)
 			finish()
+			if stats != nil && !c.Bool("json") {
+				for _, p := range stats.Skipped {
+					e.log.Warn("left out: the name in the image cannot be a local file name", "entry", p)
+				}
+			}
 			if err != nil {
 				return cli.Exit(fmt.Errorf("%s: %w", loc.Image, err), 1)
 			}
@@ -260,10 +280,11 @@ func imagePutCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "put",
 		Usage:     "copy local files and directories (recursively) into an image",
-		ArgsUsage: "LOCAL... IMG:/path",
+		ArgsUsage: "LOCAL...|- IMG:/path",
 		Description: "Like cp -r: with several sources, or when /path is a directory or ends in /,\n" +
 			"the sources are copied into it; otherwise the single source is copied to /path.\n" +
-			"Missing parent directories are created. FAT32 only: NTFS is read-only.",
+			"Missing parent directories are created. - reads the file's bytes from stdin\n" +
+			"(then /path names the file).",
 		Flags: []cli.Flag{partitionFlag, forceBaseFlag, &cli.BoolFlag{Name: "json", Usage: "print a summary as JSON"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 2 {
@@ -273,6 +294,16 @@ func imagePutCommand(e *env) *cli.Command {
 			img, fs, loc, err := openFS(c, args[len(args)-1], true)
 			if err != nil {
 				return err
+			}
+			if len(args) == 2 && args[0] == "-" {
+				err := imagefs.PutFrom(fs, e.stdin, loc.Path, nowLocal())
+				if cerr := img.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					return cli.Exit(fmt.Errorf("%s: %w", loc.Image, err), 1)
+				}
+				return nil
 			}
 			update, finish := e.meter("put")
 			dest := loc.Path
@@ -315,11 +346,17 @@ func imageMkdirCommand(e *env) *cli.Command {
 func imageRmCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "rm",
-		Usage:     "remove a file or an empty directory inside an image",
+		Usage:     "remove a file or an empty directory (with -r, any directory) inside an image",
 		ArgsUsage: "IMG:/path",
-		Flags:     []cli.Flag{partitionFlag, forceBaseFlag},
+		Flags: []cli.Flag{partitionFlag, forceBaseFlag,
+			&cli.BoolFlag{Name: "recursive", Aliases: []string{"r"}, Usage: "remove a directory and everything in it"}},
 		Action: func(c *cli.Context) error {
-			return e.editImage(c, "rm", func(fs imagefs.FS, p string) error { return fs.Remove(p) })
+			return e.editImage(c, "rm", func(fs imagefs.FS, p string) error {
+				if c.Bool("recursive") {
+					return imagefs.RemoveAll(fs, p)
+				}
+				return fs.Remove(p)
+			})
 		},
 	}
 }

@@ -119,6 +119,9 @@ func openTarget(target string, partition int, writable bool) (integrate.FS, func
 	if !ok {
 		return nil, nil, fmt.Errorf("not a directory or a disk image (IMG or IMG:/path)")
 	}
+	if err := loc.Validate(); err != nil {
+		return nil, nil, err
+	}
 	f, err := integrate.OpenImage(loc.Image, partition, loc.Path, writable)
 	if err != nil {
 		return nil, nil, err
