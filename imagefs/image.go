@@ -24,7 +24,7 @@ type Image struct {
 
 // Partition is one used entry of the partition table.
 type Partition struct {
-	Index  int // 1..4, as in the table
+	Index  int // 1..4 primary, as in the table; 5, 6, … logical, in chain order
 	Entry  mbr.Entry
 	Offset int64 // bytes
 	Size   int64 // bytes
@@ -80,16 +80,45 @@ func openDevice(path string, format Format, dev blockdev.Device, writable bool) 
 	return &Image{Path: path, Format: format, Dev: dev, MBR: m, writable: writable, mounted: map[int]FS{}}, nil
 }
 
-// Partitions returns the used partition entries.
+// Partitions returns the used partition entries: the primary ones (1..4)
+// in table order, then the logical partitions of an extended partition
+// numbered 5, 6, … in chain order, as Windows and Linux number them. A
+// damaged chain of extended boot records ends the list where it breaks;
+// LogicalErr says why.
 func (img *Image) Partitions() []Partition {
 	var out []Partition
+	var ext []mbr.Entry
 	for i, e := range img.MBR.Entries {
 		if e.Empty() {
 			continue
 		}
 		out = append(out, Partition{Index: i + 1, Entry: e, Offset: int64(e.Start) * mbr.SectorSize, Size: int64(e.Sectors) * mbr.SectorSize})
+		if mbr.IsExtended(e.Type) {
+			ext = append(ext, e)
+		}
+	}
+	n := 5
+	for _, e := range ext {
+		logical, _ := mbr.ReadLogical(img.Dev, e)
+		for _, l := range logical {
+			out = append(out, Partition{Index: n, Entry: l.Entry, Offset: int64(l.Start) * mbr.SectorSize, Size: int64(l.Sectors) * mbr.SectorSize})
+			n++
+		}
 	}
 	return out
+}
+
+// LogicalErr reports a damaged chain of extended boot records, which
+// Partitions stops at; nil when there is none or it is intact.
+func (img *Image) LogicalErr() error {
+	for _, e := range img.MBR.Entries {
+		if mbr.IsExtended(e.Type) {
+			if _, err := mbr.ReadLogical(img.Dev, e); err != nil {
+				return fmt.Errorf("%s: %w", img.Path, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Filesystem names reported by Detect.
@@ -151,6 +180,9 @@ func (img *Image) FS(index int) (FS, error) {
 			}
 		}
 		if p == nil {
+			if err := img.LogicalErr(); err != nil {
+				return nil, fmt.Errorf("%s: partition %d does not exist (%v)", img.Path, index, err)
+			}
 			return nil, fmt.Errorf("%s: partition %d does not exist", img.Path, index)
 		}
 	}

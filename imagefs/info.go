@@ -3,20 +3,97 @@ package imagefs
 import (
 	"fmt"
 	"os"
+	"strings"
 
+	"github.com/xpboot/xpboot/imagefs/blockdev"
 	"github.com/xpboot/xpboot/imagefs/mbr"
 )
 
 // Info describes a disk image for `xpboot image info`.
 type Info struct {
-	Path          string          `json:"path"`
-	Format        Format          `json:"format"`
-	VirtualSize   int64           `json:"virtual_size"`
-	FileSize      int64           `json:"file_size"`
-	DiskSignature string          `json:"disk_signature"`
-	BootCode      string          `json:"boot_code"`
-	Geometry      *GeometryInfo   `json:"geometry,omitempty"`
-	Partitions    []PartitionInfo `json:"partitions"`
+	Path        string `json:"path"`
+	Format      Format `json:"format"`
+	VirtualSize int64  `json:"virtual_size"`
+	// FileSize is the size of every file of the image (a flat VMDK's
+	// descriptor and extents), without its parents.
+	FileSize int64 `json:"file_size"`
+	// Allocated counts the bytes of the virtual disk stored in this image
+	// (not holes, unallocated grains or blocks, or the parent's data).
+	Allocated int64 `json:"allocated"`
+	// Files lists the image's files; Parents the chain of backing images
+	// of a delta or differencing disk, nearest first.
+	Files   []string `json:"files,omitempty"`
+	Parents []string `json:"parents,omitempty"`
+	// PartitionTable is "mbr", "gpt" or "none"; TableError says why a
+	// table could not be read.
+	PartitionTable string          `json:"partition_table"`
+	TableError     string          `json:"partition_table_error,omitempty"`
+	DiskSignature  string          `json:"disk_signature,omitempty"`
+	BootCode       string          `json:"boot_code,omitempty"`
+	Geometry       *GeometryInfo   `json:"geometry,omitempty"`
+	Partitions     []PartitionInfo `json:"partitions"`
+}
+
+// Describe describes the image at path whatever it holds: its container
+// (format, virtual size, files, allocation, parent chain) and then its
+// partitions, or why it has no partition table xpboot reads (a blank
+// disk, GPT). It fails only when the container itself cannot be opened.
+func Describe(path string) (*Info, error) {
+	dev, format, err := OpenDevice(path, false)
+	if err != nil {
+		return nil, err
+	}
+	defer dev.Close()
+	if dev.Size() < mbr.SectorSize || dev.Size()%mbr.SectorSize != 0 {
+		return nil, fmt.Errorf("%s: %d bytes is not a disk image (not a whole number of 512-byte sectors)", path, dev.Size())
+	}
+	var info *Info
+	if img, err := openDevice(path, format, dev, false); err == nil {
+		info = img.Info()
+	} else {
+		info = &Info{Path: path, Format: format, VirtualSize: dev.Size(), PartitionTable: "none",
+			TableError: err.Error(), Partitions: []PartitionInfo{}}
+		if strings.Contains(err.Error(), "GPT") {
+			info.PartitionTable = "gpt"
+		}
+		if st, err := os.Stat(path); err == nil {
+			info.FileSize = st.Size()
+		}
+	}
+	describeContainer(info, dev)
+	return info, nil
+}
+
+// describeContainer fills in the container facts of info from dev.
+func describeContainer(info *Info, dev blockdev.Device) {
+	if d, ok := dev.(interface{ FileNames() []string }); ok {
+		info.Files = d.FileNames()
+		info.FileSize = 0
+		for _, f := range info.Files {
+			if st, err := os.Stat(f); err == nil {
+				info.FileSize += st.Size()
+			}
+		}
+	}
+	if ext, err := dev.Extents(0, dev.Size()); err == nil {
+		for _, e := range ext {
+			if e.State == blockdev.Data {
+				info.Allocated += e.Len
+			}
+		}
+	}
+	for d, depth := dev, 0; depth < 64; depth++ {
+		p, ok := d.(interface{ Parent() blockdev.Device })
+		if !ok || p.Parent() == nil {
+			break
+		}
+		d = p.Parent()
+		if named, ok := d.(interface{ Path() string }); ok {
+			info.Parents = append(info.Parents, named.Path())
+		} else {
+			info.Parents = append(info.Parents, "(unnamed)")
+		}
+	}
 }
 
 // GeometryInfo is the CHS translation the partition table was laid out for.
@@ -62,12 +139,13 @@ var typeNames = map[byte]string{
 // Error field rather than failing the whole description.
 func (img *Image) Info() *Info {
 	info := &Info{
-		Path:          img.Path,
-		Format:        img.Format,
-		VirtualSize:   img.Dev.Size(),
-		DiskSignature: fmt.Sprintf("%08x", img.MBR.Signature),
-		BootCode:      describeMBRCode(img.MBR),
-		Partitions:    []PartitionInfo{},
+		Path:           img.Path,
+		Format:         img.Format,
+		VirtualSize:    img.Dev.Size(),
+		PartitionTable: "mbr",
+		DiskSignature:  fmt.Sprintf("%08x", img.MBR.Signature),
+		BootCode:       describeMBRCode(img.MBR),
+		Partitions:     []PartitionInfo{},
 	}
 	if st, err := os.Stat(img.Path); err == nil {
 		info.FileSize = st.Size()
@@ -104,6 +182,9 @@ func (img *Image) Info() *Info {
 			}
 		}
 		info.Partitions = append(info.Partitions, pi)
+	}
+	if err := img.LogicalErr(); err != nil {
+		info.TableError = err.Error()
 	}
 	return info
 }

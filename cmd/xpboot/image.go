@@ -30,7 +30,7 @@ func imageCommand(e *env) *cli.Command {
 }
 
 var (
-	partitionFlag = &cli.IntFlag{Name: "partition", Aliases: []string{"p"}, Usage: "partition number (1-4); default: the active partition"}
+	partitionFlag = &cli.IntFlag{Name: "partition", Aliases: []string{"p"}, Usage: "partition number: 1-4 primary, 5… logical (as sfdisk numbers them); default: the active partition"}
 	forceBaseFlag = &cli.BoolFlag{Name: "force", Usage: "write even into a base image that delta disks depend on (invalidates them)"}
 )
 
@@ -112,16 +112,23 @@ func imageInfoCommand(e *env) *cli.Command {
 			if c.NArg() != 1 {
 				return cli.Exit("image info: want exactly one image", 2)
 			}
-			img, err := imagefs.Open(c.Args().First(), false)
+			info, err := imagefs.Describe(c.Args().First())
 			if err != nil {
 				return cli.Exit(err, 1)
 			}
-			defer img.Close()
-			info := img.Info()
 			if c.Bool("json") {
 				return e.printJSON(info)
 			}
 			fmt.Fprintf(e.stdout, "image:          %s\nformat:         %s\nvirtual size:   %d bytes (%s)\n", info.Path, info.Format, info.VirtualSize, humanSize(info.VirtualSize))
+			fmt.Fprintf(e.stdout, "file size:      %d bytes (%s) in %d file(s)\nallocated:      %d bytes (%s)\n",
+				info.FileSize, humanSize(info.FileSize), max(len(info.Files), 1), info.Allocated, humanSize(info.Allocated))
+			for i, p := range info.Parents {
+				fmt.Fprintf(e.stdout, "parent %d:       %s\n", i+1, p)
+			}
+			if info.PartitionTable != "mbr" {
+				fmt.Fprintf(e.stdout, "partitions:     no partition table xpboot reads (%s)\n", info.TableError)
+				return nil
+			}
 			fmt.Fprintf(e.stdout, "disk signature: %s\nMBR boot code:  %s\n", info.DiskSignature, info.BootCode)
 			if info.Geometry != nil {
 				fmt.Fprintf(e.stdout, "geometry:       %d heads, %d sectors/track\n", info.Geometry.Heads, info.Geometry.SectorsPerTrack)
@@ -141,6 +148,9 @@ func imageInfoCommand(e *env) *cli.Command {
 				if p.Error != "" {
 					fmt.Fprintf(e.stdout, "partition %d: %s\n", p.Index, p.Error)
 				}
+			}
+			if info.TableError != "" {
+				fmt.Fprintf(e.stdout, "partition table: %s\n", info.TableError)
 			}
 			return nil
 		},

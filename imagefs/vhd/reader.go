@@ -488,3 +488,14 @@ func (d *Disk) Release() error {
 	}
 	return err
 }
+
+// Path returns the file the disk was opened from.
+func (d *Disk) Path() string { return d.name }
+
+// FileNames returns the disk's one file, without the parent's.
+func (d *Disk) FileNames() []string {
+	if d.name == "" {
+		return nil
+	}
+	return []string{d.name}
+}

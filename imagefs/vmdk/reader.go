@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 
@@ -579,4 +580,20 @@ func (d *Disk) closeFiles() error {
 	}
 	d.files = nil
 	return err
+}
+
+// Path returns the file the disk was opened from (the descriptor or the
+// monolithic sparse file).
+func (d *Disk) Path() string { return d.name }
+
+// FileNames returns every file of this disk, the descriptor or sparse file
+// first and then its extents, without the parent's files.
+func (d *Disk) FileNames() []string {
+	var out []string
+	for _, f := range d.files {
+		if !slices.Contains(out, f.Name()) { // an extent may be open twice
+			out = append(out, f.Name())
+		}
+	}
+	return out
 }
