@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -101,6 +102,9 @@ func applyConventions(app *cli.App) {
 	if app.Action == nil {
 		app.Action = groupAction
 	}
+	for _, f := range app.Flags {
+		tidyHelp(f)
+	}
 	for _, cmd := range app.Commands {
 		adjustCommand(cmd, onUsage)
 	}
@@ -132,6 +136,9 @@ func interrupted(c *cli.Context, err error) bool {
 
 func adjustCommand(cmd *cli.Command, onUsage cli.OnUsageErrorFunc) {
 	cmd.OnUsageError = onUsage
+	for _, f := range cmd.Flags {
+		tidyHelp(f)
+	}
 	// urfave/cli answers a missing required option with the whole help on
 	// stdout; check them here instead, as a usage error.
 	var required []string
@@ -160,6 +167,44 @@ func adjustCommand(cmd *cli.Command, onUsage cli.OnUsageErrorFunc) {
 	}
 	for _, sub := range cmd.Subcommands {
 		adjustCommand(sub, onUsage)
+	}
+}
+
+// defaultInUsage matches a default stated in a flag's usage text, such as
+// "(default: all cores)" or "(default the interface's first IPv4)".
+var defaultInUsage = regexp.MustCompile(`\s*\(default:?\s+([^()]*(?:\([^()]*\)[^()]*)*)\)\s*$`)
+
+// tidyHelp keeps --help free of urfave/cli's artefacts: a default written
+// in the usage text becomes the flag's default text (instead of a second
+// "(default: 0)" after it), and boolean flags show no "(default: false)"
+// and no placeholder taken from a `quoted` word of their usage.
+func tidyHelp(f cli.Flag) {
+	usage := func(u *string, def *string) {
+		if m := defaultInUsage.FindStringSubmatchIndex(*u); m != nil {
+			*def = (*u)[m[2]:m[3]]
+			*u = (*u)[:m[0]]
+		}
+	}
+	switch f := f.(type) {
+	case *cli.BoolFlag:
+		f.DisableDefaultText = true
+		f.Usage = strings.ReplaceAll(f.Usage, "`", "")
+	case *cli.StringFlag:
+		usage(&f.Usage, &f.DefaultText)
+	case *cli.IntFlag:
+		usage(&f.Usage, &f.DefaultText)
+	case *cli.Int64Flag:
+		usage(&f.Usage, &f.DefaultText)
+	case *cli.UintFlag:
+		usage(&f.Usage, &f.DefaultText)
+	case *cli.Uint64Flag:
+		usage(&f.Usage, &f.DefaultText)
+	case *cli.DurationFlag:
+		usage(&f.Usage, &f.DefaultText)
+	case *cli.StringSliceFlag:
+		usage(&f.Usage, &f.DefaultText)
+	case *cli.PathFlag:
+		usage(&f.Usage, &f.DefaultText)
 	}
 }
 

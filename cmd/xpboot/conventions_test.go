@@ -81,6 +81,11 @@ func TestConventionsEveryCommand(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, path[len(path)-1]) {
 			t.Errorf("%s --help: %+v", name, r)
 		}
+		for _, line := range strings.Split(r.stdout, "\n") {
+			if strings.Count(line, "(default") > 1 || strings.Contains(line, "(default: false)") {
+				t.Errorf("%s --help: default shown twice or for a boolean: %q", name, line)
+			}
+		}
 		for _, bad := range [][]string{{"--no-such-option"}, {"arg", "--no-such-option"}} {
 			r = xpboot(t, dir, append(path, bad...)...)
 			if r.code != exitUsage || r.stdout != "" || !strings.Contains(r.stderr, "usage: xpboot "+name) {

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -20,12 +22,14 @@ func convertCommand(e *env) *cli.Command {
 			"or any VHD (fixed, dynamic, differencing); its format is detected from its content. Delta and\n" +
 			"differencing disks are flattened through their parents. OUT is written under a temporary name\n" +
 			"and renamed into place when complete. Holes and zero runs are not stored.\n\n" +
+			"Without --to the format follows OUT's extension (.vmdk, .vhd, .img/.raw/.bin); a --to that\n" +
+			"contradicts the extension (raw into x.vmdk) is refused.\n\n" +
 			"Formats (--to): raw; vmdk (monolithicSparse); vmdk-flat (descriptor OUT plus data file\n" +
 			"OUT-flat.vmdk); vmdk-stream (streamOptimized, compressed on all cores); vhd (dynamic);\n" +
 			"vhd-fixed. A VHD size is rounded up to a CHS geometry that every reader agrees on, with a\n" +
 			"notice; --exact refuses any size change instead.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "to", Aliases: []string{"O"}, Value: "raw", Usage: "output format: raw, vmdk, vmdk-flat, vmdk-stream, vhd or vhd-fixed"},
+			&cli.StringFlag{Name: "to", Aliases: []string{"O"}, Usage: "output format: raw, vmdk, vmdk-flat, vmdk-stream, vhd or vhd-fixed (default: from OUT's extension: .vmdk vmdk, .vhd vhd, .img/.raw/.bin raw)"},
 			&cli.BoolFlag{Name: "exact", Usage: "refuse to round the virtual size up (VHD CHS geometry, whole sectors)"},
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace an existing OUT, even the base of delta disks"},
 			&cli.StringFlag{Name: "adapter", Value: "ide", Usage: "VMDK ddb.adapterType: ide, lsilogic or buslogic"},
@@ -38,9 +42,9 @@ func convertCommand(e *env) *cli.Command {
 			if c.NArg() != 2 {
 				return cli.Exit("image convert: need IN and OUT; usage: xpboot image convert [--to FORMAT] IN OUT", 2)
 			}
-			to, err := imagefs.ParseFormat(c.String("to"))
+			to, err := convertFormat(c.String("to"), c.Args().Get(1))
 			if err != nil {
-				return cli.Exit("image convert: --to: "+err.Error(), 2)
+				return cli.Exit("image convert: "+err.Error(), 2)
 			}
 			if l := c.Int("level"); l < 1 || l > 9 {
 				return cli.Exit(fmt.Sprintf("image convert: --level %d: want 1 to 9", l), 2)
@@ -94,4 +98,34 @@ func convertBytes(n int64) string {
 		u++
 	}
 	return fmt.Sprintf("%.1f %ciB", v, " KMGTP"[u])
+}
+
+// convertFormat returns the output format: --to when given, else the one
+// OUT's extension names. A --to that contradicts the extension is refused:
+// a raw image named x.vmdk misleads every later reader of the name.
+func convertFormat(to, out string) (imagefs.Format, error) {
+	ext := strings.ToLower(filepath.Ext(out))
+	var byName imagefs.Format
+	switch ext {
+	case ".vmdk":
+		byName = imagefs.FormatVMDKSparse
+	case ".vhd", ".vpc":
+		byName = imagefs.FormatVHDDynamic
+	case ".img", ".raw", ".bin", ".dd", ".ima":
+		byName = imagefs.FormatRaw
+	}
+	if to == "" {
+		if byName == "" {
+			return "", fmt.Errorf("cannot tell the output format from %q: give --to raw, vmdk, vmdk-flat, vmdk-stream, vhd or vhd-fixed", out)
+		}
+		return byName, nil
+	}
+	f, err := imagefs.ParseFormat(to)
+	if err != nil {
+		return "", fmt.Errorf("--to: %w", err)
+	}
+	if byName != "" && (f.IsVMDK() != byName.IsVMDK() || f.IsVHD() != byName.IsVHD()) {
+		return "", fmt.Errorf("--to %s would write a %s image named %s: use an extension that matches, or another --to", to, f, filepath.Base(out))
+	}
+	return f, nil
 }

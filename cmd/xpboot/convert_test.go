@@ -57,8 +57,18 @@ func TestConvertCommand(t *testing.T) {
 	if _, stderr, code := runConvert(t, "--to", "vhd", src, out); code != 1 || !strings.Contains(stderr, "--force") {
 		t.Errorf("existing OUT: exit %d: %s", code, stderr)
 	}
-	if stdout, stderr, code := runConvert(t, "--to", "vmdk-stream", "--force", "-j", "2", src, out); code != 0 || !strings.Contains(stdout, "vmdk-stream") {
+	if stdout, stderr, code := runConvert(t, "--to", "vhd-fixed", "--force", src, out); code != 0 || !strings.Contains(stdout, "vhd-fixed") {
 		t.Errorf("--force: exit %d: %s %s", code, stdout, stderr)
+	}
+	if stdout, stderr, code := runConvert(t, "--to", "vmdk-stream", "-j", "2", src, filepath.Join(dir, "s.vmdk")); code != 0 || !strings.Contains(stdout, "vmdk-stream") {
+		t.Errorf("vmdk-stream: exit %d: %s %s", code, stdout, stderr)
+	}
+
+	// Without --to the format follows OUT's extension.
+	for name, want := range map[string]string{"by-name.vmdk": "vmdk", "by-name.VHD": "vhd", "by-name.img": "raw"} {
+		if stdout, stderr, code := runConvert(t, "--json", src, filepath.Join(dir, name)); code != 0 || !strings.Contains(stdout, `"output_format": "`+want+`"`) {
+			t.Errorf("%s: exit %d: %s %s", name, code, stdout, stderr)
+		}
 	}
 
 	// Usage errors exit 2.
@@ -67,9 +77,17 @@ func TestConvertCommand(t *testing.T) {
 		{src},
 		{"--exact", "--to", "vhd-fixed", src, out + "3"},
 		{"--level", "11", "--to", "vmdk-stream", src, out + "4"},
+		{"--to", "raw", src, filepath.Join(dir, "raw-named.vmdk")}, // contradicts the name
+		{"--to", "vmdk", src, filepath.Join(dir, "vmdk-named.vhd")},
+		{src, filepath.Join(dir, "no-extension")}, // no --to, no telling extension
 	} {
 		if _, stderr, code := runConvert(t, args...); code != 2 {
 			t.Errorf("%q: exit %d, want 2: %s", args, code, stderr)
+		}
+	}
+	for _, name := range []string{"raw-named.vmdk", "vmdk-named.vhd", "no-extension"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+			t.Errorf("refused convert left %s", name)
 		}
 	}
 	if _, err := os.Stat(out + "3"); !os.IsNotExist(err) {
