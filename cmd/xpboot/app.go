@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
-	"strings"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
@@ -30,13 +29,12 @@ type env struct {
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, log: slog.New(slog.NewTextHandler(stderr, nil))}
 	app := &cli.App{
-		Name:                 "xpboot",
-		Usage:                "build and serve diskless Windows XP / 2003 / 2000 iSCSI boot images",
-		Version:              version(),
-		Reader:               stdin,
-		Writer:               stdout,
-		ErrWriter:            stderr,
-		EnableBashCompletion: true,
+		Name:      "xpboot",
+		Usage:     "build and serve diskless Windows XP / 2003 / 2000 iSCSI boot images",
+		Version:   version(),
+		Reader:    stdin,
+		Writer:    stdout,
+		ErrWriter: stderr,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn or error"},
@@ -50,6 +48,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			serveCommand(e),
 			sanbootCommand(e),
 			completionCommand(e),
+			manCommand(e),
+			completeCommand(e),
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {
 			if err == nil {
@@ -182,58 +182,3 @@ func (e *env) meter(desc string) (update func(done, total int64), finish func())
 		}
 	}
 }
-
-// completionCommand prints shell completion scripts.
-func completionCommand(e *env) *cli.Command {
-	return &cli.Command{
-		Name:      "completion",
-		Usage:     "print a shell completion script (bash, zsh or fish)",
-		ArgsUsage: "bash|zsh|fish",
-		Description: "Load it with, for example:\n" +
-			"   source <(xpboot completion bash)",
-		Action: func(c *cli.Context) error {
-			shell := c.Args().First()
-			switch shell {
-			case "bash":
-				_, err := io.WriteString(e.stdout, bashCompletion)
-				return err
-			case "zsh":
-				_, err := io.WriteString(e.stdout, zshCompletion)
-				return err
-			case "fish":
-				s, err := c.App.ToFishCompletion()
-				if err != nil {
-					return err
-				}
-				_, err = io.WriteString(e.stdout, s)
-				return err
-			}
-			return cli.Exit(fmt.Sprintf("completion: unknown shell %q: want bash, zsh or fish", shell), 2)
-		},
-	}
-}
-
-// The scripts call the binary with urfave/cli's --generate-bash-completion
-// flag, which lists the words that may follow.
-var bashCompletion = strings.TrimLeft(`
-_xpboot_complete() {
-  local cur words
-  cur="${COMP_WORDS[COMP_CWORD]}"
-  words=$("${COMP_WORDS[0]}" "${COMP_WORDS[@]:1:$COMP_CWORD-1}" --generate-bash-completion 2>/dev/null)
-  COMPREPLY=($(compgen -W "$words" -- "$cur"))
-  [ ${#COMPREPLY[@]} -eq 0 ] && COMPREPLY=($(compgen -f -- "$cur"))
-  return 0
-}
-complete -o filenames -F _xpboot_complete xpboot
-`, "\n")
-
-var zshCompletion = strings.TrimLeft(`
-#compdef xpboot
-_xpboot() {
-  local -a opts
-  opts=("${(@f)$(${words[1]} ${words[@]:1:$CURRENT-2} --generate-bash-completion 2>/dev/null)}")
-  _describe 'values' opts
-  _files
-}
-compdef _xpboot xpboot
-`, "\n")

@@ -262,6 +262,9 @@ func normalizeArgs(app *cli.App, args []string) []string {
 		lead, i := takeOptions(rest, flags)
 		if i < len(rest) && rest[i] != "--" {
 			if cmd := findCommand(cmds, rest[i]); cmd != nil {
+				if cmd.SkipFlagParsing {
+					return args // __complete takes the words as typed
+				}
 				if len(path) == 0 {
 					global = append(global, lead...)
 				} else {

@@ -81,9 +81,9 @@ func TestCompletion(t *testing.T) {
 			t.Errorf("completion %s: %+v", sh, r)
 		}
 	}
-	r := xpboot(t, "", "image", "--generate-bash-completion")
+	r := xpboot(t, "", "__complete", "image", "")
 	if !strings.Contains(r.stdout, "create") || !strings.Contains(r.stdout, "put") {
-		t.Errorf("bash completion words for image: %q", r.stdout)
+		t.Errorf("completion words for image: %q", r.stdout)
 	}
 	if r := xpboot(t, "", "completion", "tcsh"); r.code == 0 {
 		t.Error("unknown shell accepted")
