@@ -66,7 +66,8 @@ func Create(path string, opts CreateOptions) (*CreateResult, error) {
 	}
 	sectors := uint64(opts.Size) / mbr.SectorSize
 	if sectors > mbr.MaxDiskSectors {
-		return nil, fmt.Errorf("size %d bytes exceeds the 2 TiB limit of an MBR disk", opts.Size)
+		return nil, fmt.Errorf("size %d bytes is beyond what an MBR addresses (2^32-1 sectors): the largest disk is %d bytes (--size %d; 2047G in whole GiB)",
+			opts.Size, int64(mbr.MaxDiskSectors)*mbr.SectorSize, int64(mbr.MaxDiskSectors)*mbr.SectorSize)
 	}
 	entry, err := mbr.Layout(sectors, opts.Align, mbr.XPGeometry, partType)
 	if err != nil {
@@ -75,6 +76,10 @@ func Create(path string, opts CreateOptions) (*CreateResult, error) {
 	part := Partition{Index: 1, Entry: entry, Offset: int64(entry.Start) * mbr.SectorSize, Size: int64(entry.Sectors) * mbr.SectorSize}
 	if opts.FS == FSFAT32 {
 		if err := fat32.CheckSize(part.Size); err != nil {
+			if min := MinDiskSize(opts.Align); part.Size < fat32.MinSize && min > 0 {
+				return nil, fmt.Errorf("size %d bytes is too small for FAT32 (fewer than 65,525 clusters): the smallest disk is %dM (%d bytes)",
+					opts.Size, min>>20, min)
+			}
 			return nil, fmt.Errorf("size %d bytes (partition of %d bytes): %w", opts.Size, part.Size, err)
 		}
 	}
@@ -112,7 +117,8 @@ func Create(path string, opts CreateOptions) (*CreateResult, error) {
 		}
 		if opts.FS == FSFAT32 {
 			fopts := fat32.FormatOptions{Label: opts.Label, HiddenSectors: entry.Start,
-				Heads: uint16(mbr.XPGeometry.Heads), SectorsPerTrack: uint16(mbr.XPGeometry.SectorsPerTrack)}
+				Heads: uint16(mbr.XPGeometry.Heads), SectorsPerTrack: uint16(mbr.XPGeometry.SectorsPerTrack),
+				Fresh: true} // the file was just created, all zeros
 			if err := fat32.Format(progress, part.Offset, part.Size, fopts); err != nil {
 				return err
 			}
@@ -192,4 +198,18 @@ func (m *meter) finish() {
 	if m.cb != nil {
 		m.cb(m.total, m.total)
 	}
+}
+
+// MinDiskSize returns the smallest disk, in whole MiB, that Create formats
+// FAT32 with partition alignment align (63 or 2048), or 0 if there is none
+// below 1 GiB. The XP layout ends the partition on a cylinder boundary, so
+// the smallest disk is larger than the smallest FAT32 volume.
+func MinDiskSize(align uint32) int64 {
+	for size := int64(1 << 20); size < 1<<30; size += 1 << 20 {
+		e, err := mbr.Layout(uint64(size)/mbr.SectorSize, align, mbr.XPGeometry, mbr.TypeFAT32LBA)
+		if err == nil && fat32.CheckSize(int64(e.Sectors)*mbr.SectorSize) == nil {
+			return size
+		}
+	}
+	return 0
 }

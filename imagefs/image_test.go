@@ -149,9 +149,9 @@ func TestCreateRefusesBadInput(t *testing.T) {
 		opts CreateOptions
 		want string
 	}{
-		{"too small for FAT32", "small.img", CreateOptions{Size: 20 << 20}, "65525"},
+		{"too small for FAT32", "small.img", CreateOptions{Size: 20 << 20}, "65,525"},
 		{"no whole cylinder", "tiny.img", CreateOptions{Size: 4 << 20, FS: "none"}, "no room"},
-		{"too large for MBR", "huge.img", CreateOptions{Size: 3 << 40, FS: "none"}, "2 TiB"},
+		{"too large for MBR", "huge.img", CreateOptions{Size: 3 << 40, FS: "none"}, "2^32-1 sectors"},
 		{"existing output", "existing.img", CreateOptions{Size: 64 << 20}, "exists"},
 		{"bad alignment", "a.img", CreateOptions{Size: 64 << 20, Align: 100}, "alignment"},
 		{"bad fs", "b.img", CreateOptions{Size: 64 << 20, FS: "ext4"}, "ext4"},

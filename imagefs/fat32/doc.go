@@ -1,8 +1,9 @@
 // Package fat32 reads and writes FAT32 file systems inside disk images.
 //
-// Format lays a new file system out with github.com/diskfs/go-diskfs and then
-// repairs what that library gets wrong for a partitioned XP disk (BPB
-// geometry and hidden sectors, FSInfo counts, the FAT32 cluster-count floor).
+// Format lays a new file system out as Windows does (Microsoft's cluster-size
+// table and FAT-size formula, 32 reserved sectors, backup boot sector and
+// FSInfo), with the BPB geometry and hidden sectors of a partitioned XP disk,
+// for any volume from MinSize up to MaxSize (2 TiB, the MBR limit).
 //
 // File access does not go through go-diskfs: its writer rewrites both FATs
 // and the whole parent directory on every write, which makes populating a

@@ -15,8 +15,13 @@ import (
 	"github.com/xpboot/xpboot/internal/peertest"
 )
 
-// fileDev is a file used as a Device in tests.
+// newVolume formats a sparse file of size bytes labelled XPBOOT.
 func newVolume(t testing.TB, size int64) (*os.File, *FS) {
+	t.Helper()
+	return newVolumeLabel(t, size, "XPBOOT")
+}
+
+func newVolumeLabel(t testing.TB, size int64, label string) (*os.File, *FS) {
 	t.Helper()
 	f, err := os.Create(filepath.Join(t.TempDir(), "vol.img"))
 	if err != nil {
@@ -26,7 +31,7 @@ func newVolume(t testing.TB, size int64) (*os.File, *FS) {
 	if err := f.Truncate(size); err != nil {
 		t.Fatal(err)
 	}
-	if err := Format(f, 0, size, FormatOptions{Label: "XPBOOT", HiddenSectors: 63, Heads: 255, SectorsPerTrack: 63}); err != nil {
+	if err := Format(f, 0, size, FormatOptions{Label: label, HiddenSectors: 63, Heads: 255, SectorsPerTrack: 63}); err != nil {
 		t.Fatal(err)
 	}
 	fs, err := Open(f, 0, size, false)
@@ -78,10 +83,72 @@ func TestSizeLimits(t *testing.T) {
 	if err := CheckSize(MinSize - 64<<10); err == nil {
 		t.Error("just below MinSize accepted")
 	}
-	if err := CheckSize(1 << 40); err == nil {
-		t.Error("1 TiB accepted despite the 16-bit FAT size of the formatter")
+	if err := CheckSize(MaxSize); err != nil {
+		t.Errorf("MaxSize (2 TiB less a sector): %v", err)
+	}
+	if err := CheckSize(MaxSize + 512); err == nil || !strings.Contains(err.Error(), "maximum") {
+		t.Errorf("beyond 2^32-1 sectors: %v", err)
 	}
 }
+
+// TestFormatLargeCheckedByFsck formats volumes beyond go-diskfs's and
+// Windows' format tool's limits (XP reads them) up to the MBR maximum, on
+// sparse files, and has fsck.fat check them and a file written to each.
+func TestFormatLargeCheckedByFsck(t *testing.T) {
+	sizes := []int64{40 << 30, 300 << 30, MaxSize}
+	if testing.Short() {
+		sizes = sizes[:1]
+	}
+	for _, size := range sizes {
+		t.Run(fmt.Sprint(size>>30, "GiB"), func(t *testing.T) {
+			f, fs := newVolume(t, size)
+			bs := fs.BootSector()
+			clusters, spf, cb := layout(size)
+			if int64(bs.SectorsPerCluster)*512 != cb || int64(bs.FATSize) != spf || bs.RootCluster != 2 {
+				t.Errorf("BPB: %d-sector clusters, %d-sector FAT; want %d bytes, %d", bs.SectorsPerCluster, bs.FATSize, cb, spf)
+			}
+			if got := fs.FreeBytes(); got != int64(clusters-1)*cb {
+				t.Errorf("free %d bytes, want %d", got, int64(clusters-1)*cb)
+			}
+			w, err := Open(f, 0, size, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := bytes.Repeat([]byte("large volume "), 10000)
+			if err := w.WriteFile("/BIG/file.bin", bytes.NewReader(data), int64(len(data)), time.Now()); err != nil {
+				if err := w.MkdirAll("/BIG", time.Now()); err != nil {
+					t.Fatal(err)
+				}
+				if err := w.WriteFile("/BIG/file.bin", bytes.NewReader(data), int64(len(data)), time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			fsck(t, f.Name())
+		})
+	}
+}
+
+// TestLabels: labels Windows refuses are refused; a label is stored in
+// upper case in the BPB and the root directory.
+func TestLabels(t *testing.T) {
+	for _, bad := range []string{"A/B", "WHAT?", "STAR*", "TOO LONG LABEL", "TAB\tX"} {
+		if err := Format(discard{}, 0, MinSize, FormatOptions{Label: bad}); err == nil {
+			t.Errorf("label %q accepted", bad)
+		}
+	}
+	_, fs := newVolumeLabel(t, 64<<20, "Setup Disk")
+	if l, err := fs.Label(); err != nil || l != "SETUP DISK" {
+		t.Errorf("label %q %v", l, err)
+	}
+}
+
+type discard struct{}
+
+func (discard) ReadAt(p []byte, _ int64) (int, error)  { return len(p), nil }
+func (discard) WriteAt(p []byte, _ int64) (int, error) { return len(p), nil }
 
 // tree writes a test tree through fs and returns path → content.
 func writeTree(t *testing.T, fs *FS) map[string][]byte {
