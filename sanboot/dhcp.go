@@ -289,6 +289,14 @@ func (s *DHCPServer) proxyReply(m *dhcpv4.DHCPv4, c Client, kind Kind, pxePort b
 	switch mt := m.MessageType(); {
 	case mt == dhcpv4.MessageTypeDiscover && !pxePort:
 		typ = dhcpv4.MessageTypeOffer
+	case mt == dhcpv4.MessageTypeRequest && !pxePort && s.cfg.Network.ServerIP.Equal(m.ServerIdentifier()) && m.Options.Has(dhcpv4.OptionRequestedIPAddress):
+		// This REQUEST selects an address offer, and the proxy offers no
+		// address: it is for a DHCP server on this host sharing the
+		// proxy's address (dnsmasq beside xpboot). An ACK with yiaddr 0
+		// racing that server's ACK makes OVMF configure 0.0.0.0 and stop
+		// with PXE-E07; UEFI clients come to port 4011 for their file.
+		s.cfg.Events.Record(who, proto, StateIgnored, "REQUEST selects the address offer of another DHCP server sharing this address")
+		return nil, nil
 	case mt == dhcpv4.MessageTypeRequest && (pxePort || s.cfg.Network.ServerIP.Equal(m.ServerIdentifier())):
 		typ = dhcpv4.MessageTypeAck
 	case mt == dhcpv4.MessageTypeInform && pxePort:

@@ -220,6 +220,14 @@ func TestProxyReply(t *testing.T) {
 		{"iPXE discover gets its script", msg(t, dhcpv4.MessageTypeDiscover, ipxeClient()...), false, dhcpv4.MessageTypeOffer, "xpboot-52-54-00-77-00-01.ipxe", true},
 		{"request to the router: ignored", msg(t, dhcpv4.MessageTypeRequest, append(biosPXE(), dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 77, 0, 254))))...), false, 0, "", false},
 		{"request naming the proxy", msg(t, dhcpv4.MessageTypeRequest, append(biosPXE(), dhcpv4.WithOption(dhcpv4.OptServerIdentifier(testServer)))...), false, dhcpv4.MessageTypeAck, "undionly.kpxe", true},
+		{"UEFI request naming the proxy gets the file", msg(t, dhcpv4.MessageTypeRequest, append(efiPXE(), dhcpv4.WithOption(dhcpv4.OptServerIdentifier(testServer)))...), false, dhcpv4.MessageTypeAck, "ipxe.efi", true},
+		// dnsmasq on the same host and address as the proxy: the client's
+		// REQUEST names the shared address and asks for dnsmasq's offer.
+		// An ACK from the proxy (yiaddr 0) would race dnsmasq's: PXE-E07.
+		{"UEFI request selecting a co-located server's offer: ignored", msg(t, dhcpv4.MessageTypeRequest, append(efiPXE(),
+			dhcpv4.WithOption(dhcpv4.OptServerIdentifier(testServer)), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 77, 0, 185))))...), false, 0, "", false},
+		{"BIOS request selecting a co-located server's offer: ignored", msg(t, dhcpv4.MessageTypeRequest, append(biosPXE(),
+			dhcpv4.WithOption(dhcpv4.OptServerIdentifier(testServer)), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 77, 0, 185))))...), false, 0, "", false},
 		{"plain client on 4011 ignored", msg(t, dhcpv4.MessageTypeRequest), true, 0, "", false},
 		{"discover on 4011 ignored", msg(t, dhcpv4.MessageTypeDiscover, biosPXE()...), true, 0, "", false},
 	}

@@ -44,6 +44,18 @@
 //   - [Server] composes them (and further loops such as the iSCSI target)
 //     under one context: the caller opens all sockets first, the first
 //     failure stops everything.
+//   - A [RouterAdvertiser] answers IPv6 router solicitations on the client
+//     link (an [NDPConn] from [ListenNDP]: raw ICMPv6, hop limit 255, from
+//     the link-local address) with [EndsIPXEWait]: router lifetime 0, no
+//     prefix, M and O clear, so iPXE ends its IPv6 configuration at once
+//     and no host routes through this server. It keeps RFC 4861's
+//     multicast rate limit by answering inside it by unicast, and stays
+//     quiet while another router on the link advertises a route, a prefix
+//     or DHCPv6. [ParseRouterSolicitation] and [ParseRouterAdvertisement]
+//     check what they read and name the offending byte ([NDPError]).
+//   - In proxy mode a REQUEST asking for an address (option 50) is never
+//     answered on port 67, even when it names the proxy's address: it
+//     selects the offer of a DHCP server sharing that address.
 //   - [ProbeDHCP] lets full mode warn about another DHCP server on the link
 //     before it starts; while running, a REQUEST naming another server
 //     identifier is logged as a warning too.

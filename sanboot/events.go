@@ -31,11 +31,12 @@ const (
 	StateLoginFailed                // iSCSI login refused: authentication failed or the client may not use the target
 	StateOverlay                    // the client's write-back overlay was created or reopened
 	StateOverlayFailed              // the client's overlay could not be opened or created
+	StateIPv6RA                     // an IPv6 router solicitation was answered: iPXE's IPv6 wait ends
 )
 
 var stateNames = [...]string{"ignored", "malformed", "offered", "bound", "naked", "released", "declined", "informed",
 	"proxy-offered", "chainload", "sanboot", "tftp-start", "tftp-done", "tftp-failed",
-	"login", "login-failed", "overlay", "overlay-failed"}
+	"login", "login-failed", "overlay", "overlay-failed", "ipv6-ra"}
 
 // String names the state.
 func (s State) String() string {

@@ -99,16 +99,17 @@ func WithPXEClass(req *dhcpv4.DHCPv4) dhcpv4.Modifier {
 
 // WithProxyOffer turns a reply into a ProxyDHCP answer: no address
 // (yiaddr 0), this server as siaddr and server identifier, and the PXE
-// class options. UEFI ROMs on port 67 get neither option 43 nor a file, so
-// that they come to port 4011 (research/netboot.md §2.5); pass atPXEPort
-// for the 4011 answer.
+// class options. A UEFI ROM's OFFER on port 67 carries neither option 43
+// nor a file, so that the ROM comes to port 4011 for them (OVMF does;
+// research/netboot.md §2.5); pass atPXEPort for the 4011 answer. An ACK
+// always names the file: no further step would bring it.
 func WithProxyOffer(req *dhcpv4.DHCPv4, server net.IP, atPXEPort bool) dhcpv4.Modifier {
 	return func(d *dhcpv4.DHCPv4) {
 		d.YourIPAddr = net.IPv4zero
 		d.ServerIPAddr = server
 		d.UpdateOption(dhcpv4.OptServerIdentifier(server))
 		WithPXEClass(req)(d)
-		if Classify(req) == KindPXE && FirmwareOf(req) == FirmwareEFI && !atPXEPort {
+		if Classify(req) == KindPXE && FirmwareOf(req) == FirmwareEFI && !atPXEPort && d.MessageType() == dhcpv4.MessageTypeOffer {
 			d.DeleteOption(dhcpv4.OptionVendorSpecificInformation)
 			d.BootFileName = ""
 		}

@@ -3,6 +3,7 @@ package sanboot
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"strings"
@@ -56,6 +57,11 @@ type ClientEntry struct {
 	NoGateway  *bool  `json:"no_gateway,omitempty"`
 	CHAPUser   string `json:"chap_user,omitempty"`
 	CHAPSecret string `json:"chap_secret,omitempty"`
+	// BootFile is a file under the TFTP root that iPXE boots after hooking
+	// the disk (and writing the iBFT for it), instead of booting the disk:
+	// an iPXE script loading an installer or a Linux kernel that logs in
+	// again from the iBFT. Root-path answers only (full mode, no --script).
+	BootFile string `json:"boot_file,omitempty"`
 }
 
 // PolicyConfig is the input of NewStaticPolicy.
@@ -155,6 +161,12 @@ func NewStaticPolicy(cfg PolicyConfig) (*StaticPolicy, error) {
 		}
 		if err := c.Target.Validate(); err != nil {
 			return nil, fmt.Errorf("sanboot: client %s: %w", key, err)
+		}
+		if e.BootFile != "" {
+			if !fs.ValidPath(e.BootFile) || strings.ContainsAny(e.BootFile, scriptUnsafe) {
+				return nil, fmt.Errorf("sanboot: client %s: boot file %q: want a plain relative path under the TFTP root", key, e.BootFile)
+			}
+			c.BootFile = e.BootFile
 		}
 		p.clients[key] = c
 		p.byIQN[c.InitiatorIQN] = key

@@ -79,6 +79,13 @@ func TestStaticPolicyErrors(t *testing.T) {
 		{"short client secret", func(c *PolicyConfig) {
 			c.Clients = []ClientEntry{{MAC: "52:54:00:77:00:01", CHAPUser: "u", CHAPSecret: "short"}}
 		}, "at least 12"},
+		{"boot file outside the TFTP root", func(c *PolicyConfig) {
+			c.Clients = []ClientEntry{{MAC: "52:54:00:77:00:01", BootFile: "../etc/passwd"}}
+		}, "boot file"},
+		{"absolute boot file", func(c *PolicyConfig) {
+			c.Clients = []ClientEntry{{MAC: "52:54:00:77:00:01", BootFile: "/boot/vmlinuz"}}
+		}, "boot file"},
+		{"boot file iPXE would split", func(c *PolicyConfig) { c.Clients = []ClientEntry{{MAC: "52:54:00:77:00:01", BootFile: "a b.ipxe"}} }, "boot file"},
 	}
 	for _, tt := range tests {
 		c := base()

@@ -40,6 +40,11 @@ type ServeConfig struct {
 	// server's answer to one DISCOVER before starting; an answer is logged
 	// as a warning, never fatal.
 	Probe time.Duration
+	// RouterAdvertisements answers IPv6 router solicitations on the
+	// interface with an RA that ends iPXE's IPv6 wait (see
+	// RouterAdvertiser). Without IPv6 on the interface it is skipped with a
+	// warning.
+	RouterAdvertisements bool
 	// Ports, for tests; 0 means the standard 67, 4011 and 69.
 	DHCPPort, PXEPort, TFTPPort int
 	Log                         *slog.Logger
@@ -176,6 +181,13 @@ func NewNetboot(ctx context.Context, cfg ServeConfig) (_ *Netboot, err error) {
 	if n.Policy, err = NewStaticPolicy(pc); err != nil {
 		return nil, err
 	}
+	if cfg.Script || cfg.Mode == ModeProxy {
+		for _, c := range n.Policy.Clients() {
+			if c.BootFile != "" {
+				return nil, fmt.Errorf("sanboot: client %s: a boot file goes with the root-path answer (--dhcp full without --script)", c.MAC)
+			}
+		}
+	}
 	n.Events = cfg.Events
 	if n.Events == nil {
 		n.Events = NewEventLog(log, cfg.EventsPerClient)
@@ -239,6 +251,16 @@ func NewNetboot(ctx context.Context, cfg ServeConfig) (_ *Netboot, err error) {
 		}
 		n.closers = append(n.closers, srv.PXEConn.Close)
 	}
+	if cfg.RouterAdvertisements {
+		c, err := ListenNDP(cfg.Interface)
+		if err != nil {
+			log.Warn("IPv6 router advertisements off: iPXE clients wait for IPv6 router discovery to time out", "interface", cfg.Interface, "err", err)
+		} else {
+			n.closers = append(n.closers, c.Close)
+			srv.RAConn = c
+			srv.RA = NewRouterAdvertiser(RAConfig{Interface: cfg.Interface, Events: n.Events, Log: log})
+		}
+	}
 	taddr := net.JoinHostPort(n.ServerIP.String(), fmt.Sprint(port(cfg.TFTPPort, 69)))
 	if srv.TFTPConn, err = net.ListenPacket("udp4", taddr); err != nil {
 		return nil, fmt.Errorf("sanboot: TFTP socket: %w", err)
@@ -248,7 +270,7 @@ func NewNetboot(ctx context.Context, cfg ServeConfig) (_ *Netboot, err error) {
 	n.closers = append(n.closers, func() error { tconn.Close(); return nil })
 	n.Server = srv
 	log.Info("network boot listening", "mode", string(cfg.Mode), "interface", cfg.Interface, "server_ip", n.ServerIP.String(),
-		"tftp", taddr, "ipxe_dir", root, "script", cfg.Script || cfg.Mode == ModeProxy)
+		"tftp", taddr, "ipxe_dir", root, "script", cfg.Script || cfg.Mode == ModeProxy, "ipv6_ra", srv.RA != nil)
 	return n, nil
 }
 

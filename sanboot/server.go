@@ -19,6 +19,9 @@ type Server struct {
 	PXEConn  net.PacketConn // port 4011 (proxy mode, UEFI); optional
 	TFTP     *TFTPServer
 	TFTPConn net.PacketConn // port 69
+	// RA answers IPv6 router solicitations on RAConn (optional).
+	RA     *RouterAdvertiser
+	RAConn RAConn
 	// Services are further loops run under the same context, e.g. the
 	// iSCSI target's accept loop. Each must return when ctx ends.
 	Services []func(ctx context.Context) error
@@ -47,6 +50,9 @@ func (s *Server) Serve(ctx context.Context) error {
 			return errors.New("sanboot: TFTP server without a socket")
 		}
 		parts = append(parts, part{"tftp", func(ctx context.Context) error { return s.TFTP.Serve(ctx, s.TFTPConn) }})
+	}
+	if s.RA != nil && s.RAConn != nil {
+		parts = append(parts, part{"ipv6-ra", func(ctx context.Context) error { return s.RA.Serve(ctx, s.RAConn) }})
 	}
 	for i, f := range s.Services {
 		parts = append(parts, part{fmt.Sprintf("service %d", i), f})

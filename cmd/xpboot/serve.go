@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,8 +65,9 @@ func serveCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "install", Usage: "sanhook instead of sanboot: attach the disk and boot the next device (install Windows onto it)"},
 			&cli.BoolFlag{Name: "keep-san", Usage: "keep the disk attached if the boot fails or returns (175.8)"},
 			&cli.BoolFlag{Name: "script", Usage: "hand iPXE a generated boot script by TFTP instead of a root-path (always so in proxy mode)"},
+			&cli.BoolFlag{Name: "ipv6-ra", Value: true, Usage: "answer IPv6 router solicitations on --interface with an advertisement that configures nothing (no router, no prefix, no DHCPv6), so iPXE skips its IPv6 wait; quiet while another IPv6 router advertises"},
 			&cli.BoolFlag{Name: "json", Usage: "status on stdout as JSON lines: listening addresses and targets, each client event, a summary at exit"},
-			&cli.StringFlag{Name: "clients", Usage: "JSON list of clients: [{\"mac\", \"name\", \"address\", \"iqn\", \"image\", \"overlay\", \"no_gateway\", \"chap_user\", \"chap_secret\"}]"},
+			&cli.StringFlag{Name: "clients", Usage: "JSON list of clients: [{\"mac\", \"name\", \"address\", \"iqn\", \"image\", \"overlay\", \"no_gateway\", \"chap_user\", \"chap_secret\", \"boot_file\"}]"},
 		},
 		Action: func(c *cli.Context) error { return runServe(c, e) },
 	}
@@ -224,7 +226,11 @@ func runServe(c *cli.Context, e *env) error {
 		UnsolicitedData: c.Bool("unsolicited-data"),
 		AuthLog: func(m iscsitarget.ConnMeta, method string, err error) {
 			attrs := []slog.Attr{slog.String("remote", fmt.Sprint(m.RemoteAddr)), slog.String("initiator", m.InitiatorName),
-				slog.String("target", m.TargetName), slog.String("session", m.SessionType), slog.String("method", method)}
+				slog.String("target", m.TargetName), slog.String("session", m.SessionType), slog.String("method", method),
+				// The ISID tells a second session of the same initiator
+				// (the OS logging in again from the iBFT) from a
+				// reinstatement of the first.
+				slog.String("isid", hex.EncodeToString(m.ISID[:]))}
 			who := clientOf(m.RemoteAddr, m.InitiatorName)
 			if err != nil {
 				events.Record(who, "iscsi", sanboot.StateLoginFailed, "authentication failed", append(attrs, slog.String("err", err.Error()))...)
@@ -368,7 +374,7 @@ func loopbackOnly(a net.Addr) bool {
 
 // netbootFlags only make sense with --dhcp full|proxy.
 var netbootFlags = []string{"interface", "dhcp-range", "router", "dns", "no-gateway", "ipxe-dir", "state-dir",
-	"unknown", "server-ip", "install", "keep-san", "script", "clients"}
+	"unknown", "server-ip", "install", "keep-san", "script", "clients", "ipv6-ra"}
 
 // netbootSetup is the DHCP/TFTP half of serve, checked before any image is
 // opened; the iSCSI port is filled in once the target listens.
@@ -431,6 +437,8 @@ func prepareNetboot(c *cli.Context, e *env, mode sanboot.Mode, fc *iscsitarget.F
 		IPXEDir:   c.String("ipxe-dir"),
 		Script:    c.Bool("script"),
 		Probe:     2 * time.Second,
+
+		RouterAdvertisements: c.Bool("ipv6-ra"),
 	}
 	if sc.Interface == "" {
 		return bad("--dhcp %s needs --interface IF (the client link)", mode)
