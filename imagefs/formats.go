@@ -168,6 +168,9 @@ func OpenDevice(path string, writable bool) (blockdev.Device, Format, error) {
 		d, err = blockdev.OpenRaw(path, writable)
 	}
 	if err != nil {
+		if strings.Contains(err.Error(), path) {
+			return nil, "", err // the format's error names the file already
+		}
 		return nil, "", fmt.Errorf("open %s: %w", path, err)
 	}
 	return d, format, nil

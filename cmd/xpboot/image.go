@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -225,7 +226,9 @@ func imageLsCommand(e *env) *cli.Command {
 						en.ShortName = s.ShortName()
 					}
 					if !f.ModTime().IsZero() {
-						en.ModTime = f.ModTime().Format("2006-01-02T15:04:05")
+						// RFC 3339 with the zone: FAT stores local time
+						// (read in this machine's zone), NTFS UTC.
+						en.ModTime = f.ModTime().Format(time.RFC3339)
 					}
 					out = append(out, en)
 				}

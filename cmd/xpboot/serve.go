@@ -48,8 +48,10 @@ func serveCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "listen", Value: ":3260", Usage: "address to listen on, ADDR[:PORT]"},
 			&cli.BoolFlag{Name: "read-only", Usage: "refuse writes (DATA PROTECT) and open the image read-only"},
 			&cli.StringFlag{Name: "overlay-dir", Usage: "per-client write-back: keep --image (raw or VMDK) read-only and give each initiator IQN its own copy-on-write VMDK delta DIR/<iqn>.vmdk (delete it to reset the client)"},
-			&cli.StringSliceFlag{Name: "chap", Usage: "USER:SECRET an initiator must prove (CHAP); repeatable"},
-			&cli.StringFlag{Name: "mutual-chap", Usage: "USER:SECRET the target proves itself with when asked (mutual CHAP)"},
+			&cli.StringSliceFlag{Name: "chap", EnvVars: []string{"XPBOOT_CHAP"}, Usage: "USER:SECRET an initiator must prove (CHAP); repeatable; a command line is visible to every user in ps, so prefer --chap-file or the environment"},
+			&cli.StringFlag{Name: "chap-file", Usage: "file of USER:SECRET lines (# comments), one CHAP account each, instead of --chap"},
+			&cli.StringFlag{Name: "mutual-chap", EnvVars: []string{"XPBOOT_MUTUAL_CHAP"}, Usage: "USER:SECRET the target proves itself with when asked (mutual CHAP)"},
+			&cli.StringFlag{Name: "mutual-chap-file", Usage: "file holding the USER:SECRET line of --mutual-chap"},
 			&cli.BoolFlag{Name: "require-mutual", Usage: "refuse initiators that do not ask for mutual CHAP"},
 			&cli.BoolFlag{Name: "unsolicited-data", Usage: "offer ImmediateData=Yes and InitialR2T=No"},
 			&cli.StringFlag{Name: "dhcp", Value: "off", Usage: "built-in DHCP and TFTP for iPXE: off, full (the only DHCP server on --interface) or proxy (beside a router's DHCP)"},
@@ -80,6 +82,89 @@ func parseAccount(flag, v string) (iscsitarget.Account, error) {
 		return iscsitarget.Account{}, fmt.Errorf("--%s: want USER:SECRET", flag)
 	}
 	return iscsitarget.Account{User: u, Secret: []byte(s)}, nil
+}
+
+// chapAccounts collects the CHAP accounts of --chap (or XPBOOT_CHAP, or
+// --chap-file) and the mutual account of --mutual-chap (or
+// XPBOOT_MUTUAL_CHAP, or --mutual-chap-file). Secrets on a command line are
+// visible to every user of the machine, hence the file and environment
+// forms.
+func chapAccounts(c *cli.Context, e *env) (incoming []iscsitarget.Account, outgoing *iscsitarget.Account, err error) {
+	for _, v := range c.StringSlice("chap") {
+		a, err := parseAccount("chap", v)
+		if err != nil {
+			return nil, nil, err
+		}
+		incoming = append(incoming, a)
+	}
+	if path := c.String("chap-file"); path != "" {
+		if c.IsSet("chap") {
+			return nil, nil, errors.New("--chap and --chap-file exclude each other")
+		}
+		lines, err := secretLines(e, "chap-file", path)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, l := range lines {
+			a, err := parseAccount("chap-file", l)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: account %d: %w", path, i+1, err)
+			}
+			incoming = append(incoming, a)
+		}
+		if len(incoming) == 0 {
+			return nil, nil, fmt.Errorf("--chap-file %s holds no USER:SECRET line", path)
+		}
+	}
+	if v := c.String("mutual-chap"); v != "" {
+		a, err := parseAccount("mutual-chap", v)
+		if err != nil {
+			return nil, nil, err
+		}
+		outgoing = &a
+	}
+	if path := c.String("mutual-chap-file"); path != "" {
+		if outgoing != nil {
+			return nil, nil, errors.New("--mutual-chap and --mutual-chap-file exclude each other")
+		}
+		lines, err := secretLines(e, "mutual-chap-file", path)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(lines) != 1 {
+			return nil, nil, fmt.Errorf("--mutual-chap-file %s: want one USER:SECRET line, found %d", path, len(lines))
+		}
+		a, err := parseAccount("mutual-chap-file", lines[0])
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		outgoing = &a
+	}
+	return incoming, outgoing, nil
+}
+
+// secretLines reads the non-empty lines of a secrets file that are not
+// comments, warning when other users may read it.
+func secretLines(e *env, flag, path string) ([]string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("--%s: %w", flag, err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		e.log.Warn("secrets file is readable by other users; chmod 600 it", "file", path, "mode", fmt.Sprintf("%04o", st.Mode().Perm()))
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--%s: %w", flag, err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out, nil
 }
 
 var iqnUnsafe = regexp.MustCompile(`[^a-z0-9.:-]+`)
@@ -135,7 +220,7 @@ func runServe(c *cli.Context, e *env) error {
 	}
 	var fc *iscsitarget.FileConfig
 	if config != "" {
-		for _, f := range []string{"iqn", "lun", "read-only", "chap", "mutual-chap", "require-mutual"} {
+		for _, f := range []string{"iqn", "lun", "read-only", "chap", "chap-file", "mutual-chap", "mutual-chap-file", "require-mutual"} {
 			if c.IsSet(f) {
 				return cli.Exit(fmt.Sprintf("serve: --%s applies to --image; put it in %s instead", f, config), 2)
 			}
@@ -161,20 +246,11 @@ func runServe(c *cli.Context, e *env) error {
 			iqn = defaultIQN(image)
 		}
 		t := iscsitarget.FileTarget{Name: iqn, LUNs: []iscsitarget.FileLUN{{Number: uint16(c.Uint("lun")), Path: image, ReadOnly: c.Bool("read-only")}}}
-		for _, v := range c.StringSlice("chap") {
-			a, err := parseAccount("chap", v)
-			if err != nil {
-				return cli.Exit("serve: "+err.Error(), 2)
-			}
-			t.Auth.Incoming = append(t.Auth.Incoming, a)
+		incoming, outgoing, err := chapAccounts(c, e)
+		if err != nil {
+			return cli.Exit("serve: "+err.Error(), 2)
 		}
-		if v := c.String("mutual-chap"); v != "" {
-			a, err := parseAccount("mutual-chap", v)
-			if err != nil {
-				return cli.Exit("serve: "+err.Error(), 2)
-			}
-			t.Auth.Outgoing = &a
-		}
+		t.Auth.Incoming, t.Auth.Outgoing = incoming, outgoing
 		t.Auth.RequireMutual = c.Bool("require-mutual")
 		if t.Auth.RequireMutual && t.Auth.Outgoing == nil {
 			return cli.Exit("serve: --require-mutual needs --mutual-chap", 2)

@@ -116,12 +116,45 @@ var listenRE = regexp.MustCompile(`msg="iSCSI target listening" listen=(\S+)`)
 func TestServeLoginAndShutdown(t *testing.T) {
 	inq := peertest.Need(t, "iscsi-inq", "libiscsi-bin")
 	img := sparseImage(t, "xp disk.img", 4<<20)
+	// The same accounts from the command line, from files (one may hold
+	// several accounts and comments) and from the environment.
+	dir := t.TempDir()
+	chapFile, mutualFile := filepath.Join(dir, "chap"), filepath.Join(dir, "mutual")
+	os.WriteFile(chapFile, []byte("# CHAP accounts\nother:otherpassword1\ntestuser:userpassword\n"), 0o600)
+	os.WriteFile(mutualFile, []byte("testtarget:targetpassword\n"), 0o600)
+	for _, src := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"flags", []string{"--chap", "testuser:userpassword", "--mutual-chap", "testtarget:targetpassword"}, nil},
+		{"files", []string{"--chap-file", chapFile, "--mutual-chap-file", mutualFile}, nil},
+		{"environment", nil, map[string]string{"XPBOOT_CHAP": "testuser:userpassword", "XPBOOT_MUTUAL_CHAP": "testtarget:targetpassword"}},
+	} {
+		t.Run(src.name, func(t *testing.T) {
+			for k, v := range src.env {
+				t.Setenv(k, v)
+			}
+			serveLogin(t, inq, img, src.args)
+		})
+	}
+	// The image lock is released: serving it again works at once.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	go func() { time.Sleep(300 * time.Millisecond); cancel2() }()
+	var stderr2 syncBuffer
+	if err := runServeApp(ctx2, &stderr2, "serve", "--image", img, "--listen", "127.0.0.1:0"); err != nil {
+		t.Fatalf("second serve: %v\n%s", err, stderr2.String())
+	}
+}
+
+// serveLogin serves img with the credential arguments args, logs in with
+// the right and a wrong secret, and checks that no secret is logged.
+func serveLogin(t *testing.T, inq, img string, args []string) {
 	var stderr syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- runServeApp(ctx, &stderr, "serve", "--image", img, "--listen", "127.0.0.1:0",
-			"--chap", "testuser:userpassword", "--mutual-chap", "testtarget:targetpassword")
+		done <- runServeApp(ctx, &stderr, append([]string{"serve", "--image", img, "--listen", "127.0.0.1:0"}, args...)...)
 	}()
 	var addr string
 	for deadline := time.Now().Add(10 * time.Second); addr == ""; {
@@ -152,13 +185,6 @@ func TestServeLoginAndShutdown(t *testing.T) {
 	}
 	if !strings.Contains(log, "authentication failed") {
 		t.Errorf("failed login not logged:\n%s", log)
-	}
-	// The image lock is released: serving it again works at once.
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	go func() { time.Sleep(300 * time.Millisecond); cancel2() }()
-	var stderr2 syncBuffer
-	if err := runServeApp(ctx2, &stderr2, "serve", "--image", img, "--listen", "127.0.0.1:0"); err != nil {
-		t.Fatalf("second serve: %v\n%s", err, stderr2.String())
 	}
 }
 
