@@ -171,6 +171,11 @@ func (img *Image) FS(index int) (FS, error) {
 			}
 		}
 		if p == nil {
+			for i := range parts {
+				if err := img.fatDiagnosis(parts[i]); err != nil {
+					return nil, fmt.Errorf("%s: %w: partition %d: %v", img.Path, ErrNoPartition, parts[i].Index, err)
+				}
+			}
 			return nil, fmt.Errorf("%s: %w", img.Path, ErrNoPartition)
 		}
 	} else {
@@ -204,6 +209,9 @@ func (img *Image) FS(index int) (FS, error) {
 		}
 		fs = ntfsFS{n}
 	default:
+		if err := img.fatDiagnosis(*p); err != nil {
+			return nil, fmt.Errorf("%s: partition %d: %w", img.Path, p.Index, err)
+		}
 		return nil, fmt.Errorf("%s: partition %d (type 0x%02x) holds a %s file system; xpboot reads FAT32 and NTFS", img.Path, p.Index, p.Entry.Type, kind)
 	}
 	img.mounted[p.Index] = fs

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/imagefs/fat32"
 	"github.com/xpboot/xpboot/imagefs/mbr"
 )
 
@@ -168,6 +169,11 @@ func (img *Image) Info() *Info {
 			pi.CHSMatches = g.CHSOf(e.Start) == e.StartCHS && g.CHSOf(uint32(e.End()-1)) == e.EndCHS
 		}
 		pi.FS = img.Detect(p)
+		if pi.FS == FSUnknown {
+			if err := img.fatDiagnosis(p); err != nil {
+				pi.Error = err.Error()
+			}
+		}
 		if pi.FS == FSFAT32 || pi.FS == FSNTFS {
 			if fs, err := img.FS(p.Index); err != nil {
 				pi.Error = err.Error()
@@ -204,4 +210,23 @@ func describeMBRCode(m *mbr.MBR) string {
 		return "xpboot"
 	}
 	return "other"
+}
+
+// fatDiagnosis explains why a partition that is meant to hold FAT32 (its
+// type says so, or its boot sector names FAT32) is not readable: the boot
+// sector field at fault, with its offset. It returns nil for partitions
+// that do not look like FAT32 at all.
+func (img *Image) fatDiagnosis(p Partition) error {
+	boot := make([]byte, 512)
+	if _, err := img.Dev.ReadAt(boot, p.Offset); err != nil {
+		return fmt.Errorf("boot sector at byte %d: %w", p.Offset, err)
+	}
+	fatType := p.Entry.Type == mbr.TypeFAT32CHS || p.Entry.Type == mbr.TypeFAT32LBA
+	if !fatType && string(boot[0x52:0x5A]) != "FAT32   " {
+		return nil
+	}
+	if _, err := fat32.ParseBootSector(boot, p.Size); err != nil {
+		return fmt.Errorf("damaged FAT32 boot sector (partition at byte %d): %w", p.Offset, err)
+	}
+	return nil
 }

@@ -129,3 +129,26 @@ func TestLogicalPartitions(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestDamagedBootSectorDiagnosed: a FAT32 partition whose boot sector is
+// damaged is reported with the field at fault, not as "unknown".
+func TestDamagedBootSectorDiagnosed(t *testing.T) {
+	dir := t.TempDir()
+	if r := xpboot(t, dir, "image", "create", "--size", "64M", "disk.img"); r.code != 0 {
+		t.Fatalf("create: %+v", r)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "disk.img"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{3}, 63*512+0x0D) // sectors per cluster: not a power of two
+	f.Close()
+	r := xpboot(t, dir, "image", "info", "disk.img")
+	if r.code != 0 || !strings.Contains(r.stdout, "sectors per cluster 3") || !strings.Contains(r.stdout, "0xd") {
+		t.Errorf("info: %+v", r)
+	}
+	r = xpboot(t, dir, "image", "ls", "disk.img")
+	if r.code != 1 || !strings.Contains(r.stderr, "sectors per cluster 3") {
+		t.Errorf("ls: %+v", r)
+	}
+}
