@@ -3,6 +3,7 @@ package fat32
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	iofs "io/fs"
@@ -412,3 +413,39 @@ func (m *sparseDev) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (m *sparseDev) WriteAt(p []byte, off int64) (int, error) { return 0, errors.New("read-only") }
+
+// TestFailedWriteLeavesVolumeUntouched: a write refused on a damaged volume
+// changes no byte, not even a stale FSInfo free count.
+func TestFailedWriteLeavesVolumeUntouched(t *testing.T) {
+	f, fs0 := newVolume(t, 64<<20)
+	bs := fs0.BootSector()
+	le := binary.LittleEndian
+	// A stale free count ("unknown"), as other formatters leave it, and a
+	// root directory whose chain points at cluster 1, which does not exist.
+	f.WriteAt([]byte{0xFF, 0xFF, 0xFF, 0xFF}, 512+488)
+	entry := make([]byte, 4)
+	le.PutUint32(entry, 1)
+	for i := 0; i < int(bs.NumFATs); i++ {
+		f.WriteAt(entry, bs.fatStart(i)+int64(bs.RootCluster)*4)
+	}
+	before, _ := os.ReadFile(f.Name())
+	fs, err := Open(f, 0, 64<<20, false)
+	if err != nil {
+		t.Skipf("damaged volume refused at open (also fine): %v", err)
+	}
+	data := []byte("never written")
+	if err := fs.WriteFile("/new.txt", bytes.NewReader(data), int64(len(data)), time.Now()); err == nil {
+		t.Fatal("write into a directory with a broken chain succeeded")
+	}
+	if err := fs.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(f.Name())
+	if !bytes.Equal(before, after) {
+		for i := range before {
+			if before[i] != after[i] {
+				t.Fatalf("byte %d changed (%#x → %#x) by a failed write", i, before[i], after[i])
+			}
+		}
+	}
+}

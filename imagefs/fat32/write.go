@@ -221,10 +221,15 @@ func (fs *FS) Flush() error {
 	dirty := func(sec int64) bool { return fs.fatDirty[sec/64]&(1<<(sec%64)) != 0 }
 	sectors := int64(len(fs.fatDirty)) * 64
 	var raw []byte
+	// FSInfo is rewritten only after a change: a run that wrote nothing
+	// (a put refused on a damaged volume) leaves every byte as it was,
+	// even where the stored free count is stale.
+	wrote := false
 	for lo := int64(0); lo < sectors; lo++ {
 		if !dirty(lo) {
 			continue
 		}
+		wrote = true
 		// Write each run of consecutive dirty sectors at once. The last
 		// sector may hold fewer entries than fit: the bytes past the last
 		// cluster's entry are left as they are on disk.
@@ -253,6 +258,10 @@ func (fs *FS) Flush() error {
 			return fmt.Errorf("fat32: write directory at cluster %d: %w", d.cluster, err)
 		}
 		d.dirty = false
+		wrote = true
+	}
+	if !wrote {
+		return nil
 	}
 	return fs.writeFSInfo()
 }
