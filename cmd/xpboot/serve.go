@@ -84,6 +84,23 @@ func parseAccount(flag, v string) (iscsitarget.Account, error) {
 	return iscsitarget.Account{User: u, Secret: []byte(s)}, nil
 }
 
+// warnFormatName warns when an image's name promises a container its
+// content is not (a .vmdk or .vhd that holds no such header is served as
+// raw bytes, which is seldom what was meant: a truncated download, a
+// renamed raw image, another container).
+func warnFormatName(e *env, path string) {
+	f, err := imagefs.Detect(path)
+	if err != nil {
+		return
+	}
+	ext := strings.ToLower(filepath.Ext(path))
+	switch {
+	case ext == ".vmdk" && !f.IsVMDK(), (ext == ".vhd" || ext == ".vpc") && !f.IsVHD():
+		e.log.Warn("the image's name says "+strings.TrimPrefix(ext, ".")+" but it has no such header: serving its bytes as a raw disk",
+			"path", path, "detected", string(f))
+	}
+}
+
 // chapAccounts collects the CHAP accounts of --chap (or XPBOOT_CHAP, or
 // --chap-file) and the mutual account of --mutual-chap (or
 // XPBOOT_MUTUAL_CHAP, or --mutual-chap-file). Secrets on a command line are
@@ -347,10 +364,16 @@ func runServe(c *cli.Context, e *env) error {
 				anyWritable = anyWritable || openTarget
 				continue
 			}
+			warnFormatName(e, fl.Path)
 			d, format, err := imagefs.OpenDevice(fl.Path, !fl.ReadOnly)
 			if err != nil {
 				if errors.Is(err, blockdev.ErrLocked) {
 					return cli.Exit(fmt.Sprintf("serve: %v (is another xpboot using it?)", err), 1)
+				}
+				if f, derr := imagefs.Detect(fl.Path); derr == nil && f == imagefs.FormatVMDKStream && !fl.ReadOnly {
+					return cli.Exit(fmt.Sprintf("serve: %s is a streamOptimized (compressed, export-only) VMDK, which cannot be written: "+
+						"serve it with --read-only, or with --overlay-dir so that each client writes its own delta, or convert it "+
+						"(xpboot image convert %s disk.vmdk)", fl.Path, fl.Path), 1)
 				}
 				return cli.Exit(fmt.Sprintf("serve: %v", err), 1)
 			}

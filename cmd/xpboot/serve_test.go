@@ -311,3 +311,31 @@ func TestServeRefusesForeignTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestServeImageNames: a streamOptimized VMDK served writable is refused
+// with the ways out, and a .vmdk without a VMDK header is served as raw
+// with a warning.
+func TestServeImageNames(t *testing.T) {
+	dir := t.TempDir()
+	if r := xpboot(t, dir, "image", "create", "--size", "64M", "disk.img"); r.code != 0 {
+		t.Fatalf("create: %+v", r)
+	}
+	if r := xpboot(t, dir, "image", "convert", "disk.img", "export.vmdk", "--to", "vmdk-stream"); r.code != 0 {
+		t.Fatalf("convert: %+v", r)
+	}
+	var stderr syncBuffer
+	err := runServeApp(context.Background(), &stderr, "serve", "--image", filepath.Join(dir, "export.vmdk"), "--listen", "127.0.0.1:0")
+	if err == nil || !strings.Contains(err.Error(), "--read-only") || !strings.Contains(err.Error(), "--overlay-dir") {
+		t.Errorf("streamOptimized served writable: %v", err)
+	}
+	raw := sparseImage(t, "renamed.vmdk", 1<<20)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(500 * time.Millisecond); cancel() }()
+	var stderr2 syncBuffer
+	if err := runServeApp(ctx, &stderr2, "serve", "--image", raw, "--listen", "127.0.0.1:0"); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if !strings.Contains(stderr2.String(), "no such header") {
+		t.Errorf("no warning for a raw image named .vmdk:\n%s", stderr2.String())
+	}
+}
