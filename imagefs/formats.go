@@ -176,6 +176,33 @@ func OpenDevice(path string, writable bool) (blockdev.Device, Format, error) {
 	return d, format, nil
 }
 
+// OpenDeviceUnlocked opens a disk image of any supported container
+// read-only without taking locks (the --force-share of read-only commands,
+// like qemu-img's -U), so that an image xpboot serve holds can be
+// inspected. What it reads may be a state the server is changing.
+func OpenDeviceUnlocked(path string) (blockdev.Device, Format, error) {
+	format, err := Detect(path)
+	if err != nil {
+		return nil, "", err
+	}
+	var d blockdev.Device
+	switch {
+	case format.IsVMDK():
+		d, err = vmdk.OpenUnlocked(path)
+	case format.IsVHD():
+		d, err = vhd.OpenUnlocked(path)
+	default:
+		d, err = blockdev.OpenRawUnlocked(path)
+	}
+	if err != nil {
+		if strings.Contains(err.Error(), path) {
+			return nil, "", err
+		}
+		return nil, "", fmt.Errorf("open %s: %w", path, err)
+	}
+	return d, format, nil
+}
+
 // Children returns the images that depend on the image at path: VMDK delta
 // disks naming it as parent with its current CID, or differencing VHDs
 // naming its unique id, found in the same directory; and VMDK deltas in

@@ -43,6 +43,22 @@ func Open(path string, writable bool) (*Image, error) {
 	return open(path, writable)
 }
 
+// OpenUnlocked opens the image read-only without taking locks, so that an
+// image xpboot serve holds can be inspected (--force-share, like
+// qemu-img's -U). What it reads may be a state the server is changing.
+func OpenUnlocked(path string) (*Image, error) {
+	dev, format, err := OpenDeviceUnlocked(path)
+	if err != nil {
+		return nil, err
+	}
+	img, err := openDevice(path, format, dev, false)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	return img, nil
+}
+
 // OpenForce opens the image writable even when delta disks depend on it,
 // which invalidates them; commands use it only with --force.
 func OpenForce(path string) (*Image, error) { return open(path, true) }

@@ -39,8 +39,13 @@ type Info struct {
 // (format, virtual size, files, allocation, parent chain) and then its
 // partitions, or why it has no partition table xpboot reads (a blank
 // disk, GPT). It fails only when the container itself cannot be opened.
-func Describe(path string) (*Info, error) {
-	dev, format, err := OpenDevice(path, false)
+// With unlocked it takes no lock (see OpenUnlocked).
+func Describe(path string, unlocked bool) (*Info, error) {
+	open := func(p string) (blockdev.Device, Format, error) { return OpenDevice(p, false) }
+	if unlocked {
+		open = OpenDeviceUnlocked
+	}
+	dev, format, err := open(path)
 	if err != nil {
 		return nil, err
 	}

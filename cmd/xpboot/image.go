@@ -31,8 +31,9 @@ func imageCommand(e *env) *cli.Command {
 }
 
 var (
-	partitionFlag = &cli.IntFlag{Name: "partition", Aliases: []string{"p"}, Usage: "partition number: 1-4 primary, 5… logical (as sfdisk numbers them); default: the active partition"}
-	forceBaseFlag = &cli.BoolFlag{Name: "force", Usage: "write even into a base image that delta disks depend on (invalidates them)"}
+	forceShareFlag = &cli.BoolFlag{Name: "force-share", Aliases: []string{"U"}, Usage: "read an image another process holds (xpboot serve) without its lock, like qemu-img -U; what is read may be changing"}
+	partitionFlag  = &cli.IntFlag{Name: "partition", Aliases: []string{"p"}, Usage: "partition number: 1-4 primary, 5… logical (as sfdisk numbers them); default: the active partition"}
+	forceBaseFlag  = &cli.BoolFlag{Name: "force", Usage: "write even into a base image that delta disks depend on (invalidates them)"}
 )
 
 func imageCreateCommand(e *env) *cli.Command {
@@ -108,12 +109,12 @@ func imageInfoCommand(e *env) *cli.Command {
 		Name:      "info",
 		Usage:     "show container format, size, partition table and file systems",
 		ArgsUsage: "IMG",
-		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print as JSON"}},
+		Flags:     []cli.Flag{forceShareFlag, &cli.BoolFlag{Name: "json", Usage: "print as JSON"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return cli.Exit("image info: want exactly one image", 2)
 			}
-			info, err := imagefs.Describe(c.Args().First())
+			info, err := imagefs.Describe(c.Args().First(), c.Bool("force-share"))
 			if err != nil {
 				return cli.Exit(err, 1)
 			}
@@ -172,6 +173,8 @@ func openFS(c *cli.Context, arg string, writable bool) (*imagefs.Image, imagefs.
 	var err error
 	if writable && c.Bool("force") {
 		img, err = imagefs.OpenForce(loc.Image)
+	} else if !writable && c.Bool("force-share") {
+		img, err = imagefs.OpenUnlocked(loc.Image)
 	} else {
 		img, err = imagefs.Open(loc.Image, writable)
 	}
@@ -191,7 +194,7 @@ func imageLsCommand(e *env) *cli.Command {
 		Name:      "ls",
 		Usage:     "list a directory inside an image",
 		ArgsUsage: "IMG[:/dir]",
-		Flags:     []cli.Flag{partitionFlag, &cli.BoolFlag{Name: "json", Usage: "print as JSON"}},
+		Flags:     []cli.Flag{partitionFlag, forceShareFlag, &cli.BoolFlag{Name: "json", Usage: "print as JSON"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return cli.Exit("image ls: want one IMG[:/dir]", 2)
@@ -254,7 +257,7 @@ func imageGetCommand(e *env) *cli.Command {
 		Description: "LOCAL - writes a file's bytes to stdout. Entries whose names cannot be local\n" +
 			"file names (.., or holding / or NUL, as a damaged image may hold) are left out\n" +
 			"with a warning; a failed get leaves no partial tree.",
-		Flags: []cli.Flag{partitionFlag, &cli.BoolFlag{Name: "json", Usage: "print a summary as JSON"}},
+		Flags: []cli.Flag{partitionFlag, forceShareFlag, &cli.BoolFlag{Name: "json", Usage: "print a summary as JSON"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
 				return cli.Exit("image get: want IMG:/path LOCAL", 2)

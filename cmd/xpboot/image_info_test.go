@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -150,5 +151,42 @@ func TestDamagedBootSectorDiagnosed(t *testing.T) {
 	r = xpboot(t, dir, "image", "ls", "disk.img")
 	if r.code != 1 || !strings.Contains(r.stderr, "sectors per cluster 3") {
 		t.Errorf("ls: %+v", r)
+	}
+}
+
+// TestForceShare: an image another process holds exclusively (as xpboot
+// serve does) is refused by read-only commands, and readable with -U.
+func TestForceShare(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"image", "create", "--size", "64M", "disk.img"},
+		{"image", "convert", "disk.img", "disk.vmdk"},
+		{"image", "convert", "disk.img", "disk.vhd"},
+	} {
+		if r := xpboot(t, dir, args...); r.code != 0 {
+			t.Fatalf("%q: %+v", args, r)
+		}
+	}
+	for _, name := range []string{"disk.img", "disk.vmdk", "disk.vhd"} {
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		if r := xpboot(t, dir, "image", "ls", name); r.code == 0 || !strings.Contains(r.stderr, "lock") {
+			t.Errorf("%s held: ls without -U: %+v", name, r)
+		}
+		for _, args := range [][]string{
+			{"image", "ls", name + ":/", "-U"},
+			{"image", "info", name, "--force-share"},
+			{"image", "get", name + ":/", filepath.Join(dir, "out-"+name), "-U"},
+		} {
+			if r := xpboot(t, dir, args...); r.code != 0 {
+				t.Errorf("%s held: %q: %+v", name, args, r)
+			}
+		}
+		f.Close()
 	}
 }

@@ -57,6 +57,32 @@ func OpenRaw(path string, writable bool) (*Raw, error) {
 	return r, nil
 }
 
+// OpenRawUnlocked opens a raw image read-only without taking a lock, so
+// that an image another process holds (xpboot serve) can be inspected, as
+// qemu-img's -U does; it may read a state the writer is changing.
+func OpenRawUnlocked(path string) (*Raw, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	r, err := NewRawUnlocked(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// NewRawUnlocked wraps a file opened read-only, without a lock. The Raw
+// owns f.
+func NewRawUnlocked(f *os.File) (*Raw, error) {
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, fmt.Errorf("%s: size: %w", f.Name(), err)
+	}
+	return &Raw{f: f, size: size, readOnly: true}, nil
+}
+
 // NewRaw wraps an open file, taking the lock OpenRaw would. The Raw owns f.
 func NewRaw(f *os.File, writable bool) (*Raw, error) {
 	if err := Lock(f, writable); err != nil {

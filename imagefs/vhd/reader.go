@@ -27,6 +27,7 @@ type Disk struct {
 	footer   Footer
 	header   *Header
 	parent   blockdev.Device
+	unlocked bool // opened without locks (OpenUnlocked)
 
 	mu        sync.RWMutex // guards bat, bitmaps, next
 	bat       []uint32
@@ -42,10 +43,18 @@ var _ blockdev.Device = (*Disk)(nil)
 // a read-only one a shared lock. A differencing disk's parent is opened
 // read-only as well; differencing disks cannot be opened writable.
 func Open(path string, writable bool) (*Disk, error) {
-	return open(path, writable, 0)
+	return open(path, writable, 0, false)
 }
 
-func open(path string, writable bool, depth int) (*Disk, error) {
+// OpenUnlocked opens a VHD (and its parents) read-only without taking
+// locks, so that a disk another process holds, such as one xpboot serve
+// writes, can be inspected, as qemu-img's -U does. What it reads may be a
+// state the writer is in the middle of changing.
+func OpenUnlocked(path string) (*Disk, error) {
+	return open(path, false, 0, true)
+}
+
+func open(path string, writable bool, depth int, unlocked bool) (*Disk, error) {
 	if depth > maxDepth {
 		return nil, fmt.Errorf("vhd: %s: differencing chain longer than %d disks", path, maxDepth)
 	}
@@ -57,7 +66,7 @@ func open(path string, writable bool, depth int) (*Disk, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := newFromFile(f, writable, depth)
+	d, err := newFromFile(f, writable, depth, unlocked && !writable)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -65,9 +74,11 @@ func open(path string, writable bool, depth int) (*Disk, error) {
 	return d, nil
 }
 
-func newFromFile(f *os.File, writable bool, depth int) (*Disk, error) {
-	if err := blockdev.Lock(f, writable); err != nil {
-		return nil, err
+func newFromFile(f *os.File, writable bool, depth int, unlocked bool) (*Disk, error) {
+	if !unlocked {
+		if err := blockdev.Lock(f, writable); err != nil {
+			return nil, err
+		}
 	}
 	st, err := f.Stat()
 	if err != nil {
@@ -78,6 +89,7 @@ func newFromFile(f *os.File, writable bool, depth int) (*Disk, error) {
 		return nil, err
 	}
 	d.f = f
+	d.unlocked = unlocked
 	if writable {
 		if d.footer.DiskType == TypeDifferencing {
 			return nil, fmt.Errorf("%s: writing a differencing disk: %w", f.Name(), ErrUnsupported)
@@ -87,7 +99,12 @@ func newFromFile(f *os.File, writable bool, depth int) (*Disk, error) {
 	if d.footer.DiskType == TypeFixed {
 		// The fixed disk's data is a raw image followed by the footer;
 		// Raw gives hole detection. NewRaw re-takes the same lock.
-		if d.raw, err = blockdev.NewRaw(f, writable); err != nil {
+		if unlocked {
+			d.raw, err = blockdev.NewRawUnlocked(f)
+		} else {
+			d.raw, err = blockdev.NewRaw(f, writable)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -277,7 +294,7 @@ func (d *Disk) openParent(depth int) error {
 		if _, err := os.Stat(p); err != nil {
 			continue
 		}
-		pd, err := open(p, false, depth+1)
+		pd, err := open(p, false, depth+1, d.unlocked)
 		if err != nil {
 			return fmt.Errorf("vhd: %s: opening parent: %w", d.name, err)
 		}

@@ -118,7 +118,7 @@ func Create(path string, size int64, opts *CreateOptions) (*Disk, error) {
 			return fail(err)
 		}
 	}
-	d, err := newFromFile(f, true, 0)
+	d, err := newFromFile(f, true, 0, false)
 	if err != nil {
 		return fail(err)
 	}

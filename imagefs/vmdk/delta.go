@@ -47,7 +47,7 @@ func CreateDelta(path, parentPath string, opts *CreateOptions) (*Disk, error) {
 		os.Remove(tmp)
 		return nil, fmt.Errorf("vmdk: create delta %s: %w", path, err)
 	}
-	return open(path, true, 0, nil)
+	return open(path, true, 0, nil, false)
 }
 
 // parentHint returns the parentFileNameHint for a delta at path: the

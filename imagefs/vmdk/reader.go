@@ -26,6 +26,7 @@ type Disk struct {
 	parent   blockdev.Device
 	files    []*os.File
 	writable bool
+	unlocked bool // opened without locks (OpenUnlocked)
 	compr    bool
 
 	// rewriteDesc stores the descriptor after a CID change; nil when the
@@ -67,16 +68,24 @@ type extent struct {
 // exclusive advisory locks on every file written, read-only ones shared
 // locks; streamOptimized disks cannot be opened writable.
 func Open(path string, writable bool) (*Disk, error) {
-	return open(path, writable, 0, nil)
+	return open(path, writable, 0, nil, false)
+}
+
+// OpenUnlocked opens a VMDK (and its parents) read-only without taking
+// locks, so that a disk another process holds, such as one xpboot serve
+// writes, can be inspected, as qemu-img's -U does. What it reads may be a
+// state the writer is in the middle of changing.
+func OpenUnlocked(path string) (*Disk, error) {
+	return open(path, false, 0, nil, true)
 }
 
 // open opens path; rename maps extent file names of the descriptor to the
 // files to open instead (Create's temporary names).
-func open(path string, writable bool, depth int, rename map[string]string) (*Disk, error) {
+func open(path string, writable bool, depth int, rename map[string]string, unlocked bool) (*Disk, error) {
 	if depth > maxDepth {
 		return nil, fmt.Errorf("vmdk: %s: delta chain longer than %d disks", path, maxDepth)
 	}
-	d := &Disk{name: path, writable: writable, rename: rename}
+	d := &Disk{name: path, writable: writable, rename: rename, unlocked: unlocked && !writable}
 	if err := d.init(path, writable, depth); err != nil {
 		d.closeFiles()
 		return nil, err
@@ -129,6 +138,10 @@ func (d *Disk) openFile(path string, writable bool) (*os.File, error) {
 	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
 		return nil, err
+	}
+	if d.unlocked {
+		d.files = append(d.files, f)
+		return f, nil
 	}
 	if err := blockdev.Lock(f, writable); err != nil {
 		f.Close()
@@ -315,7 +328,7 @@ func (d *Disk) openParent(depth int) error {
 	if d.name == "" {
 		return nil // NewReader: no file system access
 	}
-	pd, err := open(p, false, depth+1, nil)
+	pd, err := open(p, false, depth+1, nil, d.unlocked)
 	if err != nil {
 		return fmt.Errorf("vmdk: %s: opening parent %q: %w", d.name, d.desc.ParentFileNameHint, err)
 	}

@@ -145,7 +145,7 @@ func Create(path string, size int64, opts *CreateOptions) (*Disk, error) {
 	if o.CreateType == TypeMonolithicFlat && o.FlatExtentPath != "" && o.FlatExtentName != "" {
 		rename = map[string]string{o.FlatExtentName: o.FlatExtentPath}
 	}
-	return open(path, true, 0, rename)
+	return open(path, true, 0, rename, false)
 }
 
 func createSparse(path string, size int64, o CreateOptions) error {
