@@ -45,6 +45,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			imageCommand(e),
 			hiveCommand(e),
 			integrateCommand(e),
+			setupCommand(e),
+			isoCommand(e),
 			serveCommand(e),
 			sanbootCommand(e),
 			completionCommand(e),

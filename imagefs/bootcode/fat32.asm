@@ -6,6 +6,9 @@
 ; boot code.
 ;
 ; Assemble: nasm -f bin -o fat32.bin fat32.asm
+; The BOOTSECT.DAT variant, fat32ldr.asm, defines SETUP_LOADER (an 11-byte
+; 8.3 directory name) and includes this file: its first stage renames the
+; file the second stage looks for (see SETUP_LOADER below).
 ;
 ; The output is 1024 bytes, two sectors:
 ;   bytes    0..511   the volume's boot sector (sector 0 of the partition):
@@ -113,7 +116,13 @@ start:
         mov si, msg_stage2
         cmp dword [STAGE2 + 506], 'XPB2'
         jne fail
+%ifdef SETUP_LOADER
+        jmp near rename                 ; same size as the jump below: the
+                                        ; routines stage 2 calls keep their
+                                        ; addresses
+%else
         jmp stage2
+%endif
 
 ; read_sector reads the sector at absolute LBA EAX into ES:BX, retrying;
 ; it preserves every register and prints "Disk error" if all tries fail.
@@ -187,6 +196,34 @@ fail:
 
 msg_disk:       db 13, 10, "Disk error", 0
 msg_stage2:     db 13, 10, "Boot sector 12 damaged", 0
+%ifdef SETUP_LOADER
+        ; BOOTSECT.DAT variant (fat32ldr.asm): the second stage on disk is
+        ; the one that loads NTLDR. Replace the first "NTLDR      " in it
+        ; by the loader name below before running it. SI still points at
+        ; msg_stage2 for a stage 2 without that name.
+rename:
+        mov di, STAGE2
+.find:
+        pusha
+        mov si, ldr_from
+        mov cx, 11
+        repe cmpsb
+        popa
+        je .patch
+        inc di
+        cmp di, STAGE2 + 506 - 11
+        jbe .find
+        jmp fail
+.patch:
+        mov si, ldr_name
+        mov cx, 11
+        rep movsb
+        jmp stage2
+ldr_from:       db "NTLDR      "
+; The 8.3 directory entry name of the loader; InstallFAT32 never writes
+; this sector, BOOTSECT.DAT carries it (bootcode.FAT32SetupLoaderSector).
+ldr_name:       db SETUP_LOADER
+%endif
 
 STAGE1_END equ $
 %if STAGE1_END - $$ > 510
