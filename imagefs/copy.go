@@ -202,7 +202,7 @@ func Put(fs FS, sources []string, dest string, progress func(done, total int64))
 		if err != nil {
 			return stats, fmt.Errorf("put: %w", err)
 		}
-		err = fs.WriteFile(it.dst, f, it.size, it.mtime)
+		err = fs.WriteFile(it.dst, &progressReader{r: f, base: stats.Bytes, total: total, cb: progress}, it.size, it.mtime)
 		f.Close()
 		if err != nil {
 			return stats, fmt.Errorf("put %s: %w", it.src, err)
@@ -330,7 +330,7 @@ func getFile(fs FS, src, dst string, fi FileInfo, stats *CopyStats, total int64,
 		return fmt.Errorf("get: %w", err)
 	}
 	err = writeAtomically(dst, func(out *os.File) error {
-		_, err := io.Copy(out, io.NewSectionReader(f, 0, f.Size()))
+		_, err := io.Copy(out, &progressReader{r: io.NewSectionReader(f, 0, f.Size()), base: stats.Bytes, total: total, cb: progress})
 		return err
 	})
 	if err != nil {
@@ -447,4 +447,24 @@ func RemoveAll(fs FS, p string) error {
 		return nil
 	}
 	return remove(p, 0)
+}
+
+// progressReader reports the bytes read through it, on top of base, to cb
+// about every MiB, so that a bar moves within a large file too.
+type progressReader struct {
+	r       io.Reader
+	base    int64
+	n, last int64
+	total   int64
+	cb      func(done, total int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if p.cb != nil && p.n-p.last >= 1<<20 {
+		p.last = p.n
+		p.cb(p.base+p.n, p.total)
+	}
+	return n, err
 }

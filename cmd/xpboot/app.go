@@ -171,8 +171,10 @@ func (e *env) meter(desc string) (update func(done, total int64), finish func())
 				progressbar.OptionSetDescription(desc),
 				progressbar.OptionShowBytes(true),
 				progressbar.OptionThrottle(100_000_000),
-				progressbar.OptionClearOnFinish(),
+				// The finished bar stays, showing 100 % and the time taken.
+				progressbar.OptionOnCompletion(func() { fmt.Fprintln(f) }),
 			)
+			_ = bar.RenderBlank() // starts the bar's clock now, for its rate
 		} else if bar.GetMax64() != total {
 			bar.ChangeMax64(total)
 		}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -293,6 +294,7 @@ func Convert(ctx context.Context, in, out string, opts Options) (*Summary, error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	opts.Progress = dataProgress(src, opts.Progress)
 	if opts.To == imagefs.FormatVMDKStream {
 		f, err := os.OpenFile(tmps[0], os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 		if err != nil {
@@ -379,4 +381,39 @@ func tempName(p string) string {
 	var b [6]byte
 	rand.Read(b[:])
 	return filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".xpboot-tmp-"+hex.EncodeToString(b[:]))
+}
+
+// dataProgress turns the copy's progress, an offset into the virtual disk,
+// into bytes of data: what the input stores below that offset, out of all it
+// stores. Holes then neither hold the bar back nor show as a rate of
+// terabytes a second, and the bar ends at 100 %. Without an extent map the
+// offsets are reported as they are.
+func dataProgress(src blockdev.Device, progress func(done, total int64)) func(done, total int64) {
+	if progress == nil {
+		return nil
+	}
+	ext, err := src.Extents(0, src.Size())
+	if err != nil {
+		return progress
+	}
+	var starts, before []int64 // data extents: start offset, data bytes before it
+	var data int64
+	var ends []int64
+	for _, e := range ext {
+		if e.State == blockdev.Zero {
+			continue
+		}
+		starts, before, ends = append(starts, e.Off), append(before, data), append(ends, e.Off+e.Len)
+		data += e.Len
+	}
+	return func(done, _ int64) {
+		i := sort.Search(len(starts), func(i int) bool { return starts[i] >= done })
+		// Extents before i start below done; the last of them may reach
+		// past it.
+		n := int64(0)
+		if i > 0 {
+			n = before[i-1] + min(done, ends[i-1]) - starts[i-1]
+		}
+		progress(n, data)
+	}
 }

@@ -274,3 +274,38 @@ func TestCreateDevice(t *testing.T) {
 		t.Errorf("non-CHS VHD: %v", err)
 	}
 }
+
+// TestProgressCountsData: progress is reported in bytes of data, so a
+// mostly sparse input ends at 100 % and moves with the data, not the holes.
+func TestProgressCountsData(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.raw")
+	f, err := os.Create(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(64 << 20)
+	data := bytes.Repeat([]byte{0xA5}, 3<<20)
+	f.WriteAt(data, 40<<20) // 3 MiB of data in 64 MiB
+	f.Close()
+	for _, to := range []imagefs.Format{imagefs.FormatVMDKSparse, imagefs.FormatVMDKStream, imagefs.FormatRaw} {
+		var calls [][2]int64
+		_, err := Convert(context.Background(), in, filepath.Join(dir, "out-"+string(to)), Options{To: to,
+			Progress: func(done, total int64) { calls = append(calls, [2]int64{done, total}) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(calls) == 0 {
+			t.Fatalf("%s: no progress", to)
+		}
+		last := calls[len(calls)-1]
+		if last[0] != last[1] || last[1] < int64(len(data)) || last[1] > 8<<20 {
+			t.Errorf("%s: last progress %d/%d, want all of the ~3 MiB of data", to, last[0], last[1])
+		}
+		for i := 1; i < len(calls); i++ {
+			if calls[i][0] < calls[i-1][0] || calls[i][0] > calls[i][1] {
+				t.Errorf("%s: progress %v after %v", to, calls[i], calls[i-1])
+			}
+		}
+	}
+}
