@@ -5,8 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/xpboot/xpboot/internal/atomicfile"
 	"os"
-	"path/filepath"
 
 	"github.com/xpboot/xpboot/imagefs/blockdev"
 	"github.com/xpboot/xpboot/imagefs/fat32"
@@ -143,32 +143,19 @@ func metadataBytes(fs string, partSize int64) int64 {
 	return mbr.SectorSize + fat32.MetadataSize(partSize)
 }
 
-// writeAtomically builds path through a temporary file in the same
-// directory that is synced and renamed into place only if build succeeds.
-func writeAtomically(path string, build func(f *os.File) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+// writeAtomically builds path through an unnamed file in the same
+// directory (package atomicfile) that gets its name only if build succeeds:
+// a failed or killed build leaves nothing behind.
+func writeAtomically(path string, build func(f *os.File) error) error {
+	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = build(f); err != nil {
+	if err := build(f.File); err != nil {
+		f.Abort()
 		return err
 	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return f.Close()
+	return f.Commit()
 }
 
 // meter counts bytes written through it for a progress callback.

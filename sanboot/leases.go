@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/xpboot/xpboot/internal/atomicfile"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -280,22 +280,16 @@ func (l *Leases) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(l.cfg.File), ".leases-*.tmp")
+	tmp, err := atomicfile.Create(l.cfg.File, 0o600)
 	if err != nil {
 		return fmt.Errorf("sanboot: saving leases: %w", err)
 	}
-	_, err = tmp.Write(append(data, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), l.cfg.File)
+	if _, err = tmp.Write(append(data, '\n')); err != nil {
+		tmp.Abort()
+	} else {
+		err = tmp.Commit()
 	}
 	if err != nil {
-		os.Remove(tmp.Name())
 		return fmt.Errorf("sanboot: saving leases to %s: %w", l.cfg.File, err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/xpboot/xpboot/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -309,25 +310,19 @@ func isoGetFile(x *iso.Reader, p, out string, force bool) error {
 	if err != nil {
 		return cli.Exit(err, 1)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
+	tmp, err := atomicfile.Create(out, 0o644)
 	if err != nil {
 		return cli.Exit(err, 1)
 	}
-	_, err = io.Copy(tmp, f.Reader())
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
+	if _, err = io.Copy(tmp, f.Reader()); err != nil {
+		tmp.Abort()
+	} else {
+		err = tmp.Commit()
 	}
 	if err == nil && !f.ModTime().IsZero() {
-		err = os.Chtimes(tmp.Name(), f.ModTime(), f.ModTime())
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), out)
+		err = os.Chtimes(out, f.ModTime(), f.ModTime())
 	}
 	if err != nil {
-		os.Remove(tmp.Name())
 		return cli.Exit(fmt.Errorf("iso get: %s: %w", out, err), 1)
 	}
 	return nil

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"github.com/xpboot/xpboot/internal/atomicfile"
 	"os"
 	"os/signal"
 	"syscall"
@@ -22,6 +23,9 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
+	// Temporary files that killed xpboot runs left in this directory go
+	// (their owner process is gone); outputs clean their own directories.
+	atomicfile.Clean(".")
 	app := newApp(os.Stdin, os.Stdout, os.Stderr)
 	if err := runApp(ctx, app, os.Args); err != nil {
 		// cli.Exit errors are printed and turned into exit codes by the

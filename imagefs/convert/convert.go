@@ -2,10 +2,9 @@ package convert
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/xpboot/xpboot/internal/atomicfile"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -281,7 +280,12 @@ func Convert(ctx context.Context, in, out string, opts Options) (*Summary, error
 
 	tmps := make([]string, len(finals))
 	for i, p := range finals {
-		tmps[i] = tempName(p)
+		// Outputs are created by path (a flat VMDK is two files), under
+		// names a later run recognises and removes if this one is killed.
+		atomicfile.Clean(filepath.Dir(p))
+		if tmps[i], err = atomicfile.TempName(p); err != nil {
+			return nil, err
+		}
 	}
 	ok := false
 	defer func() {
@@ -374,13 +378,6 @@ func closeDevice(d blockdev.Device, sync bool) error {
 		return d.Release()
 	}
 	return d.Close()
-}
-
-// tempName returns a hidden, unique name next to p.
-func tempName(p string) string {
-	var b [6]byte
-	rand.Read(b[:])
-	return filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".xpboot-tmp-"+hex.EncodeToString(b[:]))
 }
 
 // dataProgress turns the copy's progress, an offset into the virtual disk,

@@ -3,6 +3,7 @@ package convert
 import (
 	"context"
 	"fmt"
+	"github.com/xpboot/xpboot/internal/atomicfile"
 	"os"
 	"path/filepath"
 
@@ -31,8 +32,14 @@ func CreateImage(ctx context.Context, path string, format imagefs.Format, opts i
 	if _, _, err := OutputSize(format, opts.Size, copts.Exact); err != nil {
 		return nil, nil, fmt.Errorf("create %s: %w", path, err)
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(path), ".xpboot-create-*")
+	// The raw image is built in a directory beside path under a name a
+	// later run removes if this one is killed.
+	atomicfile.Clean(filepath.Dir(path))
+	tmp, err := atomicfile.TempName(path)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return nil, nil, err
 	}
 	defer os.RemoveAll(tmp)

@@ -1,0 +1,218 @@
+package atomicfile
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// marker separates a final name from the owner of a temporary name.
+const marker = ".xpboot-tmp-"
+
+// File is an output being written: an *os.File that reaches its final name
+// only through Commit. Abort (or a Commit that fails) discards it.
+type File struct {
+	*os.File
+	final string
+	perm  fs.FileMode
+	// temp is the temporary name, or "" for an unnamed (O_TMPFILE) file.
+	temp string
+	done bool
+}
+
+// Create starts the output final with permissions perm, or those of the
+// file it will replace. It removes stale temporary files of dead xpboot
+// processes from final's directory first.
+func Create(final string, perm fs.FileMode) (*File, error) {
+	dir := filepath.Dir(final)
+	Clean(dir)
+	if st, err := os.Stat(final); err == nil && st.Mode().IsRegular() {
+		perm = st.Mode().Perm() // a replaced file keeps its mode
+	}
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, uint32(perm))
+	if err == nil {
+		return &File{File: os.NewFile(uintptr(fd), final), final: final, perm: perm}, nil
+	}
+	return createNamed(final, perm)
+}
+
+// createNamed is Create for file systems without O_TMPFILE: a
+// recognisable temporary name.
+func createNamed(final string, perm fs.FileMode) (*File, error) {
+	name, err := TempName(final)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &File{File: f, final: final, perm: perm, temp: name}, nil
+}
+
+// Commit makes the file complete under its final name, replacing any file
+// there: fsync of the data, the name, fsync of the directory. The File is
+// closed afterwards, whether Commit succeeds or not.
+func (f *File) Commit() (err error) {
+	if f.done {
+		return errors.New("atomicfile: " + f.final + ": already committed or aborted")
+	}
+	defer func() {
+		if err != nil {
+			f.Abort()
+		}
+	}()
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	// An unnamed file is created with the umask applied by the kernel like
+	// any other; fchmod makes the mode exactly perm, as callers ask.
+	if err := f.Chmod(f.perm); err != nil {
+		return err
+	}
+	src := f.temp
+	if src == "" {
+		// linkat cannot replace an existing name: link the file under a
+		// temporary name, then rename that over the final one.
+		tmp, err := TempName(f.final)
+		if err != nil {
+			return err
+		}
+		proc := "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
+		if err := unix.Linkat(unix.AT_FDCWD, proc, unix.AT_FDCWD, tmp, unix.AT_SYMLINK_FOLLOW); err != nil {
+			return fmt.Errorf("%s: giving the file its name: %w", f.final, err)
+		}
+		src = tmp
+		f.temp = tmp
+	}
+	if err := os.Rename(src, f.final); err != nil {
+		return err
+	}
+	f.temp = ""
+	f.done = true
+	if err := f.File.Close(); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(f.final))
+}
+
+// Abort discards the file; it is safe to call after Commit (it then does
+// nothing) and more than once.
+func (f *File) Abort() {
+	if f.done {
+		return
+	}
+	f.done = true
+	f.File.Close()
+	if f.temp != "" {
+		os.Remove(f.temp)
+	}
+}
+
+// SyncDir fsyncs a directory, so that names created or renamed in it
+// survive a crash.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
+		return err // some file systems cannot sync a directory: that is no error
+	}
+	return nil
+}
+
+// TempName returns a hidden, unique name beside final that records this
+// process (PID and start time), for outputs that must be created by path.
+// Clean removes such names once their process is gone.
+func TempName(final string) (string, error) {
+	start, err := startTime(os.Getpid())
+	if err != nil {
+		return "", err
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	return filepath.Join(filepath.Dir(final),
+		fmt.Sprintf(".%s%s%d.%s-%s", filepath.Base(final), marker, os.Getpid(), start, hex.EncodeToString(b[:]))), nil
+}
+
+// Clean removes the temporary files and directories in dir that xpboot
+// processes no longer running left behind (killed, or crashed, before
+// committing their output). Names of live processes, and anything else,
+// are left alone. It returns the names it removed.
+func Clean(dir string) []string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var removed []string
+	for _, e := range entries {
+		pid, start, ok := owner(e.Name())
+		if !ok {
+			continue
+		}
+		if live, err := startTime(pid); err == nil && live == start {
+			continue // its owner is still running
+		}
+		p := filepath.Join(dir, e.Name())
+		if err := os.RemoveAll(p); err == nil {
+			removed = append(removed, p)
+		}
+	}
+	return removed
+}
+
+// owner parses ".NAME.xpboot-tmp-PID.START-RANDOM".
+func owner(name string) (pid int, start string, ok bool) {
+	if !strings.HasPrefix(name, ".") {
+		return 0, "", false
+	}
+	i := strings.LastIndex(name, marker)
+	if i < 0 {
+		return 0, "", false
+	}
+	rest := name[i+len(marker):]
+	id, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, "", false
+	}
+	p, s, ok := strings.Cut(id, ".")
+	if !ok {
+		return 0, "", false
+	}
+	pid, err := strconv.Atoi(p)
+	if err != nil || pid <= 0 || s == "" {
+		return 0, "", false
+	}
+	return pid, s, true
+}
+
+// startTime returns a process's start time in clock ticks since boot
+// (field 22 of /proc/PID/stat), which tells a process from a later one
+// that reuses its PID.
+func startTime(pid int) (string, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return "", fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return "", fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	return f[19], nil // field 22 overall
+}

@@ -1,0 +1,149 @@
+package atomicfile
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCommitAndAbort(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		t.Run(fmt.Sprint("named=", named), func(t *testing.T) {
+			dir := t.TempDir()
+			final := filepath.Join(dir, "out.img")
+			create := Create
+			if named {
+				create = createNamed
+			}
+			f, err := create(final, 0o640)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString("first")
+			if _, err := os.Stat(final); err == nil {
+				t.Fatal("the output has its name before Commit")
+			}
+			if err := f.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(final); string(b) != "first" {
+				t.Errorf("content %q", b)
+			}
+			if st, _ := os.Stat(final); st.Mode().Perm() != 0o640 {
+				t.Errorf("mode %v, want 0640", st.Mode().Perm())
+			}
+			// Replacing keeps the existing file's mode; Abort leaves it.
+			os.Chmod(final, 0o600)
+			g, err := create(final, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.WriteString("second")
+			g.Abort()
+			g.Abort()
+			if b, _ := os.ReadFile(final); string(b) != "first" {
+				t.Errorf("aborted write changed the output: %q", b)
+			}
+			h, _ := Create(final, 0o644)
+			h.WriteString("third")
+			if err := h.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if st, _ := os.Stat(final); st.Mode().Perm() != 0o600 {
+				t.Errorf("replaced file's mode %v, want 0600 kept", st.Mode().Perm())
+			}
+			if err := h.Commit(); err == nil {
+				t.Error("second Commit succeeded")
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 1 {
+				t.Errorf("left in the directory: %v", left)
+			}
+		})
+	}
+}
+
+// TestKilledWriterLeavesNothing kills a process in the middle of a write,
+// with SIGKILL: an unnamed file leaves nothing; a named temporary file is
+// removed by the next Clean of the directory, while a live writer's is
+// kept.
+func TestKilledWriterLeavesNothing(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		t.Run(fmt.Sprint("named=", named), func(t *testing.T) {
+			dir := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperWriter$")
+			cmd.Env = append(os.Environ(), "ATOMICFILE_HELPER="+dir, fmt.Sprint("ATOMICFILE_NAMED=", named))
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 7)
+			if _, err := out.Read(buf); err != nil || string(buf) != "writing" {
+				t.Fatalf("helper: %q %v", buf, err)
+			}
+			// Our own temporary file, alive: Clean must keep it.
+			mine, err := createNamed(filepath.Join(dir, "mine"), 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mine.Abort()
+			cmd.Process.Kill()
+			cmd.Wait()
+			removed := Clean(dir)
+			left, _ := os.ReadDir(dir)
+			var names []string
+			for _, e := range left {
+				names = append(names, e.Name())
+			}
+			if len(names) != 1 || !strings.HasPrefix(names[0], ".mine"+marker) {
+				t.Errorf("after Clean (removed %v): %v, want only the live temporary file", removed, names)
+			}
+			if named && len(removed) != 1 {
+				t.Errorf("Clean removed %v, want the killed writer's file", removed)
+			}
+		})
+	}
+}
+
+// TestHelperWriter is the process TestKilledWriterLeavesNothing kills.
+func TestHelperWriter(t *testing.T) {
+	dir := os.Getenv("ATOMICFILE_HELPER")
+	if dir == "" {
+		t.Skip("helper process only")
+	}
+	create := Create
+	if os.Getenv("ATOMICFILE_NAMED") == "true" {
+		create = createNamed
+	}
+	f, err := create(filepath.Join(dir, "big.img"), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(make([]byte, 1<<20))
+	os.Stdout.WriteString("writing")
+	time.Sleep(time.Minute) // killed here
+}
+
+func TestOwner(t *testing.T) {
+	for name, want := range map[string]bool{
+		".disk.img.xpboot-tmp-123.4567-abcdef": true,
+		".a.b.xpboot-tmp-1.2-x":                true,
+		"disk.img.xpboot-tmp-123.4567-abcdef":  false, // not hidden
+		".disk.img.xpboot-tmp-abc.4567-x":      false,
+		".disk.img.xpboot-tmp-123-abcdef":      false, // no start time
+		".disk.img.tmp-123":                    false,
+	} {
+		if _, _, ok := owner(name); ok != want {
+			t.Errorf("owner(%q) ok=%v, want %v", name, ok, want)
+		}
+	}
+}
