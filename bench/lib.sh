@@ -137,3 +137,38 @@ tgt_stop() {
 		wait "$p" 2>/dev/null || true
 	done
 }
+
+# Result lines (bench/README.md): every side-by-side benchmark prints one
+# line per figure, which bench/all.sh collects into its table:
+#
+#   BENCH figure=hive-set peer=hivexsh unit=ms better=lower goal=2 runs=9 xpboot=3.1,2.9,… peer_values=23,22,… xpboot_median=… xpboot_min=… xpboot_max=… peer_median=… peer_min=… peer_max=… ratio=…
+#
+# bench_result FIGURE PEER UNIT lower|higher GOAL "XPBOOT VALUES" "PEER VALUES"
+# prints it. VALUES are space-separated, one per run. ratio is the
+# speed-up of xpboot over the peer from the medians (peer/xpboot for
+# times, xpboot/peer for rates): above 1 means xpboot is better; GOAL is
+# the ratio the project claims (1: at least as good as the peer).
+bench_result() {
+	local figure=$1 peer=$2 unit=$3 better=$4 goal=$5 xv=$6 pv=$7
+	awk -v figure="$figure" -v peer="$peer" -v unit="$unit" -v better="$better" -v goal="$goal" \
+		-v xv="$xv" -v pv="$pv" '
+	function stats(s, out,   v, n, i, j, t) {
+		n = split(s, v, " ")
+		for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] + 0 > t + 0; j--) v[j + 1] = v[j]; v[j + 1] = t }
+		out["n"] = n; out["min"] = v[1]; out["max"] = v[n]
+		out["med"] = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+		out["list"] = v[1]; for (i = 2; i <= n; i++) out["list"] = out["list"] "," v[i]
+	}
+	BEGIN {
+		stats(xv, x); stats(pv, p)
+		if (x["n"] == 0 || p["n"] == 0) { print "bench_result: no values for " figure > "/dev/stderr"; exit 1 }
+		if (better == "lower") r = x["med"] > 0 ? p["med"] / x["med"] : 0
+		else r = p["med"] > 0 ? x["med"] / p["med"] : 0
+		gsub(/ +/, ",", xv); gsub(/^,|,$/, "", xv); gsub(/ +/, ",", pv); gsub(/^,|,$/, "", pv)
+		printf "BENCH figure=%s peer=%s unit=%s better=%s goal=%s runs=%d xpboot=%s peer_values=%s xpboot_median=%g xpboot_min=%g xpboot_max=%g peer_median=%g peer_min=%g peer_max=%g ratio=%.3f\n",
+			figure, peer, unit, better, goal, (x["n"] < p["n"] ? x["n"] : p["n"]), xv, pv, x["med"], x["min"], x["max"], p["med"], p["min"], p["max"], r
+	}'
+}
+
+# now_ms: wall clock in milliseconds with microseconds (for timing one command).
+now_ms() { local t; t=$(date +%s%N); echo "${t:0:-6}.${t: -6}"; }

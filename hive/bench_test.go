@@ -1,6 +1,7 @@
 package hive
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -132,9 +133,14 @@ func BenchmarkEdits(b *testing.B) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "h")
 	b.SetBytes(int64(len(src)))
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		os.WriteFile(path, src, 0o644)
+		// The copy must be on disk before the timer runs: the save's
+		// fsync would otherwise write the whole copy.
+		if err := writeSynced(path, src); err != nil {
+			b.Fatal(err)
+		}
 		b.StartTimer()
 		xpbootEdits(b, path)
 	}
@@ -217,5 +223,112 @@ func TestSpeedVsHivex(t *testing.T) {
 		float64(best[1])/float64(best[0]), float64(best[3])/float64(best[2]), runs)
 	if best[0] >= best[1] || best[2] >= best[3] {
 		t.Errorf("xpboot is not faster than hivex")
+	}
+}
+
+// TestWriteBenchFiles writes the benchmark's inputs into the directory
+// XPBOOT_BENCH_OUT names, for bench/hive/run.sh's whole-process runs:
+// base.hiv (the 10 MB hive), edit.hivexsh (the hivexsh -w script) and
+// edit.reg (the same edit as a .reg file for xpboot hive import).
+func TestWriteBenchFiles(t *testing.T) {
+	dir := os.Getenv("XPBOOT_BENCH_OUT")
+	if dir == "" {
+		t.Skip("set XPBOOT_BENCH_OUT=DIR to write the benchmark inputs (bench/hive/run.sh)")
+	}
+	writeBenchFiles(t, dir)
+}
+
+func writeBenchFiles(tb testing.TB, dir string) {
+	var reg strings.Builder
+	reg.WriteString("Windows Registry Editor Version 5.00\r\n")
+	for i := 0; i < 1000; i++ {
+		p, n := benchKey(i)
+		fmt.Fprintf(&reg, "\r\n[HKEY_LOCAL_MACHINE\\SYSTEM\\%s\\%s]\r\n", p, n)
+		for v := 0; v < 10; v++ {
+			if v%2 == 0 {
+				fmt.Fprintf(&reg, "\"V%d\"=\"value %d of key %d\"\r\n", v, v, i)
+			} else {
+				fmt.Fprintf(&reg, "\"V%d\"=dword:%08x\r\n", v, v*i)
+			}
+		}
+	}
+	for name, b := range map[string][]byte{
+		"base.hiv":     genHive(tb),
+		"edit.hivexsh": []byte(hivexScript()),
+		"edit.reg":     []byte(reg.String()),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// writeSynced writes b to path and fsyncs it.
+func writeSynced(path string, b []byte) error {
+	fh, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	if _, err := fh.Write(b); err != nil {
+		return err
+	}
+	return fh.Sync()
+}
+
+// BenchmarkSetOne is one value set on the 10 MB hive, opened from the file
+// and saved in place: what `xpboot hive set` does after start-up.
+func BenchmarkSetOne(b *testing.B) {
+	src := genHive(b)
+	path := filepath.Join(b.TempDir(), "h")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if err := writeSynced(path, src); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		e, err := Edit(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := e.SetValue(`Top05\Mid07\Leaf03`, "Start", DWORD, EncodeDWORD(3)); err != nil {
+			b.Fatal(err)
+		}
+		if err := e.Save(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkImportEdit is the benchmark edit as a .reg file through
+// ImportReg, opened from the file and saved: what `xpboot hive import`
+// does after start-up (bench/hive/run.sh's hive-edit figure).
+func BenchmarkImportEdit(b *testing.B) {
+	dir := b.TempDir()
+	writeBenchFiles(b, dir)
+	src, err := os.ReadFile(filepath.Join(dir, "base.hiv"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg, _ := os.ReadFile(filepath.Join(dir, "edit.reg"))
+	path := filepath.Join(dir, "h")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if err := writeSynced(path, src); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		e, err := Edit(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := ImportReg(e, bytes.NewReader(reg), RegOptions{Prefix: `HKEY_LOCAL_MACHINE\SYSTEM`}); err != nil {
+			b.Fatal(err)
+		}
+		if err := e.Save(path); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

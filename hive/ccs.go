@@ -44,15 +44,5 @@ func (f *File) ResolveCurrentControlSet(path string) (string, error) {
 // ResolveCurrentControlSet is File.ResolveCurrentControlSet for the edited
 // hive.
 func (e *Editor) ResolveCurrentControlSet(path string) (string, error) {
-	return resolveCCS(path, func() (*Value, error) {
-		n := e.find("Select")
-		if n == nil {
-			return nil, fmt.Errorf("key Select: %w", ErrNotFound)
-		}
-		v := n.value(toUnits("Current"))
-		if v == nil {
-			return nil, fmt.Errorf("value Current: %w", ErrNotFound)
-		}
-		return &Value{Name: "Current", Type: ValueType(v.typ), Data: v.data}, nil
-	})
+	return resolveCCS(path, func() (*Value, error) { return e.value("Select", "Current") })
 }

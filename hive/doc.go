@@ -22,23 +22,36 @@
 //
 // # Editing
 //
-// An Editor (Edit, NewEditor, or New for an empty hive) holds the whole
-// hive in memory, applies key and value changes, and writes the hive with
-// Save: a temporary file in the same directory, fsync, rename, so that on
-// any error the original is untouched. Each write lays the hive out anew
-// and compactly, the way RegSaveKey compacts a hive: cells are packed
-// into bins in tree order, the only free space is the tail of each bin,
-// so free space never accumulates and repeated edits do not grow the
-// file. Every written hive satisfies Check: equal sequence numbers bumped
-// by one, a fresh timestamp, checksum with Windows' fix-ups (and a
-// timestamp nudged so that hivex's raw checksum agrees), contiguous 4 KiB
-// bins, 8-aligned cells that never span bins, subkey lists of the type the
-// version calls for (lh for 1.5, lf or li for 1.3/1.4, ri above the leaf
-// limits) sorted by upper-cased UTF-16 with exact hashes and hints,
-// inline data up to 4 bytes, db big data above 16,344 bytes in 1.4+ hives,
-// Latin-1 names wherever they fit, exact security reference counts in a
-// circular sk list, and maximum-length fields at least the real maxima.
-// A dirty hive is refused (ErrDirty) until its log is replayed
+// An Editor (Edit, NewEditor, or New for an empty hive) changes a hive in
+// place, the way Windows' configuration manager does: the bins stay where
+// they are, new cells come from free cells (best fit, split, coalesced
+// with free neighbours when freed) or from a bin appended at the end, and
+// only the cells an edit touches are written. Edit maps the file
+// copy-on-write, so opening a large hive reads only what the edit needs.
+// Save writes just the changed 4 KiB pages and the base block, with
+// Windows' crash protocol: an old-format transaction log (HIVE.LOG)
+// first, then the primary marked dirty, the pages, and the primary marked
+// clean, each step synced; a crash leaves the old hive or a dirty one that
+// its log completes (Edit replays it, as Windows does at boot). An edit
+// that changes more than an eighth of the pages, and a save to another path,
+// write the whole file to a temporary file that is synced and renamed
+// instead. A file changed by another program since it was read is not
+// overwritten.
+//
+// Every written hive satisfies Check if the input did: equal sequence
+// numbers bumped by one, a fresh timestamp, checksum with Windows'
+// fix-ups (and a timestamp nudged so that hivex's raw checksum agrees),
+// cells that tile their bins with free neighbours coalesced, subkey lists
+// rewritten with the type the version calls for (lh for 1.5, lf or li for
+// 1.3/1.4, ri above the leaf limits) sorted by upper-cased UTF-16 with
+// exact hashes and hints, inline data up to 4 bytes, db big data above
+// 16,344 bytes in 1.4+ hives, Latin-1 names wherever they fit, exact
+// security reference counts in a circular sk list (an sk no key uses any
+// more is unlinked and freed), and maximum-length fields at least the real
+// maxima. Free space is reused, so repeated edits do not grow the file;
+// Compact (xpboot hive compact) lays a hive out anew without free space,
+// the way RegSaveKey does, and repairs lists of the wrong type or order.
+// A dirty hive is refused (ErrDirty) unless its log replays
 // (RecoverOldLog).
 //
 // Names, flags, timestamps, class names, security descriptors, value order

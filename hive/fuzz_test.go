@@ -2,6 +2,7 @@ package hive
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -32,10 +33,8 @@ func FuzzParse(f *testing.F) {
 		}
 		f.Add(b[:maxSeed])
 		if hf, err := NewFile(bytes.NewReader(b), int64(len(b))); err == nil {
-			if e, err := NewEditor(hf); err == nil {
-				if out, err := e.Bytes(); err == nil && len(out) <= maxSeed {
-					f.Add(out)
-				}
+			if out, err := Compact(hf); err == nil && len(out) <= maxSeed {
+				f.Add(out)
 			}
 		}
 	}
@@ -54,21 +53,15 @@ func FuzzParse(f *testing.F) {
 			return err
 		})
 		ExportReg(&bytes.Buffer{}, hf, "", RegOptions{Prefix: sysPrefix})
-		e, err := NewEditor(hf)
-		if err != nil {
-			return
-		}
-		out, err := e.Bytes()
+		probs, _ := Check(bytes.NewReader(b), int64(len(b)))
+		fuzzEdit(t, hf, len(probs) == 0)
+		out, err := Compact(hf)
 		if err != nil {
 			return
 		}
 		mustCheck(t, out)
-		// The editor sorts and re-encodes; a second round must be stable.
-		e2, err := NewEditor(openBytes(t, out))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out2, err := e2.Bytes()
+		// Compact sorts and re-encodes; a second round must be stable.
+		out2, err := Compact(openBytes(t, out))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,4 +69,45 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("parse → write → parse is not stable:\n%s", firstDiff(a, b))
 		}
 	})
+}
+
+// fuzzEdit edits hf in place (new keys and values, a replaced value, a
+// deleted subtree): whatever the input, no panic; on a hive that checks
+// clean, the result checks clean.
+func fuzzEdit(t *testing.T, hf *File, clean bool) {
+	e, err := NewEditor(hf)
+	if err != nil {
+		return
+	}
+	root, err := hf.Root()
+	if err != nil {
+		return
+	}
+	subs, _ := root.Subkeys()
+	var first string
+	if len(subs) > 0 {
+		first = subs[0].Name()
+	}
+	ok := true
+	step := func(err error) {
+		if err != nil {
+			if clean && !errors.Is(err, ErrNotFound) {
+				t.Fatalf("edit of a clean hive failed: %v", err)
+			}
+			ok = false
+		}
+	}
+	step(e.CreateKey(`fuzz\a`))
+	step(e.SetValue(`fuzz\a`, "v", Binary, pattern(300)))
+	step(e.SetValue(`fuzz\a`, "v", DWORD, EncodeDWORD(1)))
+	step(e.SetValue("", "fuzz", SZ, EncodeString("x")))
+	if first != "" {
+		step(e.SetValue(first, "fuzz", Binary, pattern(40)))
+		step(e.DeleteKey(first))
+	}
+	out, err := e.Bytes()
+	if err != nil || !ok || !clean {
+		return
+	}
+	mustCheck(t, out)
 }

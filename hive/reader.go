@@ -90,6 +90,19 @@ func NewFile(r io.ReaderAt, size int64) (*File, error) {
 	if _, err := r.ReadAt(data, baseBlockSize); err != nil {
 		return nil, fmt.Errorf("hive: reading hive bins: %w", err)
 	}
+	return fileFromBytes(base, data)
+}
+
+// fileFromBytes is NewFile over a base block and the hive bins data
+// (Length bytes) already in memory; the File keeps both slices.
+func fileFromBytes(base, data []byte) (*File, error) {
+	h, err := parseHeader(base)
+	if err != nil {
+		return nil, err
+	}
+	if int64(h.Length) != int64(len(data)) {
+		return nil, fileErr(hdrLength, "hive bins data length 0x%x, have 0x%x bytes", h.Length, len(data))
+	}
 	f := &File{Header: *h, base: base, data: data}
 	if err := f.mapBins(); err != nil {
 		return nil, err

@@ -70,7 +70,7 @@ func (w *writer) put32(off uint32, at int, v uint32) { le.PutUint32(w.data[int(o
 // Bytes lays the hive out and returns the whole file: base block with
 // both sequence numbers one above the last saved ones, a new timestamp,
 // the bins length and checksum; bins holding every cell exactly once.
-func (e *Editor) Bytes() ([]byte, error) {
+func (e *tree) Bytes() ([]byte, error) {
 	now := toFiletime(e.now())
 	w := &writer{minor: e.minor, stamp: now}
 	w.buf = make([]byte, baseBlockSize, baseBlockSize+e.sizeEstimate())
@@ -324,7 +324,7 @@ func (w *writer) leaf(sig string, subs []*node, offs []uint32) uint32 {
 
 // sizeEstimate is a generous estimate of the laid-out hive bins size, so
 // that the output buffer is allocated once.
-func (e *Editor) sizeEstimate() int {
+func (e *tree) sizeEstimate() int {
 	n := 0
 	var walk func(k *node)
 	walk = func(k *node) {

@@ -23,6 +23,8 @@ if [[ -z "${XPBOOT:-}" ]]; then
 	XPBOOT=$WORK/xpboot
 fi
 XP=("$XPBOOT" --quiet image convert --force --to)
+. "$ROOT/bench/lib.sh" # bench_result
+RESULTS=
 
 IN=$WORK/input.raw
 if [[ ! -f $IN || $(stat -c %s "$IN") != $((SIZE_GIB << 30)) ]]; then
@@ -77,12 +79,14 @@ printf '|%s|\n' "-------------|---------|---------|----------|----------|-------
 # each keeps its best wall time (and that run's CPU time).
 for fmt in ${FORMATS:-vhd vhd-fixed vmdk vmdk-flat vmdk-stream raw}; do
 	OQ=$WORK/out-qemu.$fmt OX=$WORK/out-xp.$fmt
-	tq= tx=
+	tq= tx= QV= XV=
 	for ((i = 0; i < RUNS; i++)); do
 		read -r w c < <(once qemu "$fmt" "$OQ")
 		if [[ -z $tq ]] || lt "$w" "$tq"; then tq=$w cq=$c; fi
+		QV+=" $w"
 		read -r w c < <(once xp "$fmt" "$OX")
 		if [[ -z $tx ]] || lt "$w" "$tx"; then tx=$w cx=$c; fi
+		XV+=" $w"
 	done
 	sq=$(alloc "$OQ") sx=$(alloc "$OX")
 	# Both outputs must hold the input's disk.
@@ -91,4 +95,8 @@ for fmt in ${FORMATS:-vhd vhd-fixed vmdk vmdk-flat vmdk-stream raw}; do
 	qemu-img compare -q -f raw -F "$qf" "$IN" "$OQ" || { echo "compare failed ($fmt, qemu)" >&2; exit 1; }
 	rm -f "$OQ" "${OQ%.*}"-flat.* "$OX" "${OX%.*}"-flat.*
 	printf '| %-11s | %7.2f | %7.2f | %7.2fx | %8.2f | %8.2f | %13d | %13d | %10.3f |\n' "$fmt" "$tq" "$tx" "$(echo "$tq / $tx" | bc -l)" "$cq" "$cx" "$sq" "$sx" "$(echo "$sx / $sq" | bc -l)"
+	RESULTS+=$(bench_result "convert-$fmt" qemu-img s lower 1 "$XV" "$QV")$'\n'
 done
+
+# Result lines for bench/all.sh (bench/README.md), after the table.
+printf '%s' "$RESULTS"

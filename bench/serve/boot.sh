@@ -261,3 +261,4 @@ awk -v x="$XMED" -v t="$TMED" -v r="$RMED" 'BEGIN { printf "xpboot / tgt+dnsmasq
 awk -v x="$XMED" -v t="$TMED" 'BEGIN { printf "ratio tgt/xpboot (median): %.2f\n", t / x }'
 
 # Result line for bench/all.sh (bench/README.md).
+bench_result sanboot-boot tgt+dnsmasq s lower 1 "${XS[*]}" "${TS[*]}"

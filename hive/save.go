@@ -1,0 +1,281 @@
+package hive
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"runtime"
+)
+
+// Save writes the hive to path so that a crash at any moment leaves either
+// the old or the new hive.
+//
+// When path is the file the hive was read from (Edit), is still that file
+// with the base block it had, and at most an eighth of its pages changed, the
+// changed pages are written in place with Windows' own protocol
+// (HvpWriteLog, HvpDoWriteHive): first an old-format transaction log,
+// path+".LOG" (the base block of the new hive, the DIRT bitmap and the
+// changed pages), synced; then the primary's base block with only the
+// first sequence number raised (the hive is now marked dirty), synced;
+// then the changed pages, synced; then the base block with both sequence
+// numbers equal (not synced: until it is on disk, a crash leaves a dirty
+// hive that the log completes to the same new hive). Windows, and Edit,
+// replay the log over a hive left dirty; a clean hive ignores its log.
+// Otherwise the whole file is
+// written to a temporary file in the same directory, synced and renamed
+// over path (keeping its mode). On an error before the primary is marked
+// dirty the file is untouched.
+func (e *Editor) Save(path string) error {
+	if err := e.flush(); err != nil {
+		return err
+	}
+	base := e.header()
+	inPlace := false
+	if e.src != nil && filepath.Clean(path) == filepath.Clean(e.src.path) {
+		if err := e.checkSource(path); err != nil {
+			return err
+		}
+		// Scattered page writes, each synced twice (log and hive), lose to
+		// one sequential write of the whole file once more than an eighth
+		// of the pages changed (measured on the benchmark's 10 MB hive:
+		// a quarter of its pages changed took 40–300 ms in place, 35–70 ms
+		// rewritten).
+		inPlace = !e.all && 8*e.dirtyPages() <= len(e.f.binOf)
+	}
+	var err error
+	if inPlace {
+		err = e.saveInPlace(path, base)
+	} else {
+		err = writeFileAtomic(path, base, e.f.data)
+	}
+	if err != nil {
+		return err
+	}
+	runtime.KeepAlive(e) // e.f.data may be a mapping e's cleanup releases
+	e.seq++
+	copy(e.f.base, base)
+	e.f.Seq1, e.f.Seq2 = e.seq, e.seq
+	clear(e.dirty)
+	e.ndirty = 0
+	e.hot = freeCells{}
+	e.all = false
+	e.src = nil
+	if st, err := os.Stat(path); err == nil {
+		e.src = &source{path: path, info: st, base: base}
+	}
+	return nil
+}
+
+func (e *Editor) dirtyPages() int {
+	n := 0
+	for _, w := range e.dirty {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+// dirtyRuns returns the changed pages as runs [first, end).
+func (e *Editor) dirtyRuns() [][2]uint32 {
+	var runs [][2]uint32
+	pages := uint32(len(e.f.binOf))
+	for p := uint32(0); p < pages; p++ {
+		if e.dirty[p/64]&(1<<(p%64)) == 0 {
+			continue
+		}
+		if n := len(runs); n > 0 && runs[n-1][1] == p {
+			runs[n-1][1] = p + 1
+		} else {
+			runs = append(runs, [2]uint32{p, p + 1})
+		}
+	}
+	return runs
+}
+
+// oldLog builds the old-format transaction log of this write: the new
+// base block as a log (file type 1), "DIRT" and one bit per 512-byte
+// sector of the hive bins data, then the dirty sectors in order.
+func (e *Editor) oldLog(base []byte, runs [][2]uint32) []byte {
+	length := len(e.f.data)
+	vecLen := (length/logSector + 7) / 8
+	dataOff := (logHeaderSize + 4 + vecLen + logSector - 1) / logSector * logSector
+	n := dataOff
+	for _, r := range runs {
+		n += int(r[1]-r[0]) * binAlign
+	}
+	out := make([]byte, dataOff, n)
+	copy(out, base[:logHeaderSize])
+	le.PutUint32(out[hdrType:], logTypeOld)
+	le.PutUint32(out[hdrChecksum:], 0)
+	le.PutUint32(out[hdrChecksum:], checksum(out[:logHeaderSize]))
+	copy(out[logHeaderSize:], "DIRT")
+	vec := out[logHeaderSize+4:]
+	for _, r := range runs {
+		for p := r[0]; p < r[1]; p++ {
+			vec[p] = 0xFF // the 8 sectors of page p
+		}
+		out = append(out, e.f.data[r[0]*binAlign:r[1]*binAlign]...)
+	}
+	return out
+}
+
+// checkSource refuses to save over the file the hive was read from if it
+// is no longer that file with that base block: another program changed it.
+func (e *Editor) checkSource(path string) error {
+	fh, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("hive: saving %s: %w", path, err)
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return fmt.Errorf("hive: saving %s: %w", path, err)
+	}
+	cur := make([]byte, baseBlockSize)
+	if _, err := fh.ReadAt(cur, 0); err != nil || !os.SameFile(st, e.src.info) || !bytes.Equal(cur, e.src.base) {
+		return fmt.Errorf("hive: %s changed on disk since it was read; not saved", path)
+	}
+	return nil
+}
+
+// saveInPlace writes the changed pages into path (see Save).
+func (e *Editor) saveInPlace(path string, base []byte) error {
+	fail := func(err error) error { return fmt.Errorf("hive: saving %s: %w", path, err) }
+	fh, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fail(err)
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	cur := make([]byte, baseBlockSize)
+	if _, err := fh.ReadAt(cur, 0); err != nil || !os.SameFile(st, e.src.info) || !bytes.Equal(cur, e.src.base) {
+		return fmt.Errorf("hive: %s changed on disk since it was read; not saved", path)
+	}
+	oldLen := int64(le.Uint32(e.src.base[hdrLength:]))
+	if st.Size() < baseBlockSize+oldLen {
+		return fmt.Errorf("hive: %s was truncated since it was read; not saved", path)
+	}
+	newSize := int64(baseBlockSize + len(e.f.data))
+	if newSize > st.Size() {
+		// Reserve the space first: a full disk fails here, before the
+		// hive is marked dirty.
+		if err := allocate(fh, st.Size(), newSize-st.Size()); err != nil {
+			return fail(err)
+		}
+	}
+	runs := e.dirtyRuns()
+	logb := e.oldLog(base, runs)
+	lf, err := os.OpenFile(path+".LOG", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, st.Mode().Perm())
+	if err != nil {
+		return fail(err)
+	}
+	_, err = lf.Write(logb)
+	if err == nil {
+		err = datasync(lf)
+	}
+	if cerr := lf.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if e.crashAt == 1 {
+		return errCrash
+	}
+	dirty := bytes.Clone(base)
+	le.PutUint32(dirty[hdrSeq2:], e.seq)
+	le.PutUint32(dirty[hdrChecksum:], 0)
+	le.PutUint32(dirty[hdrChecksum:], checksum(dirty))
+	if _, err := fh.WriteAt(dirty, 0); err != nil {
+		return fail(err)
+	}
+	if err := datasync(fh); err != nil {
+		return fail(err)
+	}
+	if e.crashAt == 2 {
+		return errCrash
+	}
+	// From here on a failure leaves a dirty hive that its log completes.
+	for i, r := range runs {
+		if e.crashAt == 3 && i == len(runs)/2 {
+			return errCrash // half the pages written
+		}
+		if _, err := fh.WriteAt(e.f.data[r[0]*binAlign:r[1]*binAlign], baseBlockSize+int64(r[0])*binAlign); err != nil {
+			return fail(fmt.Errorf("%w (the hive is dirty; %s.LOG completes it)", err, path))
+		}
+	}
+	if err := datasync(fh); err != nil {
+		return fail(fmt.Errorf("%w (the hive is dirty; %s.LOG completes it)", err, path))
+	}
+	if e.crashAt == 4 {
+		return errCrash
+	}
+	// The clean base block needs no sync of its own: the new hive is on
+	// disk already (pages and log), and until this block reaches the disk
+	// a crash leaves a dirty hive that the log completes to the same hive.
+	if _, err := fh.WriteAt(base, 0); err != nil {
+		return fail(fmt.Errorf("%w (the hive is dirty; %s.LOG completes it)", err, path))
+	}
+	return nil
+}
+
+// errCrash is what a save stopped by Editor.crashAt returns.
+var errCrash = errors.New("hive: simulated crash")
+
+// writeFileAtomic writes parts to a temporary file in path's directory,
+// syncs it and renames it over path, keeping path's mode. On any error
+// path is left untouched and the temporary file is removed.
+func writeFileAtomic(path string, parts ...[]byte) (err error) {
+	dir, name := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	mode := os.FileMode(0o644)
+	if st, err := os.Stat(path); err == nil {
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("hive: %s is not a regular file", path)
+		}
+		mode = st.Mode().Perm()
+	}
+	tmp, err := os.CreateTemp(dir, "."+name+".tmp*")
+	if err != nil {
+		return fmt.Errorf("hive: saving %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+			err = fmt.Errorf("hive: saving %s: %w", path, err)
+		}
+	}()
+	for _, p := range parts {
+		if _, err = tmp.Write(p); err != nil {
+			return err
+		}
+	}
+	if err = tmp.Chmod(mode); err != nil {
+		return err
+	}
+	if err = datasync(tmp); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if d, derr := os.Open(dir); derr == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
