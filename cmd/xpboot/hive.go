@@ -543,18 +543,24 @@ func hiveCheckCommand(e *env) *cli.Command {
 				return err
 			}
 			path := c.Args().First() // as the user named it, also for IMG:/path
+			// Could not read the hive at all: exit status 3, apart from
+			// 1 for findings (the convention of every check command).
 			fh, err := os.Open(hivePath)
 			if err != nil {
-				return hiveExit("check", err)
+				return cli.Exit(fmt.Sprintf("hive check: %v", err), exitUnreadable)
 			}
 			defer fh.Close()
 			st, err := fh.Stat()
 			if err != nil {
-				return hiveExit("check", err)
+				return cli.Exit(fmt.Sprintf("hive check: %v", err), exitUnreadable)
+			}
+			sig := make([]byte, 4)
+			if _, err := fh.ReadAt(sig, 0); err != nil || string(sig) != "regf" {
+				return cli.Exit(fmt.Sprintf("hive check: %s is not a registry hive (no regf signature at offset 0)", path), exitUnreadable)
 			}
 			probs, err := hive.Check(fh, st.Size())
 			if err != nil {
-				return hiveExit("check", err)
+				return cli.Exit(fmt.Sprintf("hive check: %v", err), exitUnreadable)
 			}
 			if c.Bool("json") {
 				type finding struct {
@@ -615,7 +621,11 @@ func imageAware(writable bool, action func(c *cli.Context, hivePath string) erro
 			return actionErr
 		}
 		if err != nil {
-			return cli.Exit(err, 1)
+			code := 1
+			if c.Command.Name == "check" {
+				code = exitUnreadable // the image or the hive in it could not be read
+			}
+			return cli.Exit(err, code)
 		}
 		return nil
 	}

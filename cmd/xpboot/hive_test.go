@@ -109,6 +109,14 @@ func TestHiveCheck(t *testing.T) {
 			t.Errorf("check %s: %+v", name, r)
 		}
 	}
+	// Could not read it at all: exit status 3, not 1 (findings).
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "notahive"), []byte("plain text, not regf"), 0o644)
+	for _, arg := range []string{"missing.hiv", "notahive", "missing.img:/x"} {
+		if r := xpboot(t, dir, "hive", "check", arg); r.code != 3 {
+			t.Errorf("check %s: exit %d, want 3: %+v", arg, r.code, r)
+		}
+	}
 }
 
 func TestHiveDirtyRefused(t *testing.T) {
