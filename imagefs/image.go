@@ -219,7 +219,13 @@ func (img *Image) FS(index int) (FS, error) {
 		}
 		fs = fatFS{f}
 	case FSNTFS:
-		n, err := ntfs.Open(img.Dev, p.Offset)
+		var n *ntfs.FS
+		var err error
+		if img.writable {
+			n, err = ntfs.OpenWritable(img.Dev, p.Offset, img.Dev.Size())
+		} else {
+			n, err = ntfs.Open(img.Dev, p.Offset)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: partition %d: %w", img.Path, p.Index, err)
 		}
@@ -256,8 +262,9 @@ type FS interface {
 	Stat(path string) (FileInfo, error)
 	ReadDir(path string) ([]FileInfo, error)
 	Open(path string) (File, error)
-	// The writing methods fail on read-only file systems (NTFS, or an image
-	// opened read-only) with an error saying what to do instead.
+	// The writing methods fail on an image opened read-only, and on NTFS
+	// volumes the writer refuses (dirty, unclean $LogFile, hibernated),
+	// with an error saying why.
 	WriteFile(path string, r io.Reader, size int64, mtime time.Time) error
 	Mkdir(path string, mtime time.Time) error
 	MkdirAll(path string, mtime time.Time) error
@@ -331,8 +338,10 @@ func (n ntfsFS) Open(p string) (File, error) {
 	}
 	return file, nil
 }
-func (ntfsFS) WriteFile(string, io.Reader, int64, time.Time) error { return ntfs.ErrReadOnly }
-func (ntfsFS) Mkdir(string, time.Time) error                       { return ntfs.ErrReadOnly }
-func (ntfsFS) MkdirAll(string, time.Time) error                    { return ntfs.ErrReadOnly }
-func (ntfsFS) Remove(string) error                                 { return ntfs.ErrReadOnly }
-func (ntfsFS) Flush() error                                        { return nil }
+func (n ntfsFS) WriteFile(p string, r io.Reader, size int64, mtime time.Time) error {
+	return n.FS.WriteFile(p, r, size, mtime)
+}
+func (n ntfsFS) Mkdir(p string, mtime time.Time) error    { return n.FS.Mkdir(p, mtime) }
+func (n ntfsFS) MkdirAll(p string, mtime time.Time) error { return n.FS.MkdirAll(p, mtime) }
+func (n ntfsFS) Remove(p string) error                    { return n.FS.Remove(p) }
+func (n ntfsFS) Flush() error                             { return n.FS.Flush() }

@@ -304,10 +304,14 @@ func TestImageFSReadOnly(t *testing.T) {
 	}
 }
 
-// TestImageFSNTFS: a writable open of an NTFS partition is refused up
-// front with the advice of package ntfs; a read-only one is allowed.
+// TestImageFSNTFS integrates into a setup tree on an NTFS partition (made
+// by mkntfs, filled by xpboot's NTFS writer) and checks the result file by
+// file against the same integration into a directory, then the volume with
+// ntfsfix. A read-only open still refuses writes.
 func TestImageFSNTFS(t *testing.T) {
 	peertest.Need(t, "mkntfs", "ntfs-3g")
+	peertest.Need(t, "ntfsfix", "ntfs-3g")
+	pkgs := testPackages(t)
 	dir := t.TempDir()
 	img := filepath.Join(dir, "ntfs.img")
 	res, err := imagefs.Create(img, imagefs.CreateOptions{Size: 64 << 20, FS: "none"})
@@ -323,25 +327,58 @@ func TestImageFSNTFS(t *testing.T) {
 	disk, _ := os.OpenFile(img, os.O_RDWR, 0)
 	disk.WriteAt(raw, res.Partition.Offset)
 	disk.Close()
-	before, _ := os.ReadFile(img)
 
-	if _, err := OpenImage(img, 0, "/", true); err == nil || !strings.Contains(err.Error(), "read-only") || !strings.Contains(err.Error(), img+":/") {
-		t.Errorf("writable NTFS: %v", err)
+	dirRoot := makeMedia(t)
+	im, fsys := openImageFS(t, img, true)
+	ents, _ := os.ReadDir(dirRoot)
+	var srcs []string
+	for _, e := range ents {
+		srcs = append(srcs, filepath.Join(dirRoot, e.Name()))
 	}
-	ro, err := OpenImage(img, 0, "/", false)
+	if err := fsys.Mkdir("/setup", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := imagefs.Put(fsys, srcs, "/setup/", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := im.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	ro, err := OpenImage(img, 0, "/setup", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Detect(ro); !errors.Is(err, ErrNotSetupTree) {
-		t.Errorf("detect on an empty NTFS volume: %v", err)
-	}
-	if err := ro.CheckWrite(); err == nil || !strings.Contains(err.Error(), "NTFS") {
-		t.Errorf("CheckWrite: %v", err)
+	if err := ro.CheckWrite(); err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("CheckWrite on a read-only open: %v", err)
 	}
 	ro.Close()
-	if after, _ := os.ReadFile(img); string(after) != string(before) {
-		t.Error("the image changed")
+
+	if err := planOn(t, DirFS(dirRoot), Options{Backup: true}, pkgs...).Commit(); err != nil {
+		t.Fatal(err)
 	}
+	want := integratetest.NormalizeHives(t, integratetest.Snapshot(t, dirRoot))
+	w, err := OpenImage(img, 0, "/SETUP", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Type() != imagefs.FSNTFS {
+		t.Fatalf("partition type %s", w.Type())
+	}
+	if err := planOn(t, w, Options{Backup: true}, pkgs...).Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	integratetest.SameSnapshot(t, want, integratetest.NormalizeHives(t, imageSnapshot(t, img, "/setup")))
+
+	disk, _ = os.Open(img)
+	out := make([]byte, res.Partition.Size)
+	disk.ReadAt(out, res.Partition.Offset)
+	disk.Close()
+	os.WriteFile(vol, out, 0o644)
+	peertest.Run(t, time.Minute, "ntfsfix", "-n", vol)
 }
 
 // TestImageFSFull: a plan whose files do not fit in the image's free

@@ -30,7 +30,8 @@ type FS interface {
 }
 
 // A WriteChecker is an FS that can tell before the first write whether
-// writes will fail (an NTFS partition, an image opened read-only).
+// writes will fail (an image opened read-only, an NTFS volume that is
+// dirty or hibernated).
 // Plan.Commit asks it before writing anything.
 type WriteChecker interface {
 	CheckWrite() error

@@ -11,12 +11,11 @@ import (
 	"time"
 
 	"github.com/xpboot/xpboot/imagefs"
-	"github.com/xpboot/xpboot/imagefs/ntfs"
 )
 
 // ImageFS is a setup tree inside a disk image: an FS over one directory of
 // a partition's file system, through package imagefs (raw, VMDK or VHD
-// containers; FAT32 read-write, NTFS read-only).
+// containers; FAT32 and NTFS read-write).
 //
 // Names are matched case-insensitively by the file system itself and an
 // existing entry keeps its name when replaced. WriteFile hands the whole
@@ -25,14 +24,17 @@ import (
 // the directories reach the disk once, when Close flushes them (FAT copies,
 // then directories, then FSInfo). So a run killed before Close leaves the
 // file system on disk as it was, with the new data only in clusters its FAT
-// still calls free; what is not atomic is the flush itself.
+// still calls free; what is not atomic is the flush itself. On NTFS each
+// write is planned completely and then written at once (data, index
+// blocks, bitmaps, MFT records, $MFTMirr) by imagefs/ntfs.
 type ImageFS struct {
 	img      *imagefs.Image
 	fs       imagefs.FS
 	root     string // absolute, "/"-separated
 	writable bool
-	wrote    bool   // a write was attempted: Close must flush
-	name     string // IMG:/root, for messages
+	wrote    bool              // a write was attempted: Close must flush
+	name     string            // IMG:/root, for messages
+	part     imagefs.Partition // the partition fs lives in
 }
 
 var _ interface {
@@ -47,11 +49,29 @@ var _ interface {
 // writable is set: that takes the image's exclusive lock (an image that
 // xpboot serve or another writer holds is refused) and refuses a base
 // image that delta disks depend on. A writable open of an NTFS partition
-// is refused here, before any planning, since xpboot does not write NTFS.
+// that the NTFS writer refuses (dirty, unclean $LogFile, hibernated) fails
+// here, before any planning.
 func OpenImage(image string, partition int, root string, writable bool) (*ImageFS, error) {
+	return openImage(image, partition, root, writable, false)
+}
+
+// OpenVolume opens the whole file system of a partition of a disk image
+// (as OpenImage with root "/"), for an installed system. The ImageFS
+// also reads and writes the partition's boot sector.
+// Opened writable, it records the original of every sector written and
+// Close leaves them as an undo journal beside the image (JournalDir,
+// UndoImage).
+func OpenVolume(image string, partition int, writable bool) (*ImageFS, error) {
+	return openImage(image, partition, "/", writable, true)
+}
+
+func openImage(image string, partition int, root string, writable, journal bool) (*ImageFS, error) {
 	img, err := imagefs.Open(image, writable)
 	if err != nil {
 		return nil, fmt.Errorf("integrate: %w", err)
+	}
+	if writable && journal {
+		img.Dev = &recordingDevice{Device: img.Dev, image: image, saved: map[int64][]byte{}}
 	}
 	// Error paths close the device without Image.Close, which would
 	// flush the file system (and rewrite FSInfo) though nothing changed.
@@ -62,6 +82,10 @@ func OpenImage(image string, partition int, root string, writable bool) (*ImageF
 	}
 	root = path.Clean("/" + strings.ReplaceAll(root, `\`, "/"))
 	f := &ImageFS{img: img, fs: fsys, root: root, writable: writable, name: image + ":" + root}
+	if f.part, err = fsPartition(img, partition); err != nil {
+		img.Dev.Close() // nothing written: no flush
+		return nil, fmt.Errorf("integrate: %w", err)
+	}
 	if writable {
 		if err := f.CheckWrite(); err != nil {
 			img.Dev.Close() // nothing written: no flush
@@ -99,13 +123,16 @@ func (f *ImageFS) Close() error {
 }
 
 // CheckWrite reports why writes would fail: an image opened read-only or
-// an NTFS partition.
+// an NTFS volume that must not be written (dirty, unclean $LogFile,
+// hibernated Windows).
 func (f *ImageFS) CheckWrite() error {
-	if f.fs.Type() == imagefs.FSNTFS {
-		return fmt.Errorf("%s: %w", f.name, ntfs.ErrReadOnly)
-	}
 	if !f.writable {
 		return fmt.Errorf("%s: the image is opened read-only", f.name)
+	}
+	if c, ok := f.fs.(interface{ CheckWritable() error }); ok {
+		if err := c.CheckWritable(); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
 	}
 	return nil
 }
@@ -189,3 +216,83 @@ func (fi fileInfo) Mode() fs.FileMode {
 }
 
 func (fi fileInfo) Sys() any { return nil }
+
+// fsPartition returns the partition imagefs.Image.FS(index) opens: the
+// given one, or for 0 the active one with a known file system, else the
+// first FAT32 or NTFS one.
+func fsPartition(img *imagefs.Image, index int) (imagefs.Partition, error) {
+	parts := img.Partitions()
+	if index != 0 {
+		for _, p := range parts {
+			if p.Index == index {
+				return p, nil
+			}
+		}
+		return imagefs.Partition{}, fmt.Errorf("%s: partition %d does not exist", img.Path, index)
+	}
+	if a, _ := img.MBR.Active(); a >= 0 {
+		for _, p := range parts {
+			if p.Index == a+1 && img.Detect(p) != imagefs.FSUnknown {
+				return p, nil
+			}
+		}
+	}
+	for _, p := range parts {
+		if fs := img.Detect(p); fs == imagefs.FSFAT32 || fs == imagefs.FSNTFS {
+			return p, nil
+		}
+	}
+	return imagefs.Partition{}, fmt.Errorf("%s: %w", img.Path, imagefs.ErrNoPartition)
+}
+
+// Partition is the partition the file system lives in.
+func (f *ImageFS) Partition() imagefs.Partition { return f.part }
+
+// ReadSector reads the 512-byte sector n of the partition (0 is its boot
+// sector).
+func (f *ImageFS) ReadSector(n int64) ([]byte, error) {
+	if n < 0 || (n+1)*512 > f.part.Size {
+		return nil, fmt.Errorf("%s: sector %d is outside partition %d", f.img.Path, n, f.part.Index)
+	}
+	b := make([]byte, 512)
+	if _, err := f.img.Dev.ReadAt(b, f.part.Offset+n*512); err != nil {
+		return nil, fmt.Errorf("%s: partition %d sector %d: %w", f.img.Path, f.part.Index, n, err)
+	}
+	return b, nil
+}
+
+// WriteSector writes the 512-byte sector n of the partition.
+func (f *ImageFS) WriteSector(n int64, b []byte) error {
+	if err := f.CheckWrite(); err != nil {
+		return err
+	}
+	if len(b) != 512 || n < 0 || (n+1)*512 > f.part.Size {
+		return fmt.Errorf("%s: sector %d (%d bytes) is outside partition %d", f.img.Path, n, len(b), f.part.Index)
+	}
+	f.wrote = true
+	if _, err := f.img.Dev.WriteAt(b, f.part.Offset+n*512); err != nil {
+		return fmt.Errorf("%s: partition %d sector %d: %w", f.img.Path, f.part.Index, n, err)
+	}
+	return nil
+}
+
+// DiskGeometry is the geometry a BIOS (SeaBIOS, QEMU) or iPXE's INT 13h
+// emulation derives from the partition table: heads and sectors per
+// track from the partition entries' end CHS values, which a partitioner
+// puts on a cylinder boundary; 255 and 63 when no entry gives them.
+func (f *ImageFS) DiskGeometry() (heads, sectors uint32) {
+	for _, e := range f.img.MBR.Entries {
+		if e.Empty() {
+			continue
+		}
+		h, s := uint32(e.EndCHS[0])+1, uint32(e.EndCHS[1]&0x3f)
+		if s == 0 {
+			continue
+		}
+		heads, sectors = max(heads, h), max(sectors, s)
+	}
+	if heads == 0 || sectors == 0 {
+		return 255, 63
+	}
+	return heads, sectors
+}

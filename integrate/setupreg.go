@@ -2,7 +2,6 @@ package integrate
 
 import (
 	"bytes"
-	"crypto/sha1"
 	"encoding/binary"
 	"fmt"
 	"path"
@@ -829,10 +828,7 @@ func (p *Plan) netCfgInstanceID(classKey string, d *drivers.Device) (string, err
 	if f, ok := p.hiveSysFields(classKey, "NetCfgInstanceId"); ok && len(f) == 1 && isGUID(f[0]) {
 		return strings.ToUpper(f[0]), nil
 	}
-	h := sha1.Sum([]byte("xpboot NetCfgInstanceId\x00" + strings.ToLower(classKey) + "\x00" + strings.ToLower(d.HardwareID)))
-	h[6] = h[6]&0x0f | 0x50
-	h[8] = h[8]&0x3f | 0x80
-	return fmt.Sprintf("{%08X-%04X-%04X-%04X-%012X}", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16]), nil
+	return NetCfgGUID(classKey, d.HardwareID), nil
 }
 
 func isGUID(s string) bool {

@@ -45,6 +45,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			imageCommand(e),
 			hiveCommand(e),
 			integrateCommand(e),
+			checkCommand(e),
 			setupCommand(e),
 			isoCommand(e),
 			serveCommand(e),

@@ -14,6 +14,7 @@ import (
 	"github.com/xpboot/xpboot/drivers"
 	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/integrate"
+	"github.com/xpboot/xpboot/integrate/installed"
 )
 
 func integrateCommand(e *env) *cli.Command {
@@ -22,7 +23,10 @@ func integrateCommand(e *env) *cli.Command {
 		Usage: "integrate NIC, iSCSI, sanbootconf and storage drivers into a Windows 2000/XP/2003 setup tree",
 		UsageText: "xpboot integrate --target DIR|IMG[:/path] --driver DIR... [--textmode-driver DIR[:ID]...]\n" +
 			"   [--device HWID...] [--nic HWID] [--ip ADDR/PREFIX --gateway ADDR | --dhcp] [--preconf PCI-SLOT]\n" +
-			"   [--dry-run] [--json] [--backup] [--quiet]",
+			"   [--dry-run] [--json] [--backup] [--quiet]\n" +
+			"xpboot integrate --installed --target DIR|IMG --driver DIR... [--device HWID...] [--nic HWID]\n" +
+			"   [--ip ADDR/PREFIX --gateway ADDR] [--mergeide] [--devicepath DIR...] [--dry-run] [--json] [--backup]\n" +
+			"xpboot integrate --undo --target DIR|IMG [--force] [--dry-run] [--json]",
 		Description: "The target is a winnt32 /makelocalsource /syspart tree ($WIN_NT$.~BT and\n" +
 			"$WIN_NT$.~LS), installation media or an nLite folder (I386 or AMD64), either a\n" +
 			"directory or a directory inside a disk image (IMG is its root; --partition picks\n" +
@@ -33,7 +37,13 @@ func integrateCommand(e *env) *cli.Command {
 			"--device keeps, in each package that has one, only the devices whose hardware or\n" +
 			"compatible IDs match (a full PCI ID such as PCI\\VEN_8086&DEV_100E&SUBSYS_001E8086\n" +
 			"matches the model lines Windows would match); packages without a match are\n" +
-			"integrated whole.",
+			"integrated whole.\n" +
+			"With --installed the target is an installed Windows 2000/XP/2003 (a directory\n" +
+			"holding WINDOWS or WINNT, or a partition of a disk image, FAT32 or NTFS): the\n" +
+			"drivers become boot drivers in every control set Select names, the adapter a\n" +
+			"TCP/IP boot adapter (DHCP unless --ip), and a disk image's boot sector gets the\n" +
+			"geometry iPXE presents. An undo record is kept in xpboot-undo at the target's\n" +
+			"root; --undo restores the files and sectors of the newest one byte for byte.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "target", Aliases: []string{"t"}, Usage: "setup tree: a directory, IMG or IMG:/path", Required: true},
 			&cli.StringSliceFlag{Name: "driver", Aliases: []string{"d"}, Usage: "PnP driver package directory (*.inf); repeatable"},
@@ -49,8 +59,23 @@ func integrateCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the tree, edits, files and warnings as JSON"},
 			&cli.BoolFlag{Name: "backup", Usage: "keep each replaced or removed file as NAME.xpboot-orig (not overwritten later)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only warnings and errors"},
+			&cli.BoolFlag{Name: "installed", Usage: "the target is an installed Windows, not a setup tree: make the drivers boot drivers offline"},
+			&cli.BoolFlag{Name: "mergeide", Usage: "with --installed: apply KB314082 (IDE critical devices, atapi/intelide/pciide)"},
+			&cli.StringSliceFlag{Name: "devicepath", Usage: "with --installed: append DIR to SOFTWARE's DevicePath; repeatable"},
+			&cli.BoolFlag{Name: "undo", Usage: "take back the newest --installed integration of the target"},
+			&cli.BoolFlag{Name: "force", Usage: "with --undo: restore files changed since the integration too"},
 		},
-		Action: func(c *cli.Context) error { return e.integrate(c) },
+		Action: func(c *cli.Context) error {
+			if c.Bool("installed") || c.Bool("undo") {
+				return e.integrateInstalled(c)
+			}
+			for _, f := range []string{"mergeide", "devicepath", "force"} {
+				if c.IsSet(f) {
+					return integrateUsage("--%s needs --installed", f)
+				}
+			}
+			return e.integrate(c)
+		},
 	}
 }
 
@@ -374,4 +399,304 @@ func unique(list []string) []string {
 		}
 	}
 	return out
+}
+
+// installedReport is the --json output of --installed.
+type installedReport struct {
+	Target   string                 `json:"target"`
+	DryRun   bool                   `json:"dry_run"`
+	System   *installed.System      `json:"system"`
+	Options  installed.Options      `json:"options"`
+	Drivers  []integrateDriver      `json:"drivers"`
+	Edits    []installed.Edit       `json:"edits"`
+	Files    []integrate.FileChange `json:"files"`
+	Boot     []string               `json:"boot_sector,omitempty"`
+	Changed  int                    `json:"changed"`
+	Warnings []string               `json:"warnings"`
+	Diff     string                 `json:"diff,omitempty"`
+}
+
+// openInstalled opens an installed system's tree: a directory, or a
+// partition of a disk image (IMG, or IMG:/ for its root), whose boot
+// sector it also returns.
+func openInstalled(target string, partition int, writable bool) (integrate.FS, installed.BootSector, func() error, error) {
+	fsys, boot, closeTarget, _, err := openInstalledAbort(target, partition, writable)
+	return fsys, boot, closeTarget, err
+}
+
+// openInstalledAbort is openInstalled that also returns the function
+// that takes back every write below the file system (an image: sectors
+// restored from the recorded originals) instead of closing normally.
+func openInstalledAbort(target string, partition int, writable bool) (integrate.FS, installed.BootSector, func() error, func() error, error) {
+	if st, err := os.Stat(target); err == nil && st.IsDir() {
+		nop := func() error { return nil }
+		return integrate.DirFS(target), nil, nop, nop, nil
+	}
+	loc, ok := imagefs.ParseLocation(target)
+	if !ok {
+		return nil, nil, nil, nil, fmt.Errorf("not a directory or a disk image")
+	}
+	if p := strings.Trim(loc.Path, "/"); p != "" {
+		return nil, nil, nil, nil, fmt.Errorf("an installed system is a whole partition: give IMG, not IMG:/%s", p)
+	}
+	f, err := integrate.OpenVolume(loc.Image, partition, writable)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return f, f, f.Close, f.Abort, nil
+}
+
+func (e *env) integrateInstalled(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return integrateUsage("unexpected argument %q (options only; see xpboot integrate --help)", c.Args().First())
+	}
+	for _, f := range []string{"textmode-driver", "preconf"} {
+		if c.IsSet(f) {
+			return integrateUsage("--%s is for setup trees, not with --installed or --undo", f)
+		}
+	}
+	target := c.String("target")
+	quiet := e.quiet || c.Bool("quiet")
+	dryRun := c.Bool("dry-run")
+	if c.Bool("undo") {
+		for _, f := range []string{"driver", "device", "nic", "ip", "gateway", "dhcp", "mergeide", "devicepath", "backup"} {
+			if c.IsSet(f) {
+				return integrateUsage("--undo takes no --%s", f)
+			}
+		}
+		// A disk image's block journal restores every sector byte for
+		// byte; without one, the undo record inside the target restores
+		// the files.
+		if st, err := os.Stat(target); err == nil && !st.IsDir() {
+			res, err := integrate.UndoImage(target, c.Bool("force"), dryRun)
+			if err == nil {
+				if c.Bool("json") {
+					return e.printJSON(res)
+				}
+				if !quiet {
+					msg := "undone"
+					if dryRun {
+						msg = "dry run: nothing written"
+					}
+					e.log.Info(msg, "target", target, "journal", res.Journal, "extents", res.Extents, "bytes", res.Bytes)
+				}
+				return nil
+			}
+			if !errors.Is(err, integrate.ErrNoJournal) {
+				return integrateFail(target, err)
+			}
+			if !quiet {
+				e.log.Info("no undo journal beside the image; restoring the files of the record inside it", "journal", integrate.JournalDir(target))
+			}
+		}
+		fsys, boot, closeTarget, err := openInstalled(target, c.Int("partition"), !dryRun)
+		if err != nil {
+			return integrateFail(target, err)
+		}
+		res, err := installed.Undo(fsys, boot, c.Bool("force"), dryRun)
+		if cerr := closeTarget(); err == nil && cerr != nil {
+			err = cerr
+		}
+		if err != nil {
+			return integrateFail(target, err)
+		}
+		if c.Bool("json") {
+			return e.printJSON(res)
+		}
+		if !quiet {
+			for _, p := range res.Restored {
+				fmt.Fprintf(e.stdout, "restore\t%s\n", p)
+			}
+			for _, p := range res.Removed {
+				fmt.Fprintf(e.stdout, "remove\t%s\n", p)
+			}
+			for _, s := range res.Sectors {
+				fmt.Fprintf(e.stdout, "restore\tsector %d of the partition\n", s)
+			}
+			msg := "undone"
+			if dryRun {
+				msg = "dry run: nothing written"
+			}
+			e.log.Info(msg, "target", target, "record", res.Record)
+		}
+		return nil
+	}
+	if c.Bool("force") {
+		return integrateUsage("--force is for --undo")
+	}
+	driverDirs := c.StringSlice("driver")
+	if len(driverDirs) == 0 {
+		return integrateUsage("no --driver given")
+	}
+	opts := installed.Options{Options: integrate.Options{NIC: c.String("nic"), DHCP: c.Bool("dhcp"), Backup: c.Bool("backup")},
+		MergeIDE: c.Bool("mergeide"), DevicePath: c.StringSlice("devicepath")}
+	if s := c.String("ip"); s != "" {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return integrateUsage("--ip %q: want ADDR/PREFIX, e.g. 192.168.1.50/24", s)
+		}
+		opts.Address = p
+	}
+	if s := c.String("gateway"); s != "" {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return integrateUsage("--gateway %q: want an IPv4 address", s)
+		}
+		opts.Gateway = a
+	}
+	warnings, err := opts.Options.Check()
+	if err != nil {
+		return integrateUsage("%s", strings.TrimPrefix(err.Error(), "integrate: "))
+	}
+	var pkgs []*drivers.Package
+	for _, d := range driverDirs {
+		pkg, err := openPackage(d)
+		if err != nil {
+			return integrateFail(d, err)
+		}
+		pkgs = append(pkgs, pkg)
+	}
+	fsys, boot, closeTarget, abortTarget, err := openInstalledAbort(target, c.Int("partition"), !dryRun)
+	if err != nil {
+		return integrateFail(target, err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			closeTarget()
+		}
+	}()
+	sys, err := installed.Detect(fsys)
+	if err != nil {
+		return integrateFail(target, err)
+	}
+	deviceIDs := c.StringSlice("device")
+	matched := make([]bool, len(deviceIDs))
+	devs := make([][]*drivers.Device, len(pkgs))
+	var all []*drivers.Device
+	for i, pkg := range pkgs {
+		d, err := pkg.Resolve(sys.Target())
+		if err != nil {
+			return integrateFail(pkg.Dir, err)
+		}
+		if len(deviceIDs) > 0 {
+			sel, used := integrate.SelectDevices(d, deviceIDs)
+			for j, u := range used {
+				matched[j] = matched[j] || u
+			}
+			if len(sel) > 0 {
+				d = sel
+			} else if !quiet {
+				e.log.Info("no --device matches the package; integrating all its devices", "driver", pkg.Dir)
+			}
+		}
+		devs[i] = d
+		all = append(all, d...)
+	}
+	for j, ok := range matched {
+		if !ok {
+			return integrateUsage("--device %s matches no device of the driver packages for %s (%s %s)", deviceIDs[j], sys.Target(), sys.OS, sys.Arch)
+		}
+	}
+	w, err := opts.Options.CheckDevices(all)
+	if err != nil {
+		return integrateUsage("%s", strings.TrimPrefix(err.Error(), "integrate: "))
+	}
+	warnings = append(warnings, w...)
+	plan, err := installed.NewPlan(fsys, sys, opts)
+	if err != nil {
+		return integrateFail(target, err)
+	}
+	plan.Boot = boot
+	report := installedReport{Target: target, DryRun: dryRun, System: sys, Options: opts, Drivers: []integrateDriver{}}
+	for i, pkg := range pkgs {
+		if err := plan.AddDriver(pkg, devs[i]); err != nil {
+			return integrateFail(pkg.Dir, err)
+		}
+		rd := integrateDriver{Dir: pkg.Dir}
+		for _, d := range devs[i] {
+			dev := integrateDevice{HardwareID: d.HardwareID, Description: d.Description, INF: d.INF}
+			for _, s := range d.Services {
+				dev.Services = append(dev.Services, s.Name)
+			}
+			rd.Devices = append(rd.Devices, dev)
+		}
+		report.Drivers = append(report.Drivers, rd)
+	}
+	files, err := plan.Files()
+	if err != nil {
+		return integrateFail(target, err)
+	}
+	warnings = unique(append(warnings, plan.Warnings...))
+	for _, f := range files {
+		if f.Changed {
+			report.Changed++
+		}
+	}
+	report.Edits, report.Files, report.Warnings, report.Boot = plan.Edits(), files, warnings, plan.BootChanges()
+	if report.Edits == nil {
+		report.Edits = []installed.Edit{}
+	}
+	if report.Warnings == nil {
+		report.Warnings = []string{}
+	}
+	if !c.Bool("json") {
+		for _, w := range warnings {
+			e.log.Warn(w)
+		}
+		if b := plan.BootChanges(); len(b) > 0 && !quiet {
+			e.log.Info("boot sector geometry: "+strings.Join(b[:len(b)-1], ", "), "reason", b[len(b)-1])
+		}
+	}
+	if dryRun {
+		diff, err := plan.Diff()
+		if err != nil {
+			return integrateFail(target, err)
+		}
+		if c.Bool("json") {
+			report.Diff = diff
+			return e.printJSON(report)
+		}
+		if _, err := fmt.Fprint(e.stdout, diff); err != nil {
+			return err
+		}
+		if !quiet {
+			e.log.Info("dry run: nothing written", "target", target, "files_to_change", report.Changed)
+		}
+		return nil
+	}
+	if c.Context.Err() != nil {
+		return cli.Exit("integrate: interrupted; nothing written", 130)
+	}
+	if err := plan.Commit(); err != nil {
+		// Commit put the files back; an image also gets every sector
+		// back, so not even the file system's allocations remain.
+		closed = true
+		if aerr := abortTarget(); aerr != nil {
+			return integrateFail(target, fmt.Errorf("%w; %v", err, aerr))
+		}
+		return integrateFail(target, err)
+	}
+	closed = true
+	if err := closeTarget(); err != nil {
+		return integrateFail(target, err)
+	}
+	if c.Bool("json") {
+		return e.printJSON(report)
+	}
+	if !quiet {
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		for _, f := range files {
+			if f.Changed {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Action, f.Path, f.Kind)
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		e.log.Info("integrated", "target", target, "os", sys.OS, "sp", sys.ServicePack, "arch", sys.Arch,
+			"control_sets", strings.Join(sys.ControlSets, ","), "drivers", len(report.Drivers), "files_changed", report.Changed,
+			"edits", len(report.Edits))
+	}
+	return nil
 }

@@ -1,9 +1,3 @@
-// Package ntfs reads NTFS volumes inside disk images through
-// www.velocidex.com/golang/go-ntfs. It is read-only: no well-kept NTFS writer
-// exists in Go, and a wrong write to an XP system volume is worse than none.
-//
-// go-ntfs is forensics code that may panic on damaged volumes; every call
-// into it is guarded so that a bad image gives an error, never a crash.
 package ntfs
 
 import (
@@ -19,30 +13,75 @@ import (
 	"www.velocidex.com/golang/go-ntfs/parser"
 )
 
-// ErrReadOnly explains why writes are refused and what to do instead.
-var ErrReadOnly = errors.New("NTFS volumes are read-only in xpboot: create the image with a FAT32 partition " +
-	"(xpboot image create --fs fat32), put the files there and let Windows convert it (convert C: /fs:ntfs), " +
-	"or write through ntfs-3g")
+// ErrReadOnly is returned by the writing methods of a volume opened with
+// Open (read-only) rather than OpenWritable.
+var ErrReadOnly = errors.New("ntfs: the volume was opened read-only")
 
 // FS is an open NTFS volume.
 type FS struct {
-	ctx *parser.NTFSContext
+	r    io.ReaderAt
+	off  int64
+	ctx  *parser.NTFSContext // go-ntfs reader; nil after a write
+	dev  Device              // nil when read-only
+	size int64               // bytes of dev (0: unknown)
+	w    *vol                // the writer, opened at the first write
+	werr error               // why the volume cannot be written
+	// rd is this package's own reader (the writer's caches), used for
+	// Stat, ReadDir and plain files; rdErr says why it cannot read the
+	// volume, and go-ntfs serves everything then.
+	rd    *vol
+	rdErr error
 }
 
 // Open reads the NTFS volume that starts at byte off of r.
 func Open(r io.ReaderAt, off int64) (fs *FS, err error) {
+	fs = &FS{r: r, off: off}
+	if _, err := fs.context(); err != nil {
+		return nil, err
+	}
+	return fs, nil
+}
+
+// OpenWritable is Open for a volume that WriteFile, Mkdir and Remove may
+// change. size is the size of dev in bytes. The guard rails (NTFS 3.1,
+// clean $Volume and $LogFile, no live hiberfil.sys, $MFTMirr in step) are
+// checked at the first write, so reading a volume that fails them works.
+func OpenWritable(dev Device, off, size int64) (*FS, error) {
+	fs, err := Open(dev, off)
+	if err != nil {
+		return nil, err
+	}
+	fs.dev, fs.size = dev, size
+	return fs, nil
+}
+
+// CheckWritable applies the guard rails now and reports why the volume
+// cannot be written, or nil.
+func (fs *FS) CheckWritable() error {
+	_, err := fs.writable()
+	return err
+}
+
+// context returns the go-ntfs reader, reopened after writes so that none
+// of its caches is stale.
+func (fs *FS) context() (ctx *parser.NTFSContext, err error) {
+	if fs.ctx != nil {
+		return fs.ctx, nil
+	}
 	defer guard(&err, "open NTFS volume")
+	r, off := fs.r, fs.off
 	// go-ntfs reads the MFT at absolute offsets of its reader, so the
 	// volume must be presented as starting at 0.
 	paged, err := parser.NewPagedReader(&parser.OffsetReader{Offset: off, Reader: r}, 4096, 4096)
 	if err != nil {
 		return nil, err
 	}
-	ctx, err := parser.GetNTFSContext(paged, 0)
+	ctx, err = parser.GetNTFSContext(paged, 0)
 	if err != nil {
 		return nil, fmt.Errorf("ntfs: %w", err)
 	}
-	return &FS{ctx: ctx}, nil
+	fs.ctx = ctx
+	return ctx, nil
 }
 
 // guard turns a panic inside go-ntfs into an error.
@@ -88,14 +127,18 @@ func clean(p string) string {
 }
 
 func (fs *FS) entry(p string) (*parser.MFT_ENTRY, error) {
-	root, err := fs.ctx.GetMFT(5)
+	ctx, err := fs.context()
+	if err != nil {
+		return nil, err
+	}
+	root, err := ctx.GetMFT(5)
 	if err != nil {
 		return nil, err
 	}
 	if clean(p) == "" {
 		return root, nil
 	}
-	e, err := root.Open(fs.ctx, clean(p))
+	e, err := root.Open(ctx, clean(p))
 	if err != nil {
 		return nil, iofs.ErrNotExist
 	}
@@ -122,6 +165,13 @@ func toInfo(i *parser.FileInfo) *FileInfo {
 
 // Stat describes the file or directory at p (case-insensitive).
 func (fs *FS) Stat(p string) (fi *FileInfo, err error) {
+	if v := fs.own(); v != nil {
+		fi, err := fs.ownStat(v, p)
+		if err != nil {
+			return nil, &iofs.PathError{Op: "stat", Path: p, Err: err}
+		}
+		return fi, nil
+	}
 	defer guard(&err, "stat "+p)
 	e, err := fs.entry(p)
 	if err != nil {
@@ -140,6 +190,13 @@ func (fs *FS) Stat(p string) (fi *FileInfo, err error) {
 // ReadDir lists a directory sorted by name. NTFS metadata files ($MFT …) in
 // the root are left out, as Windows does.
 func (fs *FS) ReadDir(p string) (list []*FileInfo, err error) {
+	if v := fs.own(); v != nil {
+		list, err := fs.ownReadDir(v, p)
+		if err != nil {
+			return nil, &iofs.PathError{Op: "readdir", Path: p, Err: err}
+		}
+		return list, nil
+	}
 	defer guard(&err, "list "+p)
 	e, err := fs.entry(p)
 	if err != nil {
@@ -169,13 +226,22 @@ func (fs *FS) ReadDir(p string) (list []*FileInfo, err error) {
 
 // File is an open NTFS file.
 type File struct {
-	r    parser.RangeReaderAt
+	r    io.ReaderAt
 	size int64
 	info *FileInfo
 }
 
 // OpenFile opens the unnamed data stream of the file at p.
 func (fs *FS) OpenFile(p string) (f *File, err error) {
+	if v := fs.own(); v != nil {
+		f, err := fs.ownOpen(v, p)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, errFallback) {
+			return nil, &iofs.PathError{Op: "open", Path: p, Err: err}
+		}
+	}
 	defer guard(&err, "open "+p)
 	fi, err := fs.Stat(p)
 	if err != nil {
@@ -184,7 +250,11 @@ func (fs *FS) OpenFile(p string) (f *File, err error) {
 	if fi.dir {
 		return nil, &iofs.PathError{Op: "open", Path: p, Err: errors.New("is a directory")}
 	}
-	r, err := parser.GetDataForPath(fs.ctx, clean(p))
+	ctx, err := fs.context()
+	if err != nil {
+		return nil, err
+	}
+	r, err := parser.GetDataForPath(ctx, clean(p))
 	if err != nil {
 		return nil, &iofs.PathError{Op: "open", Path: p, Err: err}
 	}

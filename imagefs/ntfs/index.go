@@ -1,0 +1,873 @@
+package ntfs
+
+import (
+	"bytes"
+	"fmt"
+	"unicode/utf16"
+)
+
+// The $I30 index of a directory is a B+tree: the root lives in the
+// $INDEX_ROOT attribute of the directory's MFT record, the other nodes in
+// INDX blocks of $INDEX_ALLOCATION, whose use is tracked by $BITMAP:$I30.
+// Every entry may point (subnode VCN) to the node holding the keys sorted
+// before it; the closing END entry points to the node of the keys after
+// the last one. A dirIndex loads nodes on demand into memory, edits them
+// there and serialises the changed ones into the tx at flush.
+
+var i30 = utf16.Encode([]rune("$I30"))
+
+// maxIndexDepth bounds descents: NTFS trees are a handful of levels deep,
+// so a deeper walk means a loop in a damaged index.
+const maxIndexDepth = 32
+
+type ientry struct {
+	ref   uint64
+	key   []byte // the FILE_NAME value; nil for the END entry
+	child int64  // subnode VCN, or -1
+}
+
+type inode struct {
+	vcn     int64 // -1 for the root
+	entries []ientry
+	off     int64 // volume offset of the INDX block
+	dirty   bool
+	freed   bool
+}
+
+func (n *inode) leaf() bool { return n.entries[len(n.entries)-1].child < 0 }
+
+func entrySize(e *ientry) int {
+	s := align8(0x10 + len(e.key))
+	if e.child >= 0 {
+		s += 8
+	}
+	return s
+}
+
+func (n *inode) size() int {
+	s := 0
+	for i := range n.entries {
+		s += entrySize(&n.entries[i])
+	}
+	return s
+}
+
+func keyName(key []byte) []uint16 {
+	nl := int(key[0x40])
+	out := make([]uint16, nl)
+	for i := range out {
+		out[i] = u16(key, 0x42+2*i)
+	}
+	return out
+}
+
+// cmpIC orders names the way $I30 does: code units compared after mapping
+// through the volume's $UpCase, then by length.
+func (v *vol) cmpIC(a, b []uint16) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		x, y := v.upcase[a[i]], v.upcase[b[i]]
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	switch {
+	case len(a) < len(b):
+		return -1
+	case len(a) > len(b):
+		return 1
+	}
+	return 0
+}
+
+// cmpKey is cmpIC (full: cmpFull) of name against the name inside an
+// index key, without decoding the key.
+func (v *vol) cmpKey(name []uint16, key []byte, full bool) int {
+	nl := int(key[0x40])
+	for i := 0; i < len(name) && i < nl; i++ {
+		x, y := v.upcase[name[i]], v.upcase[u16(key, 0x42+2*i)]
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	switch {
+	case len(name) < nl:
+		return -1
+	case len(name) > nl:
+		return 1
+	}
+	if full {
+		for i := range name {
+			if c := u16(key, 0x42+2*i); name[i] != c {
+				if name[i] < c {
+					return -1
+				}
+				return 1
+			}
+		}
+	}
+	return 0
+}
+
+// cmpFull breaks cmpIC ties by the raw code units (names differing only in
+// case, possible in the POSIX namespace).
+func (v *vol) cmpFull(a, b []uint16) int {
+	if c := v.cmpIC(a, b); c != 0 {
+		return c
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			if a[i] < b[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+type dirIndex struct {
+	t      *tx
+	rec    uint64
+	bsize  int
+	unit   int64 // bytes per VCN
+	nodes  map[int64]*inode
+	visits int
+}
+
+// openIndex prepares the $I30 index of directory record rec.
+func (t *tx) openIndex(rec uint64) (*dirIndex, error) {
+	r, err := t.peek(rec)
+	if err != nil {
+		return nil, err
+	}
+	if !r.inUse() || !r.isDir() {
+		return nil, recErr(int64(rec), 0x16, "not a directory in use")
+	}
+	as, err := r.attrs()
+	if err != nil {
+		return nil, err
+	}
+	ra := find(as, atIndexRoot, "$I30")
+	if ra == nil || ra.nonRes || ra.valLen < 0x20 {
+		return nil, recErr(int64(rec), 0, "directory has no resident $INDEX_ROOT $I30")
+	}
+	val := r.value(ra)
+	if u32(val, 0) != atFileName || u32(val, 4) != collationFileName {
+		return nil, recErr(int64(rec), ra.valOff, "$I30 indexes type 0x%x with collation %d, not file names", u32(val, 0), u32(val, 4))
+	}
+	d := &dirIndex{t: t, rec: rec, bsize: int(u32(val, 8)), nodes: map[int64]*inode{}}
+	if d.bsize < blockSize || d.bsize > 64<<10 || d.bsize&(d.bsize-1) != 0 {
+		return nil, recErr(int64(rec), ra.valOff+8, "index block size %d", d.bsize)
+	}
+	d.unit = t.v.csize
+	if int64(d.bsize) < t.v.csize {
+		d.unit = 512
+	}
+	return d, nil
+}
+
+// parseEntries decodes the entries of a node in b[start:end].
+func parseEntries(b []byte, start, end int, where func(off int, msg string, a ...any) error) ([]ientry, error) {
+	var out []ientry
+	for pos := start; ; {
+		if pos+0x10 > end {
+			return nil, where(pos, "index entries run past the node without an END entry")
+		}
+		ln, kl, fl := int(u16(b, pos+8)), int(u16(b, pos+10)), u16(b, pos+12)
+		if ln < 0x10 || ln%8 != 0 || pos+ln > end {
+			return nil, where(pos, "index entry length %d is invalid", ln)
+		}
+		e := ientry{ref: u64(b, pos), child: -1}
+		body := ln
+		if fl&ieSubnode != 0 {
+			if ln < 0x18 {
+				return nil, where(pos, "index entry of %d bytes cannot hold a subnode VCN", ln)
+			}
+			e.child = int64(u64(b, pos+ln-8))
+			if e.child < 0 {
+				return nil, where(pos+ln-8, "negative subnode VCN")
+			}
+			body -= 8
+		}
+		if fl&ieEnd != 0 {
+			out = append(out, ientry{child: e.child})
+			return out, nil
+		}
+		if kl < 0x42 || 0x10+kl > body {
+			return nil, where(pos+10, "index key length %d is invalid", kl)
+		}
+		key := b[pos+0x10 : pos+0x10+kl]
+		if 0x42+2*int(key[0x40]) > kl {
+			return nil, where(pos+0x10+0x40, "file name of %d characters runs past the key", key[0x40])
+		}
+		e.key = bytes.Clone(key)
+		out = append(out, e)
+		pos += ln
+	}
+}
+
+func (d *dirIndex) rootAttr() (*record, *attr, error) {
+	r, err := d.t.peek(d.rec)
+	if err != nil {
+		return nil, nil, err
+	}
+	as, err := r.attrs()
+	if err != nil {
+		return nil, nil, err
+	}
+	ra := find(as, atIndexRoot, "$I30")
+	if ra == nil {
+		return nil, nil, recErr(int64(d.rec), 0, "$INDEX_ROOT vanished")
+	}
+	return r, ra, nil
+}
+
+func (d *dirIndex) node(vcn int64) (*inode, error) {
+	if n, ok := d.nodes[vcn]; ok {
+		return n, nil
+	}
+	d.visits++
+	if d.visits > 1<<20 {
+		return nil, recErr(int64(d.rec), 0, "index walk visits too many nodes (a loop?)")
+	}
+	if vcn < 0 {
+		r, ra, err := d.rootAttr()
+		if err != nil {
+			return nil, err
+		}
+		val := r.value(ra)
+		eo, il := int(u32(val, 0x10)), int(u32(val, 0x14))
+		if 0x10+eo > len(val) || 0x10+il > len(val) || eo > il {
+			return nil, recErr(int64(d.rec), ra.valOff+0x10, "$INDEX_ROOT header (entries at 0x%x, length %d) runs past the value", eo, il)
+		}
+		es, err := parseEntries(val, 0x10+eo, 0x10+il, func(off int, msg string, a ...any) error {
+			return recErr(int64(d.rec), ra.valOff+off, "$INDEX_ROOT: "+msg, a...)
+		})
+		if err != nil {
+			return nil, err
+		}
+		n := &inode{vcn: -1, entries: es}
+		d.nodes[vcn] = n
+		return n, nil
+	}
+	off, err := d.blockOffset(vcn)
+	if err != nil {
+		return nil, err
+	}
+	b, err := d.t.block(off, d.bsize, d.rec)
+	if err != nil {
+		return nil, err
+	}
+	where := func(o int, msg string, a ...any) error {
+		return fmt.Errorf("directory record %d: %w", d.rec, &FormatError{Record: -1, Off: off + int64(o), Msg: fmt.Sprintf("INDX block VCN %d: "+msg, append([]any{vcn}, a...)...)})
+	}
+	if int64(u64(b, 0x10)) != vcn {
+		return nil, where(0x10, "header names VCN %d", int64(u64(b, 0x10)))
+	}
+	eo, il := int(u32(b, 0x18)), int(u32(b, 0x1C))
+	if 0x18+eo > d.bsize || 0x18+il > d.bsize || eo > il || eo < 0x10 {
+		return nil, where(0x18, "header (entries at 0x%x, length %d) runs past the block", eo, il)
+	}
+	es, err := parseEntries(b, 0x18+eo, 0x18+il, where)
+	if err != nil {
+		return nil, err
+	}
+	n := &inode{vcn: vcn, entries: es, off: off}
+	d.nodes[vcn] = n
+	return n, nil
+}
+
+// allocation returns the $INDEX_ALLOCATION runs and size, and the $BITMAP
+// value, of the directory (nil when the index is root-only).
+func (d *dirIndex) allocation() (runs []run, size int64, bm []byte, err error) {
+	r, err := d.t.peek(d.rec)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	as, err := r.attrs()
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	ia := find(as, atIndexAllocation, "$I30")
+	ba := find(as, atBitmap, "$I30")
+	if ia == nil {
+		return nil, 0, nil, nil
+	}
+	if !ia.nonRes || ba == nil {
+		return nil, 0, nil, recErr(int64(d.rec), ia.off, "$INDEX_ALLOCATION without a $BITMAP, or resident")
+	}
+	if runs, err = d.t.v.runs(r, ia); err != nil {
+		return nil, 0, nil, err
+	}
+	if ba.nonRes {
+		if bm, _, err = d.t.v.attrData(r, ba); err != nil {
+			return nil, 0, nil, err
+		}
+	} else {
+		bm = bytes.Clone(r.value(ba))
+	}
+	return runs, ia.size, bm, nil
+}
+
+func (d *dirIndex) blockOffset(vcn int64) (int64, error) {
+	runs, size, _, err := d.allocation()
+	if err != nil {
+		return 0, err
+	}
+	pos := vcn * d.unit
+	if runs == nil || pos+int64(d.bsize) > size {
+		return 0, recErr(int64(d.rec), 0, "subnode VCN %d lies outside $INDEX_ALLOCATION (%d bytes)", vcn, size)
+	}
+	return d.t.v.locate(runs, pos, int64(d.bsize), int64(d.rec))
+}
+
+// lookup finds name (case-insensitively, as Windows does) in the index and
+// returns the entry's file reference and key.
+func (t *tx) lookup(dir *record, name []uint16) (ref uint64, key []byte, found bool, err error) {
+	d, err := t.openIndex(dir.num)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	path, i, ok, err := d.search(name, false)
+	if err != nil || !ok {
+		return 0, nil, false, err
+	}
+	e := path[len(path)-1].n.entries[i]
+	return e.ref, e.key, true, nil
+}
+
+type step struct {
+	n *inode
+	i int // index of the entry descended through
+}
+
+// search descends to name. With full it orders by cmpFull (the insert
+// position); otherwise it stops at a case-insensitive match. It returns the
+// path (the last step holds the match or the leaf position in i).
+func (d *dirIndex) search(name []uint16, full bool) ([]step, int, bool, error) {
+	var path []step
+	vcn := int64(-1)
+	seen := map[int64]bool{}
+	for depth := 0; ; depth++ {
+		if depth > maxIndexDepth || seen[vcn] {
+			return nil, 0, false, recErr(int64(d.rec), 0, "$I30 index loops or is deeper than %d levels (VCN %d)", maxIndexDepth, vcn)
+		}
+		seen[vcn] = true
+		n, err := d.node(vcn)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		i := 0
+		for ; i < len(n.entries)-1; i++ {
+			c := d.t.v.cmpKey(name, n.entries[i].key, false)
+			if c == 0 && !full {
+				return append(path, step{n, i}), i, true, nil
+			}
+			if c == 0 {
+				c = d.t.v.cmpKey(name, n.entries[i].key, true)
+			}
+			if c < 0 {
+				break
+			}
+		}
+		path = append(path, step{n, i})
+		if n.entries[i].child < 0 {
+			return path, i, false, nil
+		}
+		vcn = n.entries[i].child
+	}
+}
+
+// each calls fn for every entry in collation order, stopping when fn
+// returns false.
+func (d *dirIndex) each(fn func(e *ientry) bool) error {
+	var walk func(vcn int64, depth int) (bool, error)
+	walk = func(vcn int64, depth int) (bool, error) {
+		if depth > maxIndexDepth {
+			return false, recErr(int64(d.rec), 0, "$I30 index deeper than %d levels (loop?)", maxIndexDepth)
+		}
+		n, err := d.node(vcn)
+		if err != nil {
+			return false, err
+		}
+		for i := range n.entries {
+			e := &n.entries[i]
+			if e.child >= 0 {
+				if ok, err := walk(e.child, depth+1); !ok || err != nil {
+					return ok, err
+				}
+			}
+			if e.key != nil && !fn(e) {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
+	_, err := walk(-1, 0)
+	return err
+}
+
+// capacity is the number of entry bytes node n may hold.
+func (d *dirIndex) capacity(n *inode) (int, error) {
+	if n.vcn >= 0 {
+		return d.bsize - 0x18 - blockEntriesOff(d.bsize), nil
+	}
+	r, ra, err := d.rootAttr()
+	if err != nil {
+		return 0, err
+	}
+	free := len(r.b) - r.used() + ra.length
+	// Keep room for the $INDEX_ALLOCATION and $BITMAP attributes a first
+	// reparent adds.
+	as, _ := r.attrs()
+	if find(as, atIndexAllocation, "$I30") == nil {
+		free -= 0x50 + 0x30
+	}
+	return free - 0x40, nil
+}
+
+func blockEntriesOff(bsize int) int { return align8(0x28+2*(bsize/blockSize+1)) - 0x18 }
+
+// insert adds key for ref. The caller has checked that the name is new.
+func (d *dirIndex) insert(key []byte, ref uint64) error {
+	path, i, _, err := d.search(keyName(key), true)
+	if err != nil {
+		return err
+	}
+	leaf := path[len(path)-1].n
+	leaf.entries = append(leaf.entries[:i], append([]ientry{{ref: ref, key: key, child: -1}}, leaf.entries[i:]...)...)
+	leaf.dirty = true
+	return d.fix(path)
+}
+
+// fix splits overflowing nodes bottom-up along path.
+func (d *dirIndex) fix(path []step) error {
+	for lvl := len(path) - 1; lvl >= 0; lvl-- {
+		n := path[lvl].n
+		c, err := d.capacity(n)
+		if err != nil {
+			return err
+		}
+		if n.size() <= c {
+			return nil
+		}
+		if n.vcn < 0 {
+			return d.reparent(n)
+		}
+		if err := d.split(n, path[lvl-1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reparent moves the root's entries into a new block and leaves the root
+// with a lone END entry pointing to it.
+func (d *dirIndex) reparent(root *inode) error {
+	b, err := d.newBlock()
+	if err != nil {
+		return err
+	}
+	b.entries = root.entries
+	root.entries = []ientry{{child: b.vcn}}
+	root.dirty = true
+	c, err := d.capacity(b)
+	if err != nil {
+		return err
+	}
+	if b.size() > c {
+		return d.split(b, step{root, 0})
+	}
+	return nil
+}
+
+// split moves the lower half of n into a new block and promotes the
+// median into the parent (up.n, which points to n through entry up.i).
+func (d *dirIndex) split(n *inode, up step) error {
+	real := len(n.entries) - 1
+	if real < 3 {
+		return recErr(int64(d.rec), 0, "index node VCN %d overflows with %d entries", n.vcn, real)
+	}
+	half, acc, m := n.size()/2, 0, 1
+	for m = 0; m < real-2; m++ {
+		acc += entrySize(&n.entries[m])
+		if acc >= half {
+			break
+		}
+	}
+	m = max(1, min(m, real-2))
+	left, err := d.newBlock()
+	if err != nil {
+		return err
+	}
+	med := n.entries[m]
+	left.entries = append([]ientry(nil), n.entries[:m]...)
+	left.entries = append(left.entries, ientry{child: med.child})
+	n.entries = append([]ientry(nil), n.entries[m+1:]...)
+	n.dirty = true
+	med.child = left.vcn
+	p := up.n
+	p.entries = append(p.entries[:up.i], append([]ientry{med}, p.entries[up.i:]...)...)
+	p.dirty = true
+	return nil
+}
+
+// newBlock allocates an INDX block: a clear bit of $BITMAP:$I30, growing
+// $INDEX_ALLOCATION (and creating it with the bitmap on first use).
+func (d *dirIndex) newBlock() (*inode, error) {
+	t, v := d.t, d.t.v
+	runs, size, bm, err := d.allocation()
+	if err != nil {
+		return nil, err
+	}
+	r, err := t.rec(d.rec)
+	if err != nil {
+		return nil, err
+	}
+	if runs == nil && bm == nil {
+		// First block: add $INDEX_ALLOCATION (empty for now) and $BITMAP.
+		if r.insertAttr(nonResidentAttr(atIndexAllocation, i30, []byte{0}, 0, 0, 0, v.csize)) < 0 ||
+			r.insertAttr(residentAttr(atBitmap, i30, make([]byte, 8), 0)) < 0 {
+			return nil, refused("directory record %d has no room for an index allocation", d.rec)
+		}
+		bm = make([]byte, 8)
+	}
+	idx := int64(-1)
+	for i := int64(0); i < int64(len(bm))*8; i++ {
+		if !bit(bm, i) && (i+1)*int64(d.bsize) <= size {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		// Grow the allocation by a quarter of its blocks (1 to 64), so
+		// that a growing directory's runlist stays short even when file
+		// data takes the clusters after each extent. The blocks beyond
+		// the first stay free in $BITMAP:$I30 and are zeroed.
+		idx = size / int64(d.bsize)
+		grow := max(1, min(64, idx/4))
+		have := runClusters(runs) * v.csize
+		if end := (idx + grow) * int64(d.bsize); end > have {
+			near := int64(-1)
+			if k := len(runs); k > 0 {
+				near = runs[k-1].lcn + runs[k-1].n
+			}
+			add, err := t.allocClusters((end-have+v.csize-1)/v.csize, near)
+			if err != nil {
+				return nil, err
+			}
+			t.writeData(add, nil)
+			runs = appendRuns(runs, add...)
+		}
+		size = (idx + grow) * int64(d.bsize)
+		if err := d.setAllocation(r, runs, size); err != nil {
+			return nil, err
+		}
+	}
+	for idx >= int64(len(bm))*8 {
+		bm = append(bm, make([]byte, 8)...)
+	}
+	bm[idx>>3] |= 1 << (idx & 7)
+	if err := d.setBitmap(r, bm); err != nil {
+		return nil, err
+	}
+	vcn := idx * int64(d.bsize) / d.unit
+	off, err := v.locate(runs, idx*int64(d.bsize), int64(d.bsize), int64(d.rec))
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, d.bsize)
+	copy(b, "INDX")
+	put16(b, 4, 0x28)
+	put16(b, 6, uint16(d.bsize/blockSize+1))
+	put16(b, 0x28, 1)
+	put64(b, 0x10, uint64(vcn))
+	put32(b, 0x18, uint32(blockEntriesOff(d.bsize)))
+	put32(b, 0x20, uint32(d.bsize-0x18))
+	t.blks[off] = b
+	n := &inode{vcn: vcn, off: off, dirty: true}
+	d.nodes[vcn] = n
+	return n, nil
+}
+
+func (d *dirIndex) setAllocation(r *record, runs []run, size int64) error {
+	as, err := r.attrs()
+	if err != nil {
+		return err
+	}
+	ia := find(as, atIndexAllocation, "$I30")
+	enc := encodeRuns(runs)
+	ro := ia.runsOff - ia.off
+	if !r.resizeAttr(ia.off, align8(ro+len(enc))) {
+		return refused("directory record %d is full: its index allocation would need an attribute list", d.rec)
+	}
+	copy(r.b[ia.off+ro:], enc)
+	cl := runClusters(runs)
+	put64(r.b, ia.off+0x18, uint64(cl-1))
+	put64(r.b, ia.off+0x28, uint64(cl*d.t.v.csize))
+	put64(r.b, ia.off+0x30, uint64(size))
+	put64(r.b, ia.off+0x38, uint64(size))
+	return nil
+}
+
+func (d *dirIndex) setBitmap(r *record, bm []byte) error {
+	as, err := r.attrs()
+	if err != nil {
+		return err
+	}
+	ba := find(as, atBitmap, "$I30")
+	if ba.nonRes {
+		if int64(len(bm)) > ba.alloc {
+			return refused("directory record %d: its non-resident index bitmap is full", d.rec)
+		}
+		runs, err := d.t.v.runs(r, ba)
+		if err != nil {
+			return err
+		}
+		d.t.writeData(runs, append(bm, make([]byte, ba.alloc-int64(len(bm)))...))
+		if int64(len(bm)) > ba.size {
+			put64(r.b, ba.off+0x30, uint64(len(bm)))
+			put64(r.b, ba.off+0x38, uint64(len(bm)))
+		}
+		return nil
+	}
+	vo := ba.valOff - ba.off
+	if !r.resizeAttr(ba.off, align8(vo+len(bm))) {
+		return refused("directory record %d is full: its index bitmap cannot grow", d.rec)
+	}
+	put32(r.b, ba.off+0x10, uint32(len(bm)))
+	copy(r.b[ba.off+vo:], bm)
+	return nil
+}
+
+func (d *dirIndex) freeBlock(n *inode) error {
+	r, err := d.t.rec(d.rec)
+	if err != nil {
+		return err
+	}
+	_, _, bm, err := d.allocation()
+	if err != nil {
+		return err
+	}
+	idx := n.vcn * d.unit / int64(d.bsize)
+	if idx>>3 < int64(len(bm)) {
+		bm[idx>>3] &^= 1 << (idx & 7)
+	}
+	n.freed = true
+	delete(d.nodes, n.vcn)
+	delete(d.t.blks, n.off)
+	return d.setBitmap(r, bm)
+}
+
+// serialize writes one node's entries.
+func serializeEntries(es []ientry) []byte {
+	var out []byte
+	for i := range es {
+		e := &es[i]
+		b := make([]byte, entrySize(e))
+		put64(b, 0, e.ref)
+		put16(b, 8, uint16(len(b)))
+		var fl uint16
+		if e.key == nil {
+			fl |= ieEnd
+			put64(b, 0, 0)
+		} else {
+			put16(b, 10, uint16(len(e.key)))
+			copy(b[0x10:], e.key)
+		}
+		if e.child >= 0 {
+			fl |= ieSubnode
+			put64(b, len(b)-8, uint64(e.child))
+		}
+		put16(b, 12, fl)
+		out = append(out, b...)
+	}
+	return out
+}
+
+// flush writes every changed node into the tx.
+func (d *dirIndex) flush() error {
+	for _, vcn := range sortedKeys(d.nodes) {
+		n := d.nodes[vcn]
+		if !n.dirty || n.freed {
+			continue
+		}
+		es := serializeEntries(n.entries)
+		var flag uint32
+		if !n.leaf() {
+			flag = ihLarge
+		}
+		if vcn >= 0 {
+			cur, err := d.t.block(n.off, d.bsize, d.rec)
+			if err != nil {
+				return err
+			}
+			b := bytes.Clone(cur)
+			d.t.blks[n.off] = b
+			eo := int(u32(b, 0x18))
+			if 0x18+eo+len(es) > d.bsize {
+				return recErr(int64(d.rec), 0, "index block VCN %d overflows (internal error)", vcn)
+			}
+			clear(b[0x18+eo:])
+			copy(b[0x18+eo:], es)
+			put32(b, 0x1C, uint32(eo+len(es)))
+			put32(b, 0x20, uint32(d.bsize-0x18))
+			put32(b, 0x24, flag)
+			n.dirty = false
+			continue
+		}
+		r, err := d.t.rec(d.rec)
+		if err != nil {
+			return err
+		}
+		as, err := r.attrs()
+		if err != nil {
+			return err
+		}
+		ra := find(as, atIndexRoot, "$I30")
+		vo := ra.valOff - ra.off
+		if !r.resizeAttr(ra.off, align8(vo+0x20+len(es))) {
+			return refused("directory record %d is full: the index root does not fit", d.rec)
+		}
+		val := r.b[ra.off+vo:]
+		put32(r.b, ra.off+0x10, uint32(0x20+len(es)))
+		put32(val, 0x10, 0x10)
+		put32(val, 0x14, uint32(0x10+len(es)))
+		put32(val, 0x18, uint32(0x10+len(es)))
+		put32(val, 0x1C, flag)
+		copy(val[0x20:], es)
+		n.dirty = false
+	}
+	return nil
+}
+
+// remove deletes the entry named name with reference ref.
+func (d *dirIndex) remove(name []uint16, ref uint64) error {
+	path, i, ok, err := d.search(name, false)
+	if err != nil {
+		return err
+	}
+	if !ok || refRecord(path[len(path)-1].n.entries[i].ref) != refRecord(ref) {
+		return recErr(int64(d.rec), 0, "index entry %q for record %d not found", string(utf16.Decode(name)), refRecord(ref))
+	}
+	n := path[len(path)-1].n
+	if n.leaf() {
+		n.entries = append(n.entries[:i], n.entries[i+1:]...)
+		n.dirty = true
+		return d.underflow(path)
+	}
+	// Internal: replace by the predecessor, the last key of the left
+	// subtree, and remove that one from its leaf.
+	sub := append([]step(nil), path...)
+	vcn := n.entries[i].child
+	for depth := 0; ; depth++ {
+		if depth > maxIndexDepth {
+			return recErr(int64(d.rec), 0, "$I30 index loops")
+		}
+		c, err := d.node(vcn)
+		if err != nil {
+			return err
+		}
+		last := len(c.entries) - 1
+		sub = append(sub, step{c, last})
+		if c.leaf() {
+			if last == 0 {
+				return recErr(int64(d.rec), 0, "index leaf VCN %d is empty", c.vcn)
+			}
+			pred := c.entries[last-1]
+			c.entries = append(c.entries[:last-1], c.entries[last])
+			c.dirty = true
+			n.entries[i].key, n.entries[i].ref = pred.key, pred.ref
+			n.dirty = true
+			sub[len(sub)-1].i = last - 1
+			if err := d.underflow(sub); err != nil {
+				return err
+			}
+			// The predecessor's key may be longer than the one it
+			// replaced: split upwards from n if needed.
+			return d.refix(pred.key)
+		}
+		vcn = c.entries[last].child
+	}
+}
+
+// refix re-runs overflow handling along the path to key.
+func (d *dirIndex) refix(key []byte) error {
+	path, _, _, err := d.search(keyName(key), true)
+	if err != nil {
+		return err
+	}
+	// search(full) for an existing key stops below it; the nodes along the
+	// path are the ones that may have grown.
+	return d.fix(path)
+}
+
+// underflow handles a leaf left without entries: its block is freed and
+// the parent's pointer removed; a parent entry that loses its subtree is
+// taken out and inserted again.
+func (d *dirIndex) underflow(path []step) error {
+	n := path[len(path)-1].n
+	if len(n.entries) > 1 || len(path) == 1 {
+		if len(path) == 1 && len(n.entries) == 1 && n.entries[0].child < 0 {
+			n.dirty = true // an empty root leaf is legal
+		}
+		return nil
+	}
+	if n.entries[0].child >= 0 {
+		return nil // an internal node with only END → child is legal
+	}
+	if err := d.freeBlock(n); err != nil {
+		return err
+	}
+	up := path[len(path)-2]
+	p := up.n
+	p.dirty = true
+	var again *ientry
+	if up.i == len(p.entries)-1 {
+		// The END entry pointed to the empty leaf.
+		if len(p.entries) == 1 {
+			p.entries[0].child = -1
+			if p.vcn < 0 {
+				return nil
+			}
+			return d.underflow(path[:len(path)-1])
+		}
+		k := p.entries[len(p.entries)-2]
+		p.entries[len(p.entries)-1].child = k.child
+		p.entries = append(p.entries[:len(p.entries)-2], p.entries[len(p.entries)-1])
+		k.child = -1
+		again = &k
+	} else {
+		k := p.entries[up.i]
+		p.entries = append(p.entries[:up.i], p.entries[up.i+1:]...)
+		k.child = -1
+		again = &k
+	}
+	return d.insert(again.key, again.ref)
+}
+
+// updateKey rewrites, in place, the key of the entry for name and ref
+// (same length: sizes and times of the $FILE_NAME copy).
+func (d *dirIndex) updateKey(name []uint16, ref uint64, key []byte) error {
+	path, i, ok, err := d.search(name, false)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return nil
+	}
+	n := path[len(path)-1].n
+	e := &n.entries[i]
+	if refRecord(e.ref) != refRecord(ref) || len(e.key) != len(key) {
+		return nil
+	}
+	e.key = key
+	n.dirty = true
+	return nil
+}

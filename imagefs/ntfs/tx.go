@@ -1,0 +1,296 @@
+package ntfs
+
+import (
+	"bytes"
+	"fmt"
+)
+
+// tx collects every change of one operation. Nothing reaches the device
+// until commit, so a refused or failed operation leaves the image as it
+// was; abort undoes the in-memory bitmap changes.
+type tx struct {
+	v      *vol
+	recs   map[uint64]*record // working copies of changed records
+	blks   map[int64][]byte   // decoded INDX blocks by volume offset
+	data   []dataWrite        // file data, written first
+	undo   []undoBit          // bitmap bytes changed, for abort
+	bmDirt map[int64]bool     // 512-byte pieces of $Bitmap to write
+	mbDirt map[int64]bool     // 512-byte pieces of $MFT's $BITMAP
+	fresh  map[uint64]bool    // records formatted by this tx (MFT growth)
+	saved  struct {
+		mftRuns []run
+		mftRecs int64
+		mbm     []byte
+		mbmRuns []run
+	}
+}
+
+type dataWrite struct {
+	off int64 // volume byte offset
+	b   []byte
+}
+
+type undoBit struct {
+	mft bool
+	i   int64
+	old byte
+}
+
+func (v *vol) begin() *tx {
+	t := &tx{v: v, recs: map[uint64]*record{}, blks: map[int64][]byte{},
+		bmDirt: map[int64]bool{}, mbDirt: map[int64]bool{}, fresh: map[uint64]bool{}}
+	t.saved.mftRuns = append([]run(nil), v.mftRuns...)
+	t.saved.mftRecs = v.mftRecs
+	t.saved.mbm = v.mftBitmap
+	t.saved.mbmRuns = append([]run(nil), v.mbmRuns...)
+	return t
+}
+
+// abort forgets the tx and restores the volume's in-memory state.
+func (t *tx) abort() {
+	v := t.v
+	v.hint = 0
+	v.mftBitmap = t.saved.mbm
+	for i := len(t.undo) - 1; i >= 0; i-- {
+		u := t.undo[i]
+		if u.mft {
+			if u.i < int64(len(v.mftBitmap)) {
+				v.mftBitmap[u.i] = u.old
+			}
+		} else {
+			v.bitmap[u.i] = u.old
+		}
+	}
+	v.mftRuns, v.mftRecs, v.mbmRuns = t.saved.mftRuns, t.saved.mftRecs, t.saved.mbmRuns
+}
+
+// rec returns the tx's working copy of record n.
+func (t *tx) rec(n uint64) (*record, error) {
+	if r, ok := t.recs[n]; ok {
+		return r, nil
+	}
+	c, err := t.v.record(n)
+	if err != nil {
+		return nil, err
+	}
+	r := &record{num: n, b: bytes.Clone(c.b)}
+	t.recs[n] = r
+	return r, nil
+}
+
+// peek returns record n for reading only: the working copy if there is one.
+func (t *tx) peek(n uint64) (*record, error) {
+	if r, ok := t.recs[n]; ok {
+		return r, nil
+	}
+	return t.v.record(n)
+}
+
+// block returns the decoded INDX block at volume offset off for reading:
+// the tx's working copy if there is one, else the committed one (checked
+// for fixups and signature). Callers that change it store a copy in t.blks.
+func (t *tx) block(off int64, size int, rec uint64) ([]byte, error) {
+	if b, ok := t.blks[off]; ok {
+		return b, nil
+	}
+	c, ok := t.v.blkCache[off]
+	if !ok {
+		c = make([]byte, size)
+		if err := t.v.readAt(c, off); err != nil {
+			return nil, err
+		}
+		if err := unfixup(c, "INDX", -1, off); err != nil {
+			return nil, fmt.Errorf("directory record %d: %w", rec, err)
+		}
+		t.v.blkCache[off] = c
+	}
+	if len(c) != size {
+		return nil, &FormatError{Record: -1, Off: off, Msg: "index block size changed"}
+	}
+	return c, nil
+}
+
+func (t *tx) setBitmap(mft bool, i int64, on bool) {
+	b := t.v.bitmap
+	dirt := t.bmDirt
+	if mft {
+		b, dirt = t.v.mftBitmap, t.mbDirt
+	}
+	old := b[i>>3]
+	if on {
+		b[i>>3] |= 1 << (i & 7)
+	} else {
+		b[i>>3] &^= 1 << (i & 7)
+	}
+	if old != b[i>>3] {
+		t.undo = append(t.undo, undoBit{mft: mft, i: i >> 3, old: old})
+		dirt[(i>>3)/512] = true
+	}
+}
+
+// allocClusters takes n clusters from $Bitmap: the first free extent long
+// enough outside the MFT zone, else the first free clusters in order (a
+// fragmented allocation), else the MFT zone. near, when >= 0, is tried
+// first so that a growing file stays contiguous.
+func (t *tx) allocClusters(n int64, near int64) ([]run, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	v := t.v
+	free := func(c int64) bool { return c < v.clusters && !bit(v.bitmap, c) }
+	inZone := func(c int64) bool { return c >= v.zoneStart && c < v.zoneEnd }
+	take := func(runs []run) []run {
+		for _, r := range runs {
+			for c := r.lcn; c < r.lcn+r.n; c++ {
+				t.setBitmap(false, c, true)
+			}
+		}
+		return runs
+	}
+	if near >= 0 {
+		c := near
+		for c < near+n && free(c) && (!inZone(c) || inZone(near)) {
+			c++
+		}
+		if c == near+n {
+			return take([]run{{near, n}}), nil
+		}
+	}
+	// First fit contiguous, outside the zone, from the lowest cluster that
+	// may be free (v.hint: everything below it is in use or in the zone).
+	prefix := true // every cluster from v.hint to c is unusable
+	for c := v.hint; c < v.clusters; {
+		if !free(c) || inZone(c) {
+			next := c + 1
+			if inZone(c) {
+				next = max(next, v.zoneEnd)
+			} else if c&7 == 0 && c+8 <= v.clusters && v.bitmap[c>>3] == 0xFF {
+				next = c + 8
+			}
+			if prefix {
+				v.hint = next
+			}
+			c = next
+			continue
+		}
+		prefix = false
+		s := c
+		for c < v.clusters && free(c) && !inZone(c) && c-s < n {
+			c++
+		}
+		if c-s == n {
+			return take([]run{{s, n}}), nil
+		}
+	}
+	// Fragmented: outside the zone first, then inside.
+	var runs []run
+	need := n
+	for pass := 0; pass < 2 && need > 0; pass++ {
+		for c := int64(0); c < v.clusters && need > 0; c++ {
+			if !free(c) || inZone(c) != (pass == 1) {
+				continue
+			}
+			runs = appendRuns(runs, run{c, 1})
+			t.setBitmap(false, c, true)
+			need--
+		}
+	}
+	if need > 0 {
+		return nil, fmt.Errorf("%w: %d more clusters of %d bytes needed", ErrNoSpace, need, v.csize)
+	}
+	return runs, nil
+}
+
+func (t *tx) freeClusters(runs []run) {
+	for _, r := range runs {
+		if r.lcn < 0 {
+			continue
+		}
+		t.v.hint = min(t.v.hint, r.lcn)
+		for c := r.lcn; c < r.lcn+r.n; c++ {
+			t.setBitmap(false, c, false)
+		}
+	}
+}
+
+// writeData queues file data for the clusters of runs (b is padded to
+// whole clusters).
+func (t *tx) writeData(runs []run, b []byte) {
+	pos := int64(0)
+	for _, r := range runs {
+		n := r.n * t.v.csize
+		chunk := make([]byte, n)
+		if pos < int64(len(b)) {
+			copy(chunk, b[pos:min(int64(len(b)), pos+n)])
+		}
+		t.data = append(t.data, dataWrite{off: r.lcn * t.v.csize, b: chunk})
+		pos += n
+	}
+}
+
+// commit writes the tx: file data, index blocks, bitmaps, MFT records,
+// then the $MFTMirr copies, so that a crash half-way leaves at worst
+// allocated-but-unreferenced space rather than references to garbage.
+func (t *tx) commit() error {
+	v := t.v
+	w := func(b []byte, off int64) error {
+		if off < 0 || off+int64(len(b)) > v.clusters*v.csize {
+			return &FormatError{Record: -1, Off: off, Msg: "write outside the volume"}
+		}
+		if _, err := v.dev.WriteAt(b, v.base+off); err != nil {
+			return fmt.Errorf("ntfs: write at volume byte 0x%x: %w", off, err)
+		}
+		return nil
+	}
+	for _, d := range t.data {
+		if err := w(d.b, d.off); err != nil {
+			return err
+		}
+	}
+	for _, off := range sortedKeys(t.blks) {
+		b := t.blks[off]
+		if err := w(fixup(b), off); err != nil {
+			return err
+		}
+		v.blkCache[off] = b
+	}
+	flushBitmap := func(bm []byte, runs []run, dirt map[int64]bool) error {
+		for _, p := range sortedKeys(dirt) {
+			lo, hi := p*512, min(int64(len(bm)), (p+1)*512)
+			off, err := v.locate(runs, lo, hi-lo, -1)
+			if err != nil {
+				return err
+			}
+			if err := w(bm[lo:hi], off); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := flushBitmap(v.bitmap, v.bmRuns, t.bmDirt); err != nil {
+		return err
+	}
+	if err := flushBitmap(v.mftBitmap, v.mbmRuns, t.mbDirt); err != nil {
+		return err
+	}
+	nums := sortedKeys(t.recs)
+	for _, n := range nums {
+		r := t.recs[n]
+		off, err := v.locate(v.mftRuns, int64(n)*int64(v.recSize), int64(v.recSize), int64(n))
+		if err != nil {
+			return err
+		}
+		enc := fixup(r.b)
+		if err := w(enc, off); err != nil {
+			return err
+		}
+		if int(n) < v.mirrN {
+			if err := w(enc, v.mirrLCN*v.csize+int64(n)*int64(v.recSize)); err != nil {
+				return err
+			}
+		}
+		v.recCache[n] = r.b
+	}
+	t.recs, t.blks, t.data, t.undo = nil, nil, nil, nil
+	return nil
+}
