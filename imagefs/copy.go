@@ -171,6 +171,11 @@ func Put(fs FS, sources []string, dest string, progress func(done, total int64))
 			return nil, fmt.Errorf("put: %w", err)
 		}
 	}
+	for _, it := range items {
+		if err := CheckNewPath(fs, it.dst); err != nil {
+			return nil, fmt.Errorf("put: %w", err)
+		}
+	}
 	if free, ok := fs.(interface{ FreeBytes() int64 }); ok {
 		// Files that are replaced give their space back.
 		var reclaimed int64
@@ -381,6 +386,9 @@ func PutFrom(fs FS, r io.Reader, dest string, mtime time.Time) error {
 	if fi, err := fs.Stat(dest); err == nil && fi.IsDir() {
 		return fmt.Errorf("put: %s is a directory; name the file to write from stdin", dest)
 	}
+	if err := CheckNewPath(fs, dest); err != nil {
+		return fmt.Errorf("put: %w", err)
+	}
 	spool, err := os.CreateTemp("", "xpboot-stdin-*")
 	if err != nil {
 		return fmt.Errorf("put: %w", err)
@@ -467,4 +475,56 @@ func (p *progressReader) Read(b []byte) (int, error) {
 		p.cb(p.base+p.n, p.total)
 	}
 	return n, err
+}
+
+// ErrBadName reports a name Windows cannot use for a file or directory.
+var ErrBadName = errors.New("not a name Windows can use")
+
+// CheckName reports whether name may be given to a new file or directory
+// inside an image: Windows refuses the characters < > : " / \ | ? * and
+// control characters, names ending in a space or a dot, and the device names
+// CON, PRN, AUX, NUL, COM1–COM9 and LPT1–LPT9 (with any extension), which
+// it would open as devices instead of the file.
+func CheckName(name string) error {
+	if name == "" || name == "." || name == ".." {
+		return fmt.Errorf("%q: %w", name, ErrBadName)
+	}
+	for _, r := range name {
+		if r < 0x20 || strings.ContainsRune(`<>:"/\|?*`, r) {
+			return fmt.Errorf("%q: %w (it holds %q)", name, ErrBadName, r)
+		}
+	}
+	if strings.HasSuffix(name, " ") || strings.HasSuffix(name, ".") {
+		return fmt.Errorf("%q: %w (it ends in a space or a dot)", name, ErrBadName)
+	}
+	base, _, _ := strings.Cut(name, ".")
+	switch b := strings.ToUpper(strings.TrimRight(base, " ")); b {
+	case "CON", "PRN", "AUX", "NUL":
+		return fmt.Errorf("%q: %w (%s is a device)", name, ErrBadName, b)
+	default:
+		if len(b) == 4 && (strings.HasPrefix(b, "COM") || strings.HasPrefix(b, "LPT")) && b[3] >= '1' && b[3] <= '9' {
+			return fmt.Errorf("%q: %w (%s is a device)", name, ErrBadName, b)
+		}
+	}
+	return nil
+}
+
+// CheckNewPath checks, with CheckName, every component of p that does not
+// exist in fs yet: the names a write to p would create.
+func CheckNewPath(fs FS, p string) error {
+	p = cleanPath(p)
+	if p == "/" {
+		return nil
+	}
+	cur := ""
+	for _, part := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
+		cur += "/" + part
+		if _, err := fs.Stat(cur); err == nil {
+			continue
+		}
+		if err := CheckName(part); err != nil {
+			return fmt.Errorf("%s: %w", cur, err)
+		}
+	}
+	return nil
 }

@@ -230,3 +230,26 @@ func TestPutFromGetToRemoveAll(t *testing.T) {
 		t.Errorf("left after rm -r: %v", m.files)
 	}
 }
+
+func TestCheckName(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"ntoskrnl.exe": true, "Long Name.txt": true, "CONFIG.SYS": true, "COM10": true, "LPT": true, "straße": true,
+		"CON": false, "con.txt": false, "Nul": false, "COM1": false, "lpt9.log": false, "AUX .x": false,
+		"a:b": false, "what?": false, "star*": false, `back\slash`: false, "trailing.": false, "trailing ": false, "tab\t": false, "..": false,
+	} {
+		if err := CheckName(name); (err == nil) != ok {
+			t.Errorf("CheckName(%q) = %v, want ok=%v", name, err, ok)
+		}
+	}
+	m := newMemFS()
+	m.add("/", "existing:odd", nil) // names already there are not judged
+	if err := CheckNewPath(m, "/existing:odd/new.txt"); err != nil {
+		t.Errorf("existing component judged: %v", err)
+	}
+	if err := CheckNewPath(m, "/existing:odd/CON/x"); err == nil || !strings.Contains(err.Error(), "/existing:odd/CON") {
+		t.Errorf("device name in a new path: %v", err)
+	}
+	if err := PutFrom(m, strings.NewReader("x"), "/PRN.txt", time.Now()); err == nil {
+		t.Error("PutFrom to PRN.txt succeeded")
+	}
+}

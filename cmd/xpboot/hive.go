@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"github.com/xpboot/xpboot/imagefs"
+	"github.com/xpboot/xpboot/internal/atomicfile"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf16"
 
 	"github.com/urfave/cli/v2"
 
@@ -143,8 +146,8 @@ func hiveNewCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "new",
 		Usage:     "create an empty hive",
-		ArgsUsage: "FILE",
-		Flags: []cli.Flag{
+		ArgsUsage: "FILE|IMG:/path",
+		Flags: []cli.Flag{partitionFlag,
 			&cli.UintFlag{Name: "minor", Value: 3, Usage: "format version 1.MINOR: 3 (what Windows creates) or 5 (NtSaveKeyEx latest format)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace FILE if it exists"},
 		},
@@ -153,12 +156,15 @@ func hiveNewCommand(e *env) *cli.Command {
 				return err
 			}
 			path := c.Args().First()
-			if _, err := os.Lstat(path); err == nil && !c.Bool("force") {
-				return cli.Exit(fmt.Sprintf("hive new: %s exists (use --force to replace it)", path), 1)
-			}
 			ed, err := hive.New(uint32(c.Uint("minor")))
 			if err != nil {
 				return hiveExit("new", err)
+			}
+			if loc, ok := imagefs.ParseImagePath(path); ok {
+				return newHiveInImage(c, ed, loc)
+			}
+			if _, err := os.Lstat(path); err == nil && !c.Bool("force") {
+				return cli.Exit(fmt.Sprintf("hive new: %s exists (use --force to replace it)", path), 1)
 			}
 			if err := ed.Save(path); err != nil {
 				return hiveExit("new", err)
@@ -167,6 +173,52 @@ func hiveNewCommand(e *env) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// newHiveInImage saves a new hive at IMG:/path: built in a private
+// temporary directory, then written into the image as one file.
+func newHiveInImage(c *cli.Context, ed *hive.Editor, loc imagefs.Location) error {
+	if err := loc.Validate(); err != nil {
+		return cli.Exit(err, 2)
+	}
+	img, err := imagefs.Open(loc.Image, true)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("hive new: %v", err), 1)
+	}
+	fsys, err := img.FS(c.Int("partition"))
+	if err != nil {
+		img.Close()
+		return cli.Exit(fmt.Sprintf("hive new: %v", err), 1)
+	}
+	if _, err := fsys.Stat(loc.Path); err == nil && !c.Bool("force") {
+		img.Close()
+		return cli.Exit(fmt.Sprintf("hive new: %s exists (use --force to replace it)", loc), 1)
+	}
+	dir, err := os.MkdirTemp("", "xpboot-hive-")
+	if err != nil {
+		img.Close()
+		return cli.Exit(err, 1)
+	}
+	defer os.RemoveAll(dir)
+	local := filepath.Join(dir, "hive")
+	if err := ed.Save(local); err != nil {
+		img.Close()
+		return hiveExit("new", err)
+	}
+	f, err := os.Open(local)
+	if err != nil {
+		img.Close()
+		return cli.Exit(err, 1)
+	}
+	defer f.Close()
+	err = imagefs.PutFrom(fsys, f, loc.Path, time.Now())
+	if cerr := img.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("hive new: %s: %v", loc, err), 1)
+	}
+	return nil
 }
 
 // jsonValue is the JSON form of a value.
@@ -194,8 +246,8 @@ func hiveLsCommand(e *env) *cli.Command {
 		Name:      "ls",
 		Usage:     "list a key's subkeys and values",
 		ArgsUsage: "HIVE [KEY]",
-		Flags:     []cli.Flag{hiveJSONFlag, hiveCCSFlag},
-		Action: imageAware(false, func(c *cli.Context, hivePath string) error {
+		Flags:     []cli.Flag{partitionFlag, hiveJSONFlag, hiveCCSFlag},
+		Action: imageAware(e, false, func(c *cli.Context, hivePath string) error {
 			if err := wantArgs(c, "ls", 1, 2); err != nil {
 				return err
 			}
@@ -263,7 +315,7 @@ func hiveGetCommand(e *env) *cli.Command {
 		Description: "VALUE @ is the key's default value. Strings print as text (REG_MULTI_SZ one per\n" +
 			"line), numbers as hex and decimal, other data as hex; --json adds the raw bytes.",
 		Flags: []cli.Flag{partitionFlag, hiveJSONFlag, hiveCCSFlag},
-		Action: imageAware(false, func(c *cli.Context, hivePath string) error {
+		Action: imageAware(e, false, func(c *cli.Context, hivePath string) error {
 			if err := wantArgs(c, "get", 2, 3); err != nil {
 				return err
 			}
@@ -324,7 +376,7 @@ func hiveSetCommand(e *env) *cli.Command {
 			hiveCCSFlag, hiveLogFlag,
 			&cli.StringFlag{Name: "type", Aliases: []string{"t"}, Value: "sz", Usage: "value type: sz, expand_sz, multi_sz, dword, dword_big_endian, qword, binary, none, link, or a number"},
 		},
-		Action: imageAware(true, func(c *cli.Context, hivePath string) error {
+		Action: imageAware(e, true, func(c *cli.Context, hivePath string) error {
 			if c.NArg() < 3 {
 				return cli.Exit("hive set: want HIVE KEY VALUE DATA...", 2)
 			}
@@ -355,8 +407,8 @@ func hiveRmCommand(e *env) *cli.Command {
 		Name:      "rm",
 		Usage:     "delete a value, or a key with all its subkeys",
 		ArgsUsage: "HIVE KEY [VALUE]",
-		Flags:     []cli.Flag{hiveCCSFlag, hiveLogFlag},
-		Action: imageAware(true, func(c *cli.Context, hivePath string) error {
+		Flags:     []cli.Flag{partitionFlag, hiveCCSFlag, hiveLogFlag},
+		Action: imageAware(e, true, func(c *cli.Context, hivePath string) error {
 			if err := wantArgs(c, "rm", 2, 3); err != nil {
 				return err
 			}
@@ -384,7 +436,7 @@ func hiveImportCommand(e *env) *cli.Command {
 			"the key and its parents, [-key] deletes a subtree, \"v\"=- deletes a value. FILE.reg -\n" +
 			"reads standard input. Nothing is saved if any line fails.",
 		Flags: []cli.Flag{partitionFlag, hivePrefixFlag, hiveLogFlag},
-		Action: imageAware(true, func(c *cli.Context, hivePath string) error {
+		Action: imageAware(e, true, func(c *cli.Context, hivePath string) error {
 			if err := wantArgs(c, "import", 2, 2); err != nil {
 				return err
 			}
@@ -416,8 +468,9 @@ func hiveExportCommand(e *env) *cli.Command {
 			hivePrefixFlag, hiveCCSFlag,
 			&cli.BoolFlag{Name: "regedit4", Usage: "write a REGEDIT4 (ANSI) file"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to FILE instead of standard output"},
+			&cli.StringFlag{Name: "encoding", Usage: "utf16 (UTF-16LE with BOM and CRLF, what regedit writes and reads) or utf8 (UTF-8 and LF, for grep and diff) (default: utf16 for -o FILE, utf8 for standard output)"},
 		},
-		Action: imageAware(false, func(c *cli.Context, hivePath string) error {
+		Action: imageAware(e, false, func(c *cli.Context, hivePath string) error {
 			if err := wantArgs(c, "export", 1, 2); err != nil {
 				return err
 			}
@@ -430,52 +483,92 @@ func hiveExportCommand(e *env) *cli.Command {
 			if c.Bool("regedit4") {
 				opt.Format = hive.RegEdit4
 			}
+			out := c.String("output")
+			enc := c.String("encoding")
+			switch {
+			case enc == "" && (out == "" || out == "-"):
+				enc = "utf8"
+			case enc == "":
+				enc = "utf16"
+			case enc != "utf8" && enc != "utf16":
+				return cli.Exit(fmt.Sprintf("hive export: --encoding %q: want utf8 or utf16", enc), 2)
+			}
 			var buf bytes.Buffer
 			if err := hive.ExportReg(&buf, f, keyPath, opt); err != nil {
 				return hiveExit("export", err)
 			}
-			if out := c.String("output"); out != "" {
-				if err := writeFileAtomic(out, buf.Bytes()); err != nil {
+			data := buf.Bytes()
+			if enc == "utf8" && !c.Bool("regedit4") {
+				data = utf16ToUTF8Text(data)
+			}
+			if out != "" && out != "-" {
+				if err := writeFileAtomic(out, data); err != nil {
 					return hiveExit("export", err)
 				}
 				return nil
 			}
-			_, err = e.stdout.Write(buf.Bytes())
+			_, err = e.stdout.Write(data)
 			return err
 		}),
 	}
 }
 
-// writeFileAtomic writes b to a temporary file next to path, syncs it and
-// renames it over path.
+// fromStdin runs a reading hive command on a hive given as "-": standard
+// input, spooled to a temporary file (the reader needs random access).
+// Editing commands refuse it: they save the hive in place.
+func fromStdin(c *cli.Context, e *env, writable bool, action func(c *cli.Context, hivePath string) error) error {
+	if writable {
+		return usageError(c, errors.New("HIVE - (standard input) is for reading commands; an edit needs the hive's file"))
+	}
+	dir, err := os.MkdirTemp("", "xpboot-stdin-")
+	if err != nil {
+		return cli.Exit(err, 1)
+	}
+	defer os.RemoveAll(dir)
+	local := filepath.Join(dir, "stdin")
+	f, err := os.Create(local)
+	if err != nil {
+		return cli.Exit(err, 1)
+	}
+	_, err = io.Copy(f, e.stdin)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("hive %s: reading standard input: %v", c.Command.Name, err), exitUnreadable)
+	}
+	if err := action(c, local); err != nil {
+		code := 1
+		if ec, ok := err.(cli.ExitCoder); ok {
+			code = ec.ExitCode()
+		}
+		return cli.Exit(strings.ReplaceAll(err.Error(), local, "standard input"), code)
+	}
+	return nil
+}
+
+// writeFileAtomic writes b to path, which appears complete or not at all.
 func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(dirOf(path), ".xpboot-export-*")
+	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Abort()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
+	return f.Commit()
+}
+
+// utf16ToUTF8Text turns regedit's UTF-16LE text (with BOM and CRLF) into
+// UTF-8 with LF line ends, which grep, diff and terminals read.
+func utf16ToUTF8Text(b []byte) []byte {
+	b = bytes.TrimPrefix(b, []byte{0xFF, 0xFE})
+	u := make([]uint16, len(b)/2)
+	for i := range u {
+		u[i] = uint16(b[2*i]) | uint16(b[2*i+1])<<8
 	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
+	return []byte(strings.ReplaceAll(string(utf16.Decode(u)), "\r\n", "\n"))
 }
 
 func dirOf(path string) string {
@@ -497,10 +590,10 @@ func hiveCompactCommand(e *env) *cli.Command {
 			"stored out of order, rewrites lists of the wrong type for the hive version, and drops\n" +
 			"unused security descriptors. The result replaces HIVE atomically (temporary file,\n" +
 			"fsync, rename), or goes to -o FILE.",
-		Flags: []cli.Flag{hiveJSONFlag,
+		Flags: []cli.Flag{partitionFlag, hiveJSONFlag,
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the compacted hive to FILE instead of replacing HIVE"},
 		},
-		Action: imageAware(true, func(c *cli.Context, hivePath string) error {
+		Action: imageAware(e, true, func(c *cli.Context, hivePath string) error {
 			if err := wantArgs(c, "compact", 1, 1); err != nil {
 				return err
 			}
@@ -538,7 +631,7 @@ func hiveCheckCommand(e *env) *cli.Command {
 			"data, big data), security cells (list, reference counts), class names and maximum\n" +
 			"length fields. Each finding names its file offset.",
 		Flags: []cli.Flag{partitionFlag, hiveJSONFlag},
-		Action: imageAware(false, func(c *cli.Context, hivePath string) error {
+		Action: imageAware(e, false, func(c *cli.Context, hivePath string) error {
 			if err := wantArgs(c, "check", 1, 1); err != nil {
 				return err
 			}
@@ -597,10 +690,18 @@ func hiveCheckCommand(e *env) *cli.Command {
 // imageAware lets a hive command take IMG:/path for a hive inside a disk
 // image: the action runs on a local copy, which is written back into the
 // image (FAT32 only) when a writable action changed it.
-func imageAware(writable bool, action func(c *cli.Context, hivePath string) error) cli.ActionFunc {
+func imageAware(e *env, writable bool, action func(c *cli.Context, hivePath string) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		arg := c.Args().First()
+		if arg == "-" {
+			return fromStdin(c, e, writable, action)
+		}
 		loc, ok := imagefs.ParseImagePath(arg)
+		if ok {
+			if err := loc.Validate(); err != nil {
+				return cli.Exit(err, 2)
+			}
+		}
 		if !ok {
 			return action(c, arg)
 		}

@@ -88,8 +88,11 @@ func TestHiveEditCycle(t *testing.T) {
 	mustRun(t, dir, "hive", "check", "t.hiv")
 	a := mustRun(t, dir, "hive", "export", "s.hiv").stdout
 	b := mustRun(t, dir, "hive", "export", "t.hiv").stdout
-	if a != b || !strings.HasPrefix(a, "\xff\xfe") {
+	if a != b || !strings.HasPrefix(a, "Windows Registry Editor Version 5.00\n") {
 		t.Errorf("export after import differs (%d vs %d bytes)", len(a), len(b))
+	}
+	if u := mustRun(t, dir, "hive", "export", "--encoding", "utf16", "s.hiv").stdout; !strings.HasPrefix(u, "\xff\xfe") {
+		t.Errorf("--encoding utf16 to standard output: %.8q", u)
 	}
 	// REGEDIT4 with another prefix, one key.
 	r = mustRun(t, dir, "hive", "export", "--regedit4", "--prefix", `HKEY_LOCAL_MACHINE\SOFTWARE`, "s.hiv", svc)

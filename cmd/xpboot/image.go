@@ -354,7 +354,12 @@ func imageMkdirCommand(e *env) *cli.Command {
 		ArgsUsage: "IMG:/path",
 		Flags:     []cli.Flag{partitionFlag, forceBaseFlag},
 		Action: func(c *cli.Context) error {
-			return e.editImage(c, "mkdir", func(fs imagefs.FS, p string) error { return fs.MkdirAll(p, nowLocal()) })
+			return e.editImage(c, "mkdir", func(fs imagefs.FS, p string) error {
+				if err := imagefs.CheckNewPath(fs, p); err != nil {
+					return err
+				}
+				return fs.MkdirAll(p, nowLocal())
+			})
 		},
 	}
 }

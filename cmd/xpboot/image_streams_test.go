@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -70,4 +71,42 @@ func TestImageStreamsAndRecursiveRm(t *testing.T) {
 		t.Errorf("after rm -r: %+v", r)
 	}
 	integratetest.FsckImage(t, filepath.Join(dir, "disk.img"))
+}
+
+// TestHiveStreamsAndImages: hive export writes UTF-8 to a pipe and UTF-16 to
+// files, reading commands take - for standard input, and hive new creates a
+// hive inside an image.
+func TestHiveStreamsAndImages(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"image", "create", "--size", "64M", "disk.img"},
+		{"hive", "new", "disk.img:/WINDOWS/system32/config/SYSTEM"},
+		{"hive", "set", "-t", "dword", "disk.img:/WINDOWS/system32/config/SYSTEM", `ControlSet001\Services\iScsiPrt`, "Start", "0"},
+		{"hive", "export", "-o", "sys.reg", "disk.img:/WINDOWS/system32/config/SYSTEM"},
+	} {
+		if r := xpboot(t, dir, args...); r.code != 0 {
+			t.Fatalf("%q: %+v", args, r)
+		}
+	}
+	if r := xpboot(t, dir, "hive", "new", "disk.img:/WINDOWS/system32/config/SYSTEM"); r.code != 1 || !strings.Contains(r.stderr, "exists") {
+		t.Errorf("hive new over an existing hive in an image: %+v", r)
+	}
+	r := xpboot(t, dir, "hive", "export", "disk.img:/WINDOWS/system32/config/SYSTEM")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "Windows Registry Editor Version 5.00\n") || !strings.Contains(r.stdout, `"Start"=dword:00000000`) {
+		t.Errorf("export to a pipe is not UTF-8 text: %.120q", r.stdout)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "sys.reg")); len(b) < 2 || b[0] != 0xFF || b[1] != 0xFE {
+		t.Errorf("export -o FILE is not UTF-16 with BOM: % x", b[:min(len(b), 8)])
+	}
+	hiveBytes := xpboot(t, dir, "image", "get", "disk.img:/WINDOWS/system32/config/SYSTEM", "-").stdout
+	r = xpbootStdin(t, dir, []byte(hiveBytes), "hive", "get", "-", `ControlSet001\Services\iScsiPrt`, "Start")
+	if r.code != 0 || !strings.Contains(r.stdout, "0") {
+		t.Errorf("hive get from standard input: %+v", r)
+	}
+	if r := xpbootStdin(t, dir, []byte(hiveBytes), "hive", "set", "-", "K", "V", "x"); r.code != 2 {
+		t.Errorf("hive set on standard input: %+v", r)
+	}
+	if r := xpboot(t, dir, "image", "mkdir", "disk.img:/CON"); r.code != 1 || !strings.Contains(r.stderr, "device") {
+		t.Errorf("mkdir of a device name: %+v", r)
+	}
 }
