@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -63,21 +64,25 @@ Target iqn.2001-04.com.example:open
 	}
 }
 
-// TestLoginRateLimit: after MaxLoginFailures failed logins from one address
-// within a minute, further logins are refused with 0x0301 until the minute
-// is over (clock injected).
+// TestLoginRateLimit: the first MaxLoginFailures failed logins of one
+// user from one address are answered at once, each further one only after
+// a delay that doubles; the right password from the same address logs in
+// at once all the same, and the failures are reported to AuthLog.
 func TestLoginRateLimit(t *testing.T) {
 	d, _ := newImage(t, 1<<20)
 	cfg := simpleConfig(d)
 	cfg.Targets[0].Auth = testAuth
 	cfg.MaxLoginFailures = 2
-	now := time.Unix(1000, 0)
-	cfg.Now = func() time.Time { return now }
+	cfg.LoginFailureDelay = 400 * time.Millisecond
+	cfg.Rand = fixedRand(0x10)
 	cfg.Logger = testLogger(t)
+	var mu sync.Mutex
 	var fails int
 	cfg.AuthLog = func(_ ConnMeta, _ string, err error) {
 		if err != nil {
+			mu.Lock()
 			fails++
+			mu.Unlock()
 			if !errors.Is(err, ErrAuth) {
 				t.Errorf("AuthLog error %v does not wrap ErrAuth", err)
 			}
@@ -87,25 +92,41 @@ func TestLoginRateLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	try := func() uint16 {
+	t.Cleanup(func() { s.Shutdown(t.Context()) })
+	chal := make([]byte, 1+chapChallengeSz)
+	fixedRand(0x10).Read(chal)
+	// try logs in as testuser with secret and returns the final status and
+	// how long the last answer took.
+	try := func(secret string) (uint16, time.Duration) {
 		ti := pipeServer(t, s)
-		r := ti.login(true, stageSecurity, stageOperational, textOf("InitiatorName=iqn.2026-01.test:i", "TargetName="+testIQN, "AuthMethod=None"))
-		return loginStatus(r)
+		r := ti.login(false, stageSecurity, stageSecurity, textOf("InitiatorName=iqn.2026-01.test:i", "TargetName="+testIQN, "AuthMethod=CHAP"))
+		if st := loginStatus(r); st != 0 {
+			t.Fatalf("AuthMethod step: 0x%04x", st)
+		}
+		ti.login(false, stageSecurity, stageSecurity, textOf("CHAP_A=5"))
+		resp := chapMD5Response(chal[0], []byte(secret), chal[1:])
+		start := time.Now()
+		r = ti.login(true, stageSecurity, stageOperational, textOf("CHAP_N=testuser", "CHAP_R="+hexArg(resp)))
+		return loginStatus(r), time.Since(start)
 	}
-	for i := 0; i < 2; i++ {
-		if st := try(); st != statusAuthFailed {
-			t.Fatalf("attempt %d: 0x%04x", i, st)
+	delay := cfg.LoginFailureDelay
+	for i, want := range []time.Duration{0, 0, delay, 2 * delay} {
+		st, took := try("wrong-password")
+		if st != statusAuthFailed {
+			t.Fatalf("failure %d: status 0x%04x", i+1, st)
+		}
+		if took < want || (want == 0 && took > delay/2) {
+			t.Errorf("failure %d answered after %v, want %v", i+1, took, want)
 		}
 	}
-	if st := try(); st != statusServiceUnavail {
-		t.Fatalf("third attempt: 0x%04x, want 0x0301", st)
+	st, took := try("userpassword")
+	if st != statusSuccess || took > delay/2 {
+		t.Fatalf("right password after 4 failures: status 0x%04x after %v, want success at once", st, took)
 	}
-	now = now.Add(61 * time.Second)
-	if st := try(); st != statusAuthFailed {
-		t.Fatalf("after a minute: 0x%04x, want 0x0201 again", st)
-	}
-	if fails != 3 {
-		t.Errorf("AuthLog saw %d failures, want 3", fails)
+	mu.Lock()
+	defer mu.Unlock()
+	if fails != 4 {
+		t.Errorf("AuthLog saw %d failures, want 4", fails)
 	}
 }
 

@@ -7,13 +7,23 @@
 // accepts connections on a caller-supplied net.Listener; Shutdown ends
 // connections after their in-flight commands and flushes every device.
 //
-// Layers, one file each: pdu.go (framing, digests, length checks before
-// allocation), text.go (key=value parsing and negotiation result
-// functions), login.go (security → operational → full-feature stages as a
-// typed state, CHAP in chap.go), session.go (sessions, CmdSN window,
-// Text/NOP/Logout), task.go (SCSI command tasks: immediate, unsolicited and
-// R2T-solicited data, Data-In, task management), scsi.go and pr.go (the SBC
-// and SPC command set and reservations).
+// Layers: pdu.go (framing, digests, length checks before allocation),
+// text.go (key=value parsing and negotiation result functions), login.go
+// (security → operational → full-feature stages as a typed state, CHAP in
+// chap.go), session.go (sessions, CmdSN window, NOP/Logout; Text requests
+// in textreq.go, idle pings in idle.go), task.go (SCSI command tasks:
+// immediate, unsolicited and R2T-solicited data), datain.go (Data-In and
+// responses), tmf.go (task management), budget.go (the memory budget).
+// The SCSI layer is table-driven: scsi_table.go holds one row per
+// operation code and service action (name, CDB length, data direction,
+// reservation class, block-range decoding, handler) from which the
+// dispatcher execSCSI, CDB lengths, REPORT SUPPORTED OPERATION CODES and
+// the reservation checks all read; execSCSI checks every block command's
+// CDB fields, LBA range, write protection and transfer length (against
+// the Block Limits page's MAXIMUM TRANSFER LENGTH) in one place before its
+// handler runs. Handlers live in scsi_block.go (SBC), scsi_spc.go (SPC)
+// and pr.go (persistent reservations); scsi.go holds the LU and sense
+// helpers.
 //
 // Who may use which target is the caller's: Config.Authorize sees the
 // initiator and target names before authentication and refuses a login
@@ -24,11 +34,22 @@
 // R2Ts, queued commands and CHAP tries are bounded, a malformed PDU is
 // answered with a Reject or ends its connection with an error naming the
 // opcode and ITT, and a panic in a connection handler only drops that
-// connection.
+// connection. Memory is bounded by configuration, not by clients: READ
+// data is copied from the device in chunks of at most 1 MiB while it is
+// sent, write buffers are allocated only when the budget (per connection,
+// per source address, per server) has room, and a connection whose client
+// stops reading holds at most its share. Connections and sessions are
+// capped per source address and sessions per initiator name, below the
+// global caps; failed logins delay the answers to later failures of the
+// same user and address, never a correct login; TARGET RESETs act on the
+// caller's own sessions unless Config.AllowGlobalReset. docs/iscsi.md
+// lists every limit.
 //
 // iPXE specifics honoured here: the T bit it sets on every login PDU is
-// ignored until CHAP is complete, no unsolicited NOP-In is ever sent (dead
-// sessions are reaped through TCP keepalive instead), Data-In is split by the
+// ignored until CHAP is complete, no NOP-In ping is ever sent to iPXE or
+// gPXE (recognised by the ISID they build from IANA enterprise number
+// 10019; their dead sessions are reaped through TCP keepalive, other
+// initiators' idle connections are pinged), Data-In is split by the
 // initiator's MaxRecvDataSegmentLength and MaxBurstLength, and StatSN,
 // ExpCmdSN and MaxCmdSN are filled in every PDU it may read them from.
 package iscsitarget

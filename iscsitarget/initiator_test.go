@@ -251,6 +251,18 @@ func (ti *testInit) await(itt uint32, out []byte) result {
 			}
 			ti.expStatSN = p.u32(24) + 1
 			return res
+		case opNOPIn:
+			if p.itt() != reservedTag || p.u32(20) == reservedTag {
+				ti.t.Fatalf("NOP-In itt %x ttt %x waiting for ITT %x", p.itt(), p.u32(20), itt)
+			}
+			// A target ping (idle connections): answer it as initiators do.
+			r := &pdu{}
+			r.bhs[0] = 0x40 | opNOPOut
+			r.bhs[1] = 0x80
+			r.put32(16, reservedTag)
+			r.put32(20, p.u32(20))
+			r.put32(24, ti.cmdSN)
+			ti.write(r)
 		default:
 			ti.t.Fatalf("unexpected opcode 0x%02x waiting for ITT %x", p.opcode(), itt)
 		}

@@ -106,6 +106,9 @@ type login struct {
 	statSN        uint32
 	cmdSN         uint32
 	pending       []byte // continued text
+	// delay is how long the answer to a failed login waits (see
+	// Server.loginFailed).
+	delay time.Duration
 }
 
 // runLogin drives the login phase to full feature phase or failure. On
@@ -113,7 +116,9 @@ type login struct {
 func (c *conn) runLogin() error {
 	l := &login{c: c, first: true, params: defaultParams()}
 	deadline := time.Now().Add(c.srv.cfg.LoginTimeout)
-	_ = c.nc.SetReadDeadline(deadline)
+	// The first request must come soon: a connection that sends nothing
+	// must not hold one of the address's connection slots for long.
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.FirstPDUTimeout))
 	_ = c.nc.SetWriteDeadline(deadline)
 	defer func() {
 		_ = c.nc.SetWriteDeadline(time.Time{})
@@ -133,10 +138,7 @@ func (c *conn) runLogin() error {
 			return p.errorf("PDU before login completed")
 		}
 		if l.first {
-			if !c.srv.loginAllowed(c.nc.RemoteAddr()) {
-				l.fail(p, loginFail(statusServiceUnavail, "too many failed logins from this address"))
-				return errors.New("login refused: too many failed logins from this address")
-			}
+			_ = c.nc.SetReadDeadline(deadline)
 		}
 		// Continuation (C bit): collect text, answer an empty response.
 		if p.flags()&0x40 != 0 {
@@ -166,6 +168,9 @@ func (c *conn) runLogin() error {
 		if err != nil {
 			var le *loginError
 			if errors.As(err, &le) {
+				if !l.wait() {
+					return fmt.Errorf("%w (connection closed while the failure answer was delayed)", le)
+				}
 				return l.fail(p, le)
 			}
 			return err
@@ -390,7 +395,7 @@ func (l *login) authorize() error {
 	}
 	if err := srv.cfg.Authorize(l.c.meta); err != nil {
 		// The connection's "login failed" line carries the reason.
-		srv.loginFailed(l.c.nc.RemoteAddr())
+		l.failed(l.initiatorName)
 		return loginFail(statusForbidden, "initiator %s not authorized for target %s: %v", l.initiatorName, l.tgt.name, err)
 	}
 	return nil
@@ -436,7 +441,7 @@ func (l *login) security(keys []kv) ([]kv, error) {
 		if !found {
 			err := fmt.Errorf("%w: initiator offered AuthMethod=%s, target requires %s", ErrAuth, methods, want)
 			srv.authLog(l.c.meta, want, err)
-			srv.loginFailed(l.c.nc.RemoteAddr())
+			l.failed(l.initiatorName)
 			return nil, loginFail(statusAuthFailed, "%v", err)
 		}
 		out = append(out, kv{"AuthMethod", want})
@@ -537,8 +542,37 @@ func (l *login) security(keys []kv) ([]kv, error) {
 
 func (l *login) authFailure(err error) error {
 	l.c.srv.authLog(l.c.meta, "CHAP", err)
-	l.c.srv.loginFailed(l.c.nc.RemoteAddr())
+	user := l.chapUser
+	if user == "" {
+		user = l.initiatorName
+	}
+	l.failed(user)
 	return loginFail(statusAuthFailed, "%v", err)
+}
+
+// failed books a failed login of user from this connection's address.
+func (l *login) failed(user string) {
+	l.delay = l.c.srv.loginFailed(l.c.nc.RemoteAddr(), user)
+	if l.delay > 0 {
+		l.c.log.Info("failed login answer delayed", "user", user, "delay", l.delay)
+	}
+}
+
+// wait sleeps for the delay of a failed login's answer; false if the
+// connection was stopped meanwhile.
+func (l *login) wait() bool {
+	if l.delay <= 0 {
+		return true
+	}
+	t := time.NewTimer(l.delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		_ = l.c.nc.SetWriteDeadline(time.Now().Add(l.c.srv.cfg.LoginTimeout))
+		return true
+	case <-l.c.quit:
+		return false
+	}
 }
 
 func splitList(s string) []string {

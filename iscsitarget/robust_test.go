@@ -58,6 +58,9 @@ func TestHostileInitiators(t *testing.T) {
 	cfg := simpleConfig(d)
 	cfg.MaxLoginFailures = 1000
 	cfg.LoginTimeout = 3 * time.Second
+	// 64 sessions of one initiator name from one address: above the
+	// per-address and per-initiator defaults.
+	cfg.MaxConnectionsPerAddress, cfg.MaxSessionsPerAddress, cfg.MaxSessionsPerInitiator = 80, 80, 80
 	baseG := runtime.NumGoroutine()
 	baseFD := countFDs(t)
 	s, err := NewServer(func() Config { cfg.Logger = testLogger(t); return cfg }())

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/xpboot/xpboot/imagefs/blockdev"
@@ -142,14 +143,54 @@ type Config struct {
 	// MaxSessions caps live sessions (default 256); MaxConnections caps TCP
 	// connections including those still logging in (default 512).
 	MaxSessions, MaxConnections int
-	// LoginTimeout bounds the whole login phase (default 15s).
-	LoginTimeout time.Duration
+	// MaxConnectionsPerAddress caps the TCP connections of one source
+	// address, those still logging in included (default 32): further ones
+	// are closed at once. MaxSessionsPerAddress (default 32) and
+	// MaxSessionsPerInitiator (default 4, per initiator name) cap sessions;
+	// a login beyond them fails with status 0x0301 (out of resources).
+	// Four per name leave room for what a boot does: iPXE's session stays
+	// while the OS logs in again with its own ISID (and maybe a discovery
+	// session); a login with the same name and ISID replaces the old
+	// session (RFC 7143 §6.3.5) and does not count twice.
+	MaxConnectionsPerAddress, MaxSessionsPerAddress, MaxSessionsPerInitiator int
+	// MaxConnectionMemory, MaxAddressMemory and MaxMemory bound the
+	// command data held for one connection, for all connections of one
+	// source address, and for the whole server (defaults 16 MiB, 64 MiB,
+	// 256 MiB): write buffers (the EDTL of each write waiting for data) and
+	// Data-In chunks (at most 1 MiB per READ at a time). A command waits for
+	// room instead of failing. Each must be at least MaxTransferLength.
+	MaxConnectionMemory, MaxAddressMemory, MaxMemory int
+	// LoginTimeout bounds the whole login phase (default 15s);
+	// FirstPDUTimeout bounds the wait for a new connection's first login
+	// request (default 5s), so idle connections do not hold a slot long.
+	LoginTimeout, FirstPDUTimeout time.Duration
 	// KeepAlive is the TCP keepalive period that reaps dead sessions such as
 	// the one iPXE abandons when Windows takes over (default 15s).
 	KeepAlive time.Duration
-	// MaxLoginFailures is how many failed logins one source address may have
-	// per minute before further logins are refused (default 10).
-	MaxLoginFailures int
+	// IdleTimeout: a full-feature connection that has sent nothing for this
+	// long gets a NOP-In ping and is closed if it still sends nothing
+	// within another IdleTimeout (default 60s; negative: never). iPXE and
+	// gPXE (recognised by their ISID, IANA enterprise number 10019) ignore
+	// pings, so they are never pinged: TCP keepalive reaps their sessions.
+	IdleTimeout time.Duration
+	// MaxLoginFailures is how many failed logins of one user (CHAP name,
+	// or initiator name when Authorize refuses) from one source address
+	// are answered at once (default 3); 4×MaxLoginFailures failures of
+	// any user from one address likewise. Each further failure within 10
+	// minutes is answered only after a delay that starts at
+	// LoginFailureDelay (default 1s) and doubles up to 30s, failures of one
+	// user and address one after another, so parallel connections do not
+	// multiply the guessing rate. A correct login is never delayed or
+	// refused for earlier failures.
+	MaxLoginFailures  int
+	LoginFailureDelay time.Duration
+	// AllowGlobalReset makes TARGET WARM RESET and TARGET COLD RESET act
+	// on every initiator's sessions, as SAM describes for a target with
+	// one initiator. By default they act only on the sessions of the
+	// initiator name that sent them (aborting their tasks, releasing their
+	// reservations; cold reset also ends those sessions), so that one
+	// initiator cannot reset the others away.
+	AllowGlobalReset bool
 	// UnsolicitedData makes the target offer ImmediateData=Yes and
 	// InitialR2T=No (Windows and libiscsi then send write data without
 	// waiting for an R2T). The default, ImmediateData=No and InitialR2T=Yes,
@@ -171,23 +212,32 @@ type Server struct {
 	targets map[string]*target
 	order   []*target
 
+	mem *memBudget
+
 	mu        sync.Mutex
 	sessions  map[uint16]*session
 	nextTSIH  uint16
 	conns     map[*conn]struct{}
+	addrConns map[string]int // connections per source address
 	listeners map[net.Listener]struct{}
 	failures  map[string]*failRecord
 	closing   bool
 	chapID    byte
 	wg        sync.WaitGroup
+	// refused counts connections refused since refuseLog, so that a flood
+	// is logged once a second, not once a connection.
+	refused   int
+	refuseLog time.Time
 
 	privMu sync.Mutex // guards priv; never held together with mu
 	priv   map[string]*privSet
 }
 
+// failRecord is the failed logins of one (address, user) or one address.
 type failRecord struct {
-	start time.Time
 	count int
+	last  time.Time // last failure
+	next  time.Time // when the last booked failure answer goes out
 }
 
 type target struct {
@@ -232,9 +282,24 @@ func NewServer(cfg Config) (*Server, error) {
 	def(&cfg.MaxTransferLength, 8<<20)
 	def(&cfg.MaxSessions, 256)
 	def(&cfg.MaxConnections, 512)
-	def(&cfg.MaxLoginFailures, 10)
+	def(&cfg.MaxConnectionsPerAddress, min(32, cfg.MaxConnections))
+	def(&cfg.MaxSessionsPerAddress, min(32, cfg.MaxSessions))
+	def(&cfg.MaxSessionsPerInitiator, min(4, cfg.MaxSessions))
+	def(&cfg.MaxConnectionMemory, 16<<20)
+	def(&cfg.MaxAddressMemory, 64<<20)
+	def(&cfg.MaxMemory, 256<<20)
+	def(&cfg.MaxLoginFailures, 3)
 	if cfg.LoginTimeout <= 0 {
 		cfg.LoginTimeout = 15 * time.Second
+	}
+	if cfg.FirstPDUTimeout <= 0 {
+		cfg.FirstPDUTimeout = min(5*time.Second, cfg.LoginTimeout)
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 60 * time.Second
+	}
+	if cfg.LoginFailureDelay <= 0 {
+		cfg.LoginFailureDelay = time.Second
 	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 15 * time.Second
@@ -250,6 +315,9 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("iscsitarget: QueueDepth %d above 1024", cfg.QueueDepth)
 	case cfg.MaxTransferLength%blockdev.SectorSize != 0 || cfg.MaxTransferLength > 64<<20:
 		return nil, fmt.Errorf("iscsitarget: MaxTransferLength %d must be a multiple of 512 up to 64 MiB", cfg.MaxTransferLength)
+	case cfg.MaxConnectionMemory < cfg.MaxTransferLength || cfg.MaxAddressMemory < cfg.MaxConnectionMemory || cfg.MaxMemory < cfg.MaxAddressMemory:
+		return nil, fmt.Errorf("iscsitarget: memory limits must grow MaxTransferLength (%d) ≤ MaxConnectionMemory (%d) ≤ MaxAddressMemory (%d) ≤ MaxMemory (%d)",
+			cfg.MaxTransferLength, cfg.MaxConnectionMemory, cfg.MaxAddressMemory, cfg.MaxMemory)
 	}
 	if len(cfg.Targets) == 0 {
 		return nil, errors.New("iscsitarget: no targets configured")
@@ -259,7 +327,9 @@ func NewServer(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		targets:   make(map[string]*target),
 		sessions:  make(map[uint16]*session),
+		mem:       newMemBudget(cfg.MaxConnectionMemory, cfg.MaxAddressMemory, cfg.MaxMemory),
 		conns:     make(map[*conn]struct{}),
+		addrConns: make(map[string]int),
 		listeners: make(map[net.Listener]struct{}),
 		failures:  make(map[string]*failRecord),
 		priv:      make(map[string]*privSet),
@@ -377,7 +447,10 @@ var ErrServerClosed = errors.New("iscsitarget: server closed")
 // Serve accepts connections on l until ctx is cancelled or Shutdown is
 // called. After a cancellation it shuts down gracefully itself (bounded by
 // twice LoginTimeout) and returns once every connection has ended and every
-// device is flushed, with nil or the flush error. Errors from Accept other than closing end Serve with that error.
+// device is flushed, with nil or the flush error. Temporary Accept errors
+// (EMFILE, ENFILE, ENOBUFS, ECONNABORTED …) are logged and retried with a
+// growing delay of up to a second; any other Accept error ends Serve with
+// that error.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	s.mu.Lock()
 	if s.closing {
@@ -410,12 +483,18 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 				}
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Temporary condition such as EMFILE: back off, bounded.
+			if temporaryAcceptError(err) {
+				// Out of file descriptors, buffers or memory, or a
+				// connection aborted before it was accepted: the
+				// listener still works. Back off (bounded) and retry.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
-				time.Sleep(delay)
+				t := time.NewTimer(delay)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+				}
 				continue
 			}
 			return err
@@ -426,15 +505,34 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			_ = tc.SetKeepAlivePeriod(s.cfg.KeepAlive)
 			_ = tc.SetNoDelay(true)
 		}
-		c := newConn(s, nc)
+		host := hostOf(nc.RemoteAddr())
 		s.mu.Lock()
-		if s.closing || len(s.conns) >= s.cfg.MaxConnections {
+		var why string
+		switch {
+		case s.closing:
+			why = "shutting down"
+		case len(s.conns) >= s.cfg.MaxConnections:
+			why = "MaxConnections reached"
+		case s.addrConns[host] >= s.cfg.MaxConnectionsPerAddress:
+			why = "MaxConnectionsPerAddress reached for this address"
+		}
+		if why != "" {
+			s.refused++
+			logIt := time.Since(s.refuseLog) >= time.Second
+			n := s.refused
+			if logIt {
+				s.refuseLog, s.refused = time.Now(), 0
+			}
 			s.mu.Unlock()
-			s.log.Warn("connection refused: limit reached or shutting down", "remote", nc.RemoteAddr())
+			if logIt {
+				s.log.Warn("connection refused", "remote", nc.RemoteAddr().String(), "reason", why, "refused_since_last_warning", n)
+			}
 			nc.Close()
 			continue
 		}
+		c := newConn(s, nc)
 		s.conns[c] = struct{}{}
+		s.addrConns[host]++
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go func() {
@@ -442,6 +540,20 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			c.serve(ctx)
 		}()
 	}
+}
+
+// temporaryAcceptError reports whether Accept failed for a reason that
+// passes: descriptor or memory exhaustion, a connection reset before it was
+// accepted, or a timeout.
+func temporaryAcceptError(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EINTR, syscall.EAGAIN, syscall.EPROTO, syscall.EPERM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // Shutdown stops accepting, ends every connection (unblocking reads with a
@@ -497,44 +609,64 @@ func (s *Server) stopAccepting() {
 // removeConn forgets a finished connection.
 func (s *Server) removeConn(c *conn) {
 	s.mu.Lock()
-	delete(s.conns, c)
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		if n := s.addrConns[c.host] - 1; n > 0 {
+			s.addrConns[c.host] = n
+		} else {
+			delete(s.addrConns, c.host)
+		}
+	}
 	s.mu.Unlock()
 }
 
-// loginAllowed applies the per-address failed-login limit.
-func (s *Server) loginAllowed(addr net.Addr) bool {
-	host := hostOf(addr)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := s.failures[host]
-	if r == nil {
-		return true
-	}
-	if s.cfg.Now().Sub(r.start) > time.Minute {
-		delete(s.failures, host)
-		return true
-	}
-	return r.count < s.cfg.MaxLoginFailures
-}
+// failWindow is how long failed logins are remembered after the last one.
+const failWindow = 10 * time.Minute
 
-func (s *Server) loginFailed(addr net.Addr) {
+// maxFailureDelay caps the delay of a failed login's answer.
+const maxFailureDelay = 30 * time.Second
+
+// loginFailed books a failed login of user (CHAP name or initiator name)
+// from addr and returns how long its answer must wait: nothing for the
+// first MaxLoginFailures failures of that user from that address (and
+// 4×MaxLoginFailures of any user from it), then a delay doubling from
+// LoginFailureDelay up to maxFailureDelay. Answers of one key are queued
+// one after another, so parallel attempts do not guess faster.
+func (s *Server) loginFailed(addr net.Addr, user string) time.Duration {
 	host := hostOf(addr)
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.failures[host]
-	if r == nil || now.Sub(r.start) > time.Minute {
-		if len(s.failures) >= 4096 { // bound the table: drop expired entries
-			for k, v := range s.failures {
-				if now.Sub(v.start) > time.Minute {
-					delete(s.failures, k)
-				}
+	if len(s.failures) >= 4096 { // bound the table: drop expired entries
+		for k, v := range s.failures {
+			if now.Sub(v.last) > failWindow {
+				delete(s.failures, k)
 			}
 		}
-		r = &failRecord{start: now}
-		s.failures[host] = r
 	}
-	r.count++
+	book := func(key string, free int) time.Duration {
+		r := s.failures[key]
+		if r == nil || now.Sub(r.last) > failWindow {
+			r = &failRecord{}
+			s.failures[key] = r
+		}
+		r.count++
+		r.last = now
+		if r.count <= free {
+			return 0
+		}
+		d := s.cfg.LoginFailureDelay << min(r.count-free-1, 16)
+		d = min(d, maxFailureDelay)
+		start := now
+		if r.next.After(now) {
+			start = r.next
+		}
+		r.next = start.Add(d)
+		return r.next.Sub(now)
+	}
+	a := book("u\x00"+host+"\x00"+user, s.cfg.MaxLoginFailures)
+	b := book("a\x00"+host, 4*s.cfg.MaxLoginFailures)
+	return min(max(a, b), 2*maxFailureDelay)
 }
 
 func hostOf(a net.Addr) string {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +26,7 @@ type session struct {
 	tsih      uint16
 	initiator string
 	isid      [6]byte
+	host      string   // source address of its connection
 	tgt       *target  // nil for discovery
 	nexus     string   // SCSI initiator port name: "<iqn>,i,0x<isid>"
 	priv      *privSet // the initiator's own LUs (LUN.Open); nil if none
@@ -37,7 +37,13 @@ type session struct {
 	outstanding int
 	conn        *conn
 	queued      map[uint32]*pdu // commands ahead of ExpCmdSN, inside the window
+	queuedBytes int             // data bytes of queued
 }
+
+// maxQueuedBytes bounds the data of commands waiting for a CmdSN gap to
+// fill. With one connection per session, TCP delivers commands in order,
+// so a gap is an initiator error, never a reason to buffer much.
+const maxQueuedBytes = 1 << 20
 
 // window returns ExpCmdSN and MaxCmdSN for the next PDU.
 func (s *session) window() (uint32, uint32) {
@@ -113,6 +119,22 @@ func (s *Server) bind(l *login) (*session, error) {
 	if len(s.sessions) >= s.cfg.MaxSessions {
 		return nil, loginFail(statusOutOfResources, "%d sessions already", len(s.sessions))
 	}
+	host := l.c.host
+	byName, byAddr := 0, 0
+	for _, o := range s.sessions {
+		if strings.EqualFold(o.initiator, l.initiatorName) {
+			byName++
+		}
+		if o.host == host {
+			byAddr++
+		}
+	}
+	if byName >= s.cfg.MaxSessionsPerInitiator {
+		return nil, loginFail(statusOutOfResources, "initiator %s has %d sessions already (MaxSessionsPerInitiator)", l.initiatorName, byName)
+	}
+	if byAddr >= s.cfg.MaxSessionsPerAddress {
+		return nil, loginFail(statusOutOfResources, "address %s has %d sessions already (MaxSessionsPerAddress)", host, byAddr)
+	}
 	for i := 0; i < 65536; i++ {
 		s.nextTSIH++
 		if s.nextTSIH != 0 && s.sessions[s.nextTSIH] == nil {
@@ -124,6 +146,7 @@ func (s *Server) bind(l *login) (*session, error) {
 		tsih:      s.nextTSIH,
 		initiator: l.initiatorName,
 		isid:      l.isid,
+		host:      host,
 		tgt:       l.tgt,
 		priv:      l.priv,
 		nexus:     strings.ToLower(l.initiatorName) + ",i,0x" + hex.EncodeToString(l.isid[:]),
@@ -170,10 +193,19 @@ func (s *Server) unbind(sess *session, c *conn) {
 type conn struct {
 	srv  *Server
 	nc   net.Conn
+	host string // source address, for the per-address limits
 	meta ConnMeta
 	log  *slog.Logger
-	rd   pduReader
-	br   *bufio.Reader // rd's buffer, to see whether a whole PDU is waiting
+	mem  *budgetShare // this connection's account in the server's budget
+	// quit is closed when the connection stops or dies: budget waits and
+	// delayed login answers give up.
+	quit     chan struct{}
+	quitOnce sync.Once
+	// rxPDUs counts the PDUs the reader got, for idle pings: a counter,
+	// not a time stamp, keeps the clock off the per-PDU path.
+	rxPDUs atomic.Uint64
+	rd     pduReader
+	br     *bufio.Reader // rd's buffer, to see whether a whole PDU is waiting
 
 	// PDUs the reader goroutine produced (R2Ts, responses to the writes it
 	// ran itself) wait in outQ until it has handled every complete PDU
@@ -212,6 +244,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 		tasks: make(map[uint32]*task),
 		ttts:  make(map[uint32]*task),
 	}
+	c.host = hostOf(nc.RemoteAddr())
+	c.mem = s.mem.share(c.host)
+	c.quit = make(chan struct{})
 	c.log = s.log.With("remote", nc.RemoteAddr().String())
 	c.br = bufio.NewReaderSize(nc, 64<<10)
 	c.rd = pduReader{r: c.br, maxData: loginMaxRecvDataLength}
@@ -223,17 +258,22 @@ func newConn(s *Server, nc net.Conn) *conn {
 // deadline, in-flight commands complete, then the socket closes.
 func (c *conn) stop() {
 	c.stopping.Store(true)
+	c.closeQuit()
 	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
 }
 
 // kill closes the socket at once (session reinstatement, fatal errors).
 func (c *conn) kill() {
 	c.stopping.Store(true)
+	c.closeQuit()
 	c.once.Do(func() { c.nc.Close() })
 }
 
+func (c *conn) closeQuit() { c.quitOnce.Do(func() { close(c.quit) }) }
+
 func (c *conn) serve(ctx context.Context) {
 	defer c.srv.removeConn(c)
+	defer c.mem.done()
 	defer c.kill()
 	defer func() {
 		if r := recover(); r != nil {
@@ -249,8 +289,13 @@ func (c *conn) serve(ctx context.Context) {
 	c.log = c.log.With("initiator", c.meta.InitiatorName, "target", c.meta.TargetName)
 	c.log.Info("login", "session", c.meta.SessionType, "tsih", c.sess.tsih,
 		"header_digest", c.hd, "data_digest", c.dd, "mrdsl", c.p.initMaxRecvData, "immediate_data", c.p.immediateData, "initial_r2t", c.p.initialR2T)
+	if c.sess.tgt != nil && c.srv.cfg.IdleTimeout > 0 && !isIPXE(c.sess.isid) {
+		go c.pingIdle()
+	}
 	err := c.fullFeature()
-	// Abort what is still waiting for data, let executing commands finish.
+	// Abort what is still waiting for data, let executing commands finish;
+	// commands waiting for memory give up.
+	c.closeQuit()
 	c.abortAll(nil, true)
 	c.waitTasks(30 * time.Second)
 	c.srv.unbind(c.sess, c)
@@ -397,6 +442,7 @@ func (c *conn) fullFeature() (err error) {
 			}
 		}
 		p, err := c.rd.read()
+		c.rxPDUs.Add(1)
 		if err != nil {
 			var pe *PDUError
 			if errors.As(err, &pe) && errors.Is(err, ErrDigest) && errors.Is(pe.Err, ErrDigest) && pe.Msg == "data digest" {
@@ -509,7 +555,12 @@ func (c *conn) dispatch(p *pdu) (bool, error) {
 	}
 	if cmdSN != exp {
 		if _, dup := sess.queued[cmdSN]; !dup {
+			if sess.queuedBytes+len(p.data) > maxQueuedBytes {
+				sess.mu.Unlock()
+				return false, p.errorf("commands waiting for CmdSN %d would hold more than %d bytes", exp, maxQueuedBytes)
+			}
 			sess.queued[cmdSN] = p
+			sess.queuedBytes += len(p.data)
 		}
 		sess.mu.Unlock()
 		return false, nil
@@ -531,6 +582,7 @@ func (c *conn) dispatch(p *pdu) (bool, error) {
 			break
 		}
 		delete(sess.queued, sess.expCmdSN)
+		sess.queuedBytes -= len(q.data)
 		sess.expCmdSN++
 		if q.opcode() == opSCSICmd {
 			sess.outstanding++
@@ -595,143 +647,4 @@ func (c *conn) logout(p *pdu) (bool, error) {
 		r.bhs[2] = 2 // connection recovery not supported
 		return false, c.send1(r, true)
 	}
-}
-
-// textState holds a Text exchange that spans several PDUs (C bit).
-type textState struct {
-	itt     uint32
-	ttt     uint32
-	in      []byte
-	out     []byte
-	rounds  int
-	started bool
-}
-
-func (c *conn) textRequest(p *pdu) error {
-	cont := p.flags()&0x40 != 0
-	ttt := p.u32(20)
-	st := c.text
-	if st == nil || st.itt != p.itt() {
-		if ttt != reservedTag {
-			return c.reject(p, rejectInvalidField, "Text continuation with an unknown target transfer tag")
-		}
-		st = &textState{itt: p.itt(), ttt: reservedTag}
-		c.text = st
-	}
-	st.rounds++
-	if st.rounds > 64 || len(st.in)+len(p.data) > maxTextLen {
-		c.text = nil
-		return c.reject(p, rejectProtocolError, "text exchange too long")
-	}
-	st.in = append(st.in, p.data...)
-	if cont {
-		// Initiator continues: acknowledge with an empty response.
-		return c.textResponse(p, st, nil, false)
-	}
-	if !st.started {
-		st.started = true
-		keys, err := parseText(st.in)
-		if err != nil {
-			c.text = nil
-			return c.reject(p, rejectProtocolError, err.Error())
-		}
-		st.out = c.answerText(keys)
-	} else if len(p.data) != 0 || ttt != st.ttt {
-		c.text = nil
-		return c.reject(p, rejectProtocolError, "bad Text continuation")
-	}
-	max := c.p.initMaxRecvData
-	chunk := st.out
-	more := len(chunk) > max
-	if more {
-		chunk = chunk[:max]
-	}
-	st.out = st.out[len(chunk):]
-	if !more {
-		c.text = nil
-	}
-	return c.textResponse(p, st, chunk, more)
-}
-
-func (c *conn) textResponse(p *pdu, st *textState, data []byte, more bool) error {
-	r := &pdu{data: data}
-	r.bhs[0] = opTextResp
-	copy(r.bhs[8:16], p.bhs[8:16])
-	r.put32(16, p.itt())
-	if more || p.flags()&0x40 != 0 {
-		c.mu.Lock()
-		c.nextTTT++
-		st.ttt = c.nextTTT & 0x7fffffff
-		c.mu.Unlock()
-		if more {
-			r.bhs[1] = 0x40
-		}
-		r.put32(20, st.ttt)
-	} else {
-		r.bhs[1] = 0x80
-		r.put32(20, reservedTag)
-	}
-	return c.send1(r, true)
-}
-
-// answerText answers the keys of a full-feature Text request.
-func (c *conn) answerText(keys []kv) []byte {
-	var out []kv
-	for _, k := range keys {
-		switch k.key {
-		case "SendTargets":
-			ts, ok := c.sendTargets(k.value)
-			if !ok {
-				out = append(out, kv{k.key, valReject})
-				continue
-			}
-			out = append(out, ts...)
-		case "HeaderDigest", "DataDigest", "MaxConnections", "InitialR2T", "ImmediateData",
-			"MaxBurstLength", "FirstBurstLength", "DefaultTime2Wait", "DefaultTime2Retain",
-			"MaxOutstandingR2T", "DataPDUInOrder", "DataSequenceInOrder", "ErrorRecoveryLevel",
-			"SessionType", "InitiatorName", "TargetName", "AuthMethod":
-			out = append(out, kv{k.key, valReject}) // leading-only / login-only keys
-		default:
-			out = append(out, kv{k.key, valNotUnderstood})
-		}
-	}
-	return appendText(nil, out)
-}
-
-// sendTargets lists targets with this connection's portal address.
-func (c *conn) sendTargets(v string) ([]kv, bool) {
-	var list []*target
-	switch {
-	case v == "All":
-		if c.sess.tgt != nil {
-			list = []*target{c.sess.tgt}
-		} else {
-			list = c.srv.order
-		}
-	case v == "" && c.sess.tgt != nil:
-		list = []*target{c.sess.tgt}
-	case v != "":
-		t := c.srv.lookupTarget(v)
-		if t == nil || (c.sess.tgt != nil && t != c.sess.tgt) {
-			return nil, false
-		}
-		list = []*target{t}
-	default:
-		return nil, false
-	}
-	addr := c.nc.LocalAddr().String()
-	if ta, ok := c.nc.LocalAddr().(*net.TCPAddr); ok {
-		addr = net.JoinHostPort(ta.IP.String(), strconv.Itoa(ta.Port))
-	}
-	var out []kv
-	for _, t := range list {
-		if c.sess.tgt == nil && !c.srv.mayDiscover(c.meta, t) {
-			if v != "All" {
-				return nil, false // as if the target did not exist
-			}
-			continue
-		}
-		out = append(out, kv{"TargetName", t.name}, kv{"TargetAddress", addr + "," + strconv.Itoa(int(c.srv.cfg.PortalGroupTag))})
-	}
-	return out, true
 }

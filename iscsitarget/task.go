@@ -25,6 +25,8 @@ type task struct {
 
 	data        []byte   // write data received so far, in order
 	pool        *bufPool // where data came from, if pooled
+	held        int      // bytes of data booked in the connection's memory budget
+	growing     bool     // waiting for budget to grow data to the whole EDTL
 	unsolEnd    int      // offset where unsolicited data ends
 	unsolOpen   bool     // unsolicited Data-Out PDUs still expected
 	unsolDataSN uint32
@@ -79,6 +81,10 @@ func encodeLUN(n uint16) [8]byte {
 	return f
 }
 
+// maxImmediateTasks is how many commands a connection may have beyond its
+// command window (immediate ones) before further ones get TASK SET FULL.
+const maxImmediateTasks = 16
+
 // releaseSlot returns the window slot a refused non-immediate command took.
 func (c *conn) releaseSlot(p *pdu) {
 	if !p.immediate() {
@@ -103,6 +109,21 @@ func (c *conn) scsiCommand(p *pdu) error {
 		done:      make(chan struct{}),
 	}
 	t.lun, t.lunOK = decodeLUN(t.lunField)
+	c.mu.Lock()
+	busy := len(c.tasks)
+	c.mu.Unlock()
+	if busy >= c.srv.cfg.QueueDepth+maxImmediateTasks {
+		// Only immediate commands get past the command window: answered
+		// at once from the reader, which also stops reading while the
+		// answer cannot be sent (backpressure).
+		c.releaseSlot(p)
+		r := &pdu{}
+		r.bhs[0] = opSCSIResp
+		r.bhs[1] = 0x80
+		r.bhs[3] = statusTaskSetFull
+		r.put32(16, t.itt)
+		return c.send1(r, true)
+	}
 	t.cdb = append([]byte(nil), p.bhs[32:48]...)
 	if len(p.ahs) > 0 {
 		// Extended CDB AHS (type 1): 2-byte length, type, reserved, bytes.
@@ -143,31 +164,130 @@ func (c *conn) scsiCommand(p *pdu) error {
 		c.finishTask(t)
 		return &PDUError{Opcode: opSCSICmd, ITT: t.itt, Msg: "immediate data longer than FirstBurstLength or the expected transfer length"}
 	}
+	unsolEnd := len(p.data)
+	if !c.p.initialR2T && !p.final() {
+		unsolEnd = min(c.p.firstBurst, t.edtl)
+	}
+	if unsolEnd > 0 {
+		size := t.edtl
+		if !c.mem.tryAcquire(size) {
+			// Data the initiator sends unasked is here or on its way: it
+			// is taken whatever the budget, but only it (at most
+			// FirstBurstLength per command); room for the rest is waited
+			// for before its R2Ts (solicit).
+			size = unsolEnd
+			c.mem.force(size)
+		}
+		c.allocData(t, p.data, unsolEnd, size)
+		if len(t.data) == t.edtl {
+			return c.startTask(t)
+		}
+		return c.solicit(t, c.queueOut)
+	}
+	// Nothing is solicited, and nothing allocated, before the budget has
+	// room for the whole transfer.
+	if c.mem.tryAcquire(t.edtl) {
+		c.allocData(t, nil, 0, t.edtl)
+		return c.solicit(t, c.queueOut)
+	}
+	go func() {
+		if !c.mem.acquire(t.edtl, t.done, c.quit) {
+			return
+		}
+		c.mu.Lock()
+		if t.finished {
+			c.mu.Unlock()
+			c.mem.release(t.edtl)
+			return
+		}
+		c.allocDataLocked(t, nil, 0, t.edtl)
+		c.mu.Unlock()
+		if err := c.solicit(t, c.send); err != nil {
+			c.log.Debug("sending R2T failed", "itt", t.itt, "err", err)
+		}
+	}()
+	return nil
+}
+
+// allocData gives t its write buffer of size bytes (already booked in
+// the budget: the EDTL, or only the unsolicited part when the budget had
+// no room for more), holding the immediate data first, with unsolicited
+// data expected up to unsolEnd.
+func (c *conn) allocData(t *task, first []byte, unsolEnd, size int) {
+	c.mu.Lock()
+	c.allocDataLocked(t, first, unsolEnd, size)
+	c.mu.Unlock()
+}
+
+func (c *conn) allocDataLocked(t *task, first []byte, unsolEnd, size int) {
+	t.held = size
 	if l := c.sess.lu(t.lun); l != nil && t.lunOK {
 		t.pool = &l.pool
-		t.data = l.pool.get(t.edtl)[:len(p.data)]
+		t.data = l.pool.get(size)[:len(first)]
 	} else {
-		t.data = make([]byte, len(p.data), t.edtl)
+		t.data = make([]byte, len(first), size)
 	}
-	copy(t.data, p.data)
-	t.unsolEnd = len(p.data)
-	if !c.p.initialR2T && !p.final() {
-		t.unsolEnd = min(c.p.firstBurst, t.edtl)
-		t.unsolOpen = t.unsolEnd > len(t.data)
-	}
+	copy(t.data, first)
+	t.unsolEnd = max(len(first), unsolEnd)
+	t.unsolOpen = t.unsolEnd > len(t.data)
 	t.r2tNext = t.unsolEnd
-	if len(t.data) == t.edtl {
-		return c.startTask(t)
+}
+
+// growLocked books extra more bytes for t's buffer (already acquired) and
+// moves the data received so far into a buffer of the whole EDTL.
+func (c *conn) growLocked(t *task, extra int) {
+	var b []byte
+	if t.pool != nil {
+		b = t.pool.get(t.edtl)[:len(t.data)]
+	} else {
+		b = make([]byte, len(t.data), t.edtl)
 	}
-	return c.solicit(t)
+	copy(b, t.data)
+	if t.pool != nil {
+		t.pool.put(t.data)
+	}
+	t.data = b
+	t.held += extra
 }
 
 // solicit sends R2Ts for the rest of t's data, at most MaxOutstandingR2T
-// open at a time and each at most MaxBurstLength.
-func (c *conn) solicit(t *task) error {
+// open at a time and each at most MaxBurstLength, through emit (c.queueOut
+// on the reader goroutine, c.send elsewhere).
+func (c *conn) solicit(t *task, emit func([]*pdu, []bool) error) error {
 	var out []*pdu
 	c.mu.Lock()
-	for len(t.open) < c.p.maxOutstandingR2T && t.r2tNext < t.edtl {
+	if t.held > 0 && t.held < t.edtl && !t.finished && t.r2tNext < t.edtl {
+		// Only the unsolicited data was booked: room for the rest first.
+		if t.growing {
+			c.mu.Unlock()
+			return nil
+		}
+		extra := t.edtl - t.held
+		if !c.mem.tryAcquire(extra) {
+			t.growing = true
+			c.mu.Unlock()
+			go func() {
+				if !c.mem.acquire(extra, t.done, c.quit) {
+					return
+				}
+				c.mu.Lock()
+				t.growing = false
+				if t.finished {
+					c.mu.Unlock()
+					c.mem.release(extra)
+					return
+				}
+				c.growLocked(t, extra)
+				c.mu.Unlock()
+				if err := c.solicit(t, c.send); err != nil {
+					c.log.Debug("sending R2T failed", "itt", t.itt, "err", err)
+				}
+			}()
+			return nil
+		}
+		c.growLocked(t, extra)
+	}
+	for !t.finished && t.held == t.edtl && len(t.open) < c.p.maxOutstandingR2T && t.r2tNext < t.edtl {
 		n := min(c.p.maxBurst, t.edtl-t.r2tNext)
 		c.nextTTT++
 		ttt := c.nextTTT & 0x7fffffff
@@ -191,8 +311,9 @@ func (c *conn) solicit(t *task) error {
 	if len(out) == 0 {
 		return nil
 	}
-	// Queued: R2Ts for the commands of one read go out together.
-	return c.queueOut(out, make([]bool, len(out)))
+	// Queued on the reader: R2Ts for the commands of one read go out
+	// together.
+	return emit(out, make([]bool, len(out)))
 }
 
 // dataOut validates one Data-Out PDU (TTT, DataSN, offset, length) and
@@ -277,7 +398,7 @@ func (c *conn) dataOut(p *pdu) error {
 	if complete {
 		return c.startTask(t)
 	}
-	return c.solicit(t)
+	return c.solicit(t, c.queueOut)
 }
 
 // A write run by the reader that takes longer than slowInline (the page
@@ -367,7 +488,10 @@ func (c *conn) finishTask(t *task) {
 		t.pool.put(t.data)
 		t.data, t.pool = nil, nil
 	}
+	held := t.held
+	t.held = 0
 	c.mu.Unlock()
+	c.mem.release(held)
 	close(t.done)
 	if !t.immediate {
 		c.sess.mu.Lock()
@@ -398,7 +522,7 @@ func (c *conn) runTask(t *task, emit func([]*pdu, []bool) error) error {
 	}
 	res := execSCSI(l, c.sess, t.cdb, t.data, t.edtl)
 	if c.log.Enabled(context.Background(), slog.LevelDebug) {
-		c.log.Debug("SCSI command", "itt", t.itt, "cdb", fmt.Sprintf("%x", t.cdb[:cdbLen(t.cdb[0])]), "edtl", t.edtl, "status", res.status, "sense", fmt.Sprintf("%x", res.sense))
+		c.log.Debug("SCSI command", "itt", t.itt, "command", cmdName(t.cdb), "cdb", fmt.Sprintf("%x", t.cdb[:cdbLen(t.cdb[0])]), "edtl", t.edtl, "status", res.status, "sense", fmt.Sprintf("%x", res.sense))
 	}
 	if t.aborted.Load() {
 		res.release()
@@ -417,307 +541,4 @@ func (c *conn) runTask(t *task, emit func([]*pdu, []bool) error) error {
 		err = emit([]*pdu{tmfResponse(late, tmfRespNoTask)}, []bool{true})
 	}
 	return err
-}
-
-// sendResult sends read data as Data-In PDUs no longer than the initiator's
-// MaxRecvDataSegmentLength, in sequences of at most MaxBurstLength, then the
-// status: in the last Data-In (S bit) for GOOD, else in a SCSI Response with
-// sense data.
-// Data-In goes to emit before res is released, so emit must have written
-// or copied any PDU data it got by the time it returns; c.queueOut only gets
-// writes, whose responses carry no Data-In.
-func (c *conn) sendResult(t *task, res *scsiResult, emit func([]*pdu, []bool) error) error {
-	data := res.data
-	var resid uint32
-	var residFlag byte
-	if t.wflag || (res.wantOut > 0 && !t.rflag) {
-		switch {
-		case res.wantOut > t.edtl:
-			resid, residFlag = uint32(res.wantOut-t.edtl), 0x04
-		case res.wantOut < t.edtl:
-			resid, residFlag = uint32(t.edtl-res.wantOut), 0x02
-		}
-		data = nil
-	} else {
-		if !t.rflag {
-			data = nil
-			if len(res.data) > 0 {
-				resid, residFlag = uint32(len(res.data)), 0x04
-			}
-		} else {
-			switch {
-			case len(data) > t.edtl:
-				resid, residFlag = uint32(len(data)-t.edtl), 0x04
-				data = data[:t.edtl]
-			case len(data) < t.edtl:
-				resid, residFlag = uint32(t.edtl-len(data)), 0x02
-			}
-		}
-	}
-	good := res.status == statusGood
-	mrdsl := c.p.initMaxRecvData
-	var ps []*pdu
-	var st []bool
-	dataSN := uint32(0)
-	for off := 0; off < len(data); {
-		n := min(mrdsl, len(data)-off)
-		// Respect MaxBurstLength: a sequence ends (F bit) at each burst.
-		burstEnd := (off/c.p.maxBurst + 1) * c.p.maxBurst
-		if off+n > burstEnd {
-			n = burstEnd - off
-		}
-		p := &pdu{data: data[off : off+n]}
-		p.bhs[0] = opDataIn
-		last := off+n == len(data)
-		var f byte
-		if last || off+n == burstEnd {
-			f |= 0x80
-		}
-		status := false
-		if last && good {
-			f |= 0x01 | residFlag
-			p.bhs[3] = statusGood
-			p.put32(44, resid)
-			status = true
-		}
-		p.bhs[1] = f
-		copy(p.bhs[8:16], t.lunField[:])
-		p.put32(16, t.itt)
-		p.put32(20, reservedTag)
-		p.put32(36, dataSN)
-		p.put32(40, uint32(off))
-		dataSN++
-		ps = append(ps, p)
-		st = append(st, status)
-		off += n
-		if len(ps) >= 64 {
-			if err := emit(ps, st); err != nil {
-				return err
-			}
-			ps, st = ps[:0], st[:0]
-		}
-	}
-	if len(data) == 0 || !good {
-		r := &pdu{}
-		r.bhs[0] = opSCSIResp
-		r.bhs[1] = 0x80 | residFlag
-		r.bhs[3] = res.status
-		r.put32(16, t.itt)
-		r.put32(36, dataSN) // ExpDataSN
-		r.put32(44, resid)
-		if len(res.sense) > 0 {
-			r.data = make([]byte, 2+len(res.sense))
-			binary.BigEndian.PutUint16(r.data, uint16(len(res.sense)))
-			copy(r.data[2:], res.sense)
-		}
-		ps = append(ps, r)
-		st = append(st, true)
-	}
-	return emit(ps, st)
-}
-
-// abortAll aborts tasks: all of this connection (filter nil) or those the
-// filter selects. Tasks still waiting for data end at once; running ones
-// finish without sending a response. With wait it waits for running ones.
-func (c *conn) abortAll(filter func(*task) bool, wait bool) {
-	c.mu.Lock()
-	var waiting, running []*task
-	for _, t := range c.tasks {
-		if filter != nil && !filter(t) {
-			continue
-		}
-		t.aborted.Store(true)
-		if t.running {
-			running = append(running, t)
-		} else {
-			waiting = append(waiting, t)
-		}
-	}
-	c.mu.Unlock()
-	for _, t := range waiting {
-		c.finishTask(t)
-	}
-	if wait {
-		deadline := time.After(30 * time.Second)
-		for _, t := range running {
-			select {
-			case <-t.done:
-			case <-deadline:
-				return
-			}
-		}
-	}
-}
-
-// Task management functions and responses (RFC 7143 §11.5, §11.6).
-const (
-	tmfAbortTask     = 1
-	tmfAbortTaskSet  = 2
-	tmfClearACA      = 3
-	tmfClearTaskSet  = 4
-	tmfLUReset       = 5
-	tmfTargetWarm    = 6
-	tmfTargetCold    = 7
-	tmfTaskReassign  = 8
-	tmfRespComplete  = 0
-	tmfRespNoTask    = 1
-	tmfRespNoLUN     = 2
-	tmfRespNoReassgn = 4
-	tmfRespNotSupp   = 5
-)
-
-func (c *conn) taskMgmt(p *pdu) error {
-	fn := p.flags() & 0x7f
-	resp := byte(tmfRespComplete)
-	lun, lunOK := decodeLUN(p.lun())
-	tgt := c.sess.tgt
-	if tgt == nil {
-		return c.reject(p, rejectProtocolError, "task management in a discovery session")
-	}
-	lunExists := lunOK && tgt.lus[lun] != nil
-	cold := false
-	switch fn {
-	case tmfAbortTask:
-		rtt := p.u32(20)
-		c.mu.Lock()
-		t := c.tasks[rtt]
-		if t != nil && !t.running && len(t.open) > 0 && t.lateAbort == nil {
-			// The initiator is already sending the data we asked for: let
-			// the command finish and answer the abort as arriving after
-			// it ("task does not exist"), unless the data stalls. This
-			// keeps the SCSI response and the TMF response in a
-			// consistent order, the race outcome libiscsi's
-			// iSCSITMF.AbortTaskSimpleAsync handles without crashing.
-			t.lateAbort = p
-			t.lateTimer = time.AfterFunc(2*time.Second, func() { c.abortStalled(t) })
-			c.mu.Unlock()
-			return nil
-		}
-		c.mu.Unlock()
-		if t == nil {
-			resp = tmfRespNoTask
-		} else {
-			c.abortAll(func(x *task) bool { return x == t }, true)
-		}
-	case tmfAbortTaskSet, tmfClearTaskSet:
-		if !lunExists {
-			resp = tmfRespNoLUN
-			break
-		}
-		c.abortAll(func(x *task) bool { return x.lunOK && x.lun == lun }, true)
-		if fn == tmfClearTaskSet {
-			c.srv.abortOthers(c, tgt, func(x *task) bool { return x.lunOK && x.lun == lun })
-		}
-	case tmfLUReset:
-		if !lunExists {
-			resp = tmfRespNoLUN
-			break
-		}
-		c.abortAll(func(x *task) bool { return x.lunOK && x.lun == lun }, true)
-		c.srv.abortOthers(c, tgt, func(x *task) bool { return x.lunOK && x.lun == lun })
-		c.sess.lu(lun).reset()
-	case tmfTargetWarm, tmfTargetCold:
-		c.abortAll(nil, true)
-		c.srv.abortOthers(c, tgt, nil)
-		for _, l := range tgt.lus {
-			l.reset()
-		}
-		if p := c.sess.priv; p != nil {
-			for _, l := range p.lus {
-				l.reset()
-			}
-		}
-		cold = fn == tmfTargetCold
-	case tmfClearACA:
-		resp = tmfRespNotSupp
-	case tmfTaskReassign:
-		resp = tmfRespNoReassgn
-	default:
-		resp = tmfRespNotSupp
-	}
-	r := &pdu{}
-	r.bhs[0] = opTaskResp
-	r.bhs[1] = 0x80
-	r.bhs[2] = resp
-	r.put32(16, p.itt())
-	c.log.Info("task management", "function", fn, "lun", lun, "response", resp)
-	if err := c.send1(r, true); err != nil {
-		return err
-	}
-	if cold {
-		// A cold reset drops every connection of the target (§11.5.1).
-		c.srv.dropTarget(tgt)
-	}
-	return nil
-}
-
-// abortStalled really aborts a task whose ABORT TASK was deferred but
-// whose data did not arrive.
-func (c *conn) abortStalled(t *task) {
-	c.mu.Lock()
-	p := t.lateAbort
-	stalled := p != nil && !t.running && !t.finished
-	t.lateAbort = nil
-	c.mu.Unlock()
-	if p == nil {
-		return
-	}
-	resp := byte(tmfRespNoTask)
-	if stalled {
-		c.abortAll(func(x *task) bool { return x == t }, true)
-		resp = tmfRespComplete
-	}
-	c.sendTMFResponse(p, resp)
-}
-
-func (c *conn) sendTMFResponse(p *pdu, resp byte) {
-	_ = c.send1(tmfResponse(p, resp), true)
-}
-
-// tmfResponse is the Task Management Function Response to request p.
-func tmfResponse(p *pdu, resp byte) *pdu {
-	r := &pdu{}
-	r.bhs[0] = opTaskResp
-	r.bhs[1] = 0x80
-	r.bhs[2] = resp
-	r.put32(16, p.itt())
-	return r
-}
-
-// abortOthers aborts matching tasks on the target's other connections.
-func (s *Server) abortOthers(self *conn, tgt *target, filter func(*task) bool) {
-	s.mu.Lock()
-	var others []*conn
-	for _, sess := range s.sessions {
-		if sess.tgt != tgt {
-			continue
-		}
-		sess.mu.Lock()
-		if sess.conn != nil && sess.conn != self {
-			others = append(others, sess.conn)
-		}
-		sess.mu.Unlock()
-	}
-	s.mu.Unlock()
-	for _, o := range others {
-		o.abortAll(filter, true)
-	}
-}
-
-func (s *Server) dropTarget(tgt *target) {
-	s.mu.Lock()
-	var conns []*conn
-	for _, sess := range s.sessions {
-		if sess.tgt == tgt {
-			sess.mu.Lock()
-			if sess.conn != nil {
-				conns = append(conns, sess.conn)
-			}
-			sess.mu.Unlock()
-		}
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.stop()
-	}
 }

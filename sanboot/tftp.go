@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/pin/tftp/v3"
 )
@@ -56,9 +57,16 @@ type TFTPConfig struct {
 
 // TFTPServer is a read-only TFTP server over Root plus generated scripts.
 type TFTPServer struct {
-	cfg  TFTPConfig
-	root string
+	cfg      TFTPConfig
+	root     string
+	realRoot string // root with its own symbolic links resolved
 }
+
+// ipxeBootFiles are the names of iPXE's boot programs (Debian's ipxe
+// package, iPXE's build targets). Besides the configured BootFiles, only
+// these may be symbolic links to a root-owned file outside the TFTP root,
+// as Debian's /usr/lib/ipxe/ipxe.efi → /boot/ipxe.efi is.
+var ipxeBootFiles = []string{"undionly.kpxe", "undionly.kkpxe", "ipxe.pxe", "ipxe.efi", "snponly.efi", "ipxe.lkrn"}
 
 // NewTFTPServer checks that Root is a directory; boot files missing from
 // it are logged as warnings, since a site may boot only BIOS or only UEFI.
@@ -77,6 +85,10 @@ func NewTFTPServer(cfg TFTPConfig) (*TFTPServer, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("sanboot: iPXE directory %s is not a directory", root)
 	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, fmt.Errorf("sanboot: iPXE directory: %w", err)
+	}
 	if cfg.BootFiles == (BootFiles{}) {
 		cfg.BootFiles = DefaultBootFiles
 	}
@@ -91,13 +103,17 @@ func NewTFTPServer(cfg TFTPConfig) (*TFTPServer, error) {
 			cfg.Events.log.Warn("iPXE binary missing from the TFTP root; clients needing it cannot boot", "proto", "tftp", "file", filepath.Join(root, f))
 		}
 	}
-	return &TFTPServer{cfg: cfg, root: root}, nil
+	return &TFTPServer{cfg: cfg, root: root, realRoot: realRoot}, nil
 }
 
 // Open returns the content and size of a file for a client. It refuses
 // empty, absolute and escaping names, backslashes and NUL bytes, and
-// anything but a regular file. Symbolic links inside the root are followed
-// (Debian's ipxe.efi is one); the request name itself can never leave it.
+// anything but a regular file whose resolved path lies inside the root:
+// symbolic links are followed only as far as they stay inside it. The one
+// exception is an iPXE boot file (the configured BootFiles and the names
+// in ipxeBootFiles, at the top of the root), which may be a link to a
+// regular file owned by root, itself named like an iPXE boot file,
+// anywhere: Debian's ipxe.efi → /boot/ipxe.efi.
 func (s *TFTPServer) Open(name string, client net.IP) (io.ReadCloser, int64, error) {
 	refuse := func(why string) (io.ReadCloser, int64, error) {
 		return nil, 0, fmt.Errorf("%w: %q: %s", ErrRefused, name, why)
@@ -127,22 +143,86 @@ func (s *TFTPServer) Open(name string, client net.IP) (io.ReadCloser, int64, err
 		}
 		return io.NopCloser(bytes.NewReader([]byte(text))), int64(len(text)), nil
 	}
+	return s.openFile(name, clean)
+}
+
+// openFile opens clean (a checked, cleaned name) below the root. The file
+// is judged by what was actually opened (its descriptor's path and
+// status), so a link changed between the check and the open gains
+// nothing.
+func (s *TFTPServer) openFile(name, clean string) (io.ReadCloser, int64, error) {
+	refuse := func(why string) (io.ReadCloser, int64, error) {
+		return nil, 0, fmt.Errorf("%w: %q: %s", ErrRefused, name, why)
+	}
 	full := filepath.Join(s.root, filepath.FromSlash(clean))
-	fi, err := os.Stat(full)
-	if errors.Is(err, fs.ErrNotExist) {
+	real, err := filepath.EvalSymlinks(full)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, 0, fmt.Errorf("sanboot: TFTP %q: no such file in %s", name, s.root)
+	case err != nil:
+		// ELOOP and the like: a link chain that does not end.
+		return refuse("unresolvable symbolic link: " + err.Error())
 	}
+	inside := within(s.realRoot, real)
+	if !inside && !s.bootFile(clean) {
+		return refuse("resolves outside the TFTP root")
+	}
+	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, 0, fmt.Errorf("sanboot: TFTP %q: %w", name, err)
 	}
-	if !fi.Mode().IsRegular() {
-		return refuse("not a regular file")
-	}
-	f, err := os.Open(full)
+	fi, err := f.Stat()
 	if err != nil {
+		f.Close()
 		return nil, 0, fmt.Errorf("sanboot: TFTP %q: %w", name, err)
+	}
+	why := ""
+	switch st, _ := fi.Sys().(*syscall.Stat_t); {
+	case !fi.Mode().IsRegular():
+		why = "not a regular file"
+	case !s.opened(f, real):
+		why = "file changed while it was opened"
+	case !inside && (st == nil || st.Uid != 0):
+		why = "boot file link leads outside the TFTP root to a file not owned by root"
+	case !inside && !s.bootFile(filepath.Base(real)):
+		// /boot/ipxe.efi, not /etc/passwd: the target is a boot program too.
+		why = "boot file link leads outside the TFTP root to a file without an iPXE boot file name"
+	}
+	if why != "" {
+		f.Close()
+		return refuse(why)
 	}
 	return f, fi.Size(), nil
+}
+
+// bootFile reports whether clean names an iPXE boot file the server hands
+// out.
+func (s *TFTPServer) bootFile(clean string) bool {
+	if clean == s.cfg.BootFiles.BIOS || clean == s.cfg.BootFiles.EFI {
+		return true
+	}
+	for _, n := range ipxeBootFiles {
+		if clean == n {
+			return true
+		}
+	}
+	return false
+}
+
+// opened reports whether f is the file at path, by its /proc/self/fd
+// link (true where /proc is not mounted: the checks before still hold).
+func (s *TFTPServer) opened(f *os.File, path string) bool {
+	got, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+	if err != nil {
+		return true
+	}
+	return got == path
+}
+
+// within reports whether path is root or below it (both cleaned, absolute).
+func within(root, path string) bool {
+	rel, err := filepath.Rel(root, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
 
 // Serve answers TFTP read requests on conn until ctx ends; pin/tftp closes

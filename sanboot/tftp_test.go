@@ -3,11 +3,13 @@ package sanboot
 import (
 	"bytes"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -214,5 +216,101 @@ func TestTFTPDebianIPXE(t *testing.T) {
 		if _, err := wt.WriteTo(&b); err != nil || !bytes.Equal(b.Bytes(), want) {
 			t.Errorf("%s: %v, %d bytes of %d", name, err, b.Len(), len(want))
 		}
+	}
+}
+
+// TestTFTPSymlinks: links are followed only while they stay inside the
+// root; the iPXE boot files alone may lead out, and only to a root-owned
+// regular file that is named like a boot file (Debian's ipxe.efi →
+// /boot/ipxe.efi; TestTFTPDebianIPXE serves the real one).
+func TestTFTPSymlinks(t *testing.T) {
+	root, big := tftpRoot(t)
+	out := t.TempDir()
+	if err := os.WriteFile(filepath.Join(out, "secret"), []byte("outside"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	boot := filepath.Join(out, "snponly.efi")
+	if err := os.WriteFile(boot, big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	foreign := filepath.Join(out, "ipxe.pxe")
+	if err := os.WriteFile(foreign, big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rootOwned := os.Geteuid() == 0
+	if rootOwned {
+		if err := os.Chown(foreign, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links := map[string]string{
+		"passwd":         "/etc/passwd",
+		"undionly.kkpxe": "/etc/passwd", // a boot file name leading to a non-boot file
+		"outdir":         out,
+		"loop1":          filepath.Join(root, "loop2"),
+		"loop2":          filepath.Join(root, "loop1"),
+		"snponly.efi":    boot,
+		"ipxe.pxe":       foreign,
+		"fifo":           filepath.Join(root, "fifo.real"),
+		"inside":         "sub/../undionly.kpxe",
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mkfifo(filepath.Join(root, "fifo.real"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewTFTPServer(TFTPConfig{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, errMatch string }{
+		{"passwd", "outside the TFTP root"},
+		{"undionly.kkpxe", "without an iPXE boot file name"},
+		{"outdir/secret", "outside the TFTP root"},
+		{"outdir", "outside the TFTP root"},
+		{"loop1", "unresolvable symbolic link"},
+		{"fifo", "not a regular file"},
+		{"fifo.real", "not a regular file"},
+		{"inside", ""},
+		{"snponly.efi", ""},
+	}
+	if rootOwned {
+		tests = append(tests, struct{ name, errMatch string }{"ipxe.pxe", "not owned by root"})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			done := make(chan struct{})
+			var (
+				r    io.ReadCloser
+				size int64
+				err  error
+			)
+			go func() { r, size, err = s.Open(tt.name, net.IPv4(127, 0, 0, 1)); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Open hangs") // a FIFO opened blocking would
+			}
+			if tt.errMatch != "" {
+				if err == nil {
+					r.Close()
+				}
+				if err == nil || !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tt.errMatch) {
+					t.Fatalf("Open error %v, want ErrRefused %q", err, tt.errMatch)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			b, _ := io.ReadAll(r)
+			if size != int64(len(big)) || !bytes.Equal(b, big) {
+				t.Errorf("%s: %d bytes, size %d, want the %d-byte boot file", tt.name, len(b), size, len(big))
+			}
+		})
 	}
 }

@@ -369,8 +369,12 @@ func (d *lzxDecoder) readBlockHeader() error {
 	return nil
 }
 
-// decodeFrame decodes the next n (≤ 32768) bytes of output.
+// decodeFrame decodes the next n (≤ 32768) bytes of output; n is the
+// frame's output cap, checked here so no caller can ask for more.
 func (d *lzxDecoder) decodeFrame(n int) ([]byte, error) {
+	if n <= 0 || n > maxBlockData {
+		return nil, fmt.Errorf("LZX frame size %d outside 1..%d", n, maxBlockData)
+	}
 	if !d.started {
 		d.started = true
 		v, err := d.bits(1)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"errors"
+	"fmt"
 	"io"
 )
 
@@ -11,7 +12,11 @@ import (
 // raw deflate stream, ending with a final block, that may refer back into
 // hist (the previous block's output, [MS-MCI] 2.1) and must expand to
 // exactly n bytes.
+// n is the block's output cap: at most maxBlockData (32 KiB).
 func inflateBlock(data, hist []byte, n int) ([]byte, error) {
+	if n <= 0 || n > maxBlockData {
+		return nil, fmt.Errorf("block size %d outside 1..%d", n, maxBlockData)
+	}
 	if len(data) < 2 || data[0] != 'C' || data[1] != 'K' {
 		return nil, errors.New("missing CK signature")
 	}

@@ -20,6 +20,11 @@ type Reader struct {
 	SetID, Index uint16
 	// HeaderReserve is the per-cabinet reserved area (abReserve), if any.
 	HeaderReserve []byte
+	// MaxFileSize caps the uncompressed size of a file Open and ReadAll
+	// serve: larger files are refused with an error matching ErrTooLarge
+	// before anything is decompressed. NewReader sets DefaultMaxFileSize;
+	// a caller that expects larger files raises it.
+	MaxFileSize int64
 
 	r            io.ReaderAt
 	size         int64
@@ -37,6 +42,7 @@ type Folder struct {
 	dataOff int64  // coffCabStart
 	nData   uint16 // cCFData
 	off     int64  // offset of the CFFOLDER record
+	index   int    // position in Reader.Folder, for messages
 }
 
 // A File is one CFFILE entry.
@@ -70,7 +76,7 @@ func OpenReader(name string) (*ReadCloser, error) {
 		f.Close()
 		return nil, err
 	}
-	rc := &ReadCloser{f: f}
+	rc := &ReadCloser{f: f, Reader: Reader{MaxFileSize: DefaultMaxFileSize}}
 	if err := rc.init(f, fi.Size(), name); err != nil {
 		f.Close()
 		return nil, err
@@ -83,7 +89,7 @@ func (rc *ReadCloser) Close() error { return rc.f.Close() }
 
 // NewReader parses the cabinet in r, which is size bytes long.
 func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
-	cr := new(Reader)
+	cr := &Reader{MaxFileSize: DefaultMaxFileSize}
 	if err := cr.init(r, size, ""); err != nil {
 		return nil, err
 	}
@@ -92,7 +98,7 @@ func NewReader(r io.ReaderAt, size int64) (*Reader, error) {
 
 // NewNamedReader is NewReader with a file name for error messages.
 func NewNamedReader(r io.ReaderAt, size int64, name string) (*Reader, error) {
-	cr := new(Reader)
+	cr := &Reader{MaxFileSize: DefaultMaxFileSize}
 	if err := cr.init(r, size, name); err != nil {
 		return nil, err
 	}
@@ -214,6 +220,7 @@ func (cr *Reader) init(r io.ReaderAt, size int64, name string) error {
 			return err
 		}
 		f := &Folder{
+			index:       i,
 			dataOff:     int64(le.Uint32(b)),
 			nData:       le.Uint16(b[4:]),
 			Compression: Compression(le.Uint16(b[6:])),
@@ -335,9 +342,15 @@ func equalFold(a, b string) bool {
 }
 
 // Open returns a ReadCloser that yields the file's uncompressed content.
+// A file larger than the Reader's MaxFileSize is refused (ErrTooLarge).
 // Decompression errors, checksum mismatches and short data are reported by
-// Read.
+// Read; Read never yields more than Size bytes.
 func (f *File) Open() (io.ReadCloser, error) {
+	if max := f.r.MaxFileSize; max > 0 && int64(f.Size) > max {
+		e := f.r.errf(f.off, "file %q expands to %d bytes, more than the limit of %d (Reader.MaxFileSize)", f.Name, f.Size, max)
+		e.kind = ErrTooLarge
+		return nil, e
+	}
 	if f.Size == 0 {
 		return io.NopCloser(bytes.NewReader(nil)), nil
 	}
@@ -349,7 +362,8 @@ func (f *File) Open() (io.ReadCloser, error) {
 	return &fileReader{fr: fr, skip: int64(f.Offset), left: int64(f.Size), f: f}, nil
 }
 
-// ReadAll returns the file's whole content.
+// ReadAll returns the file's whole content, at most the Reader's
+// MaxFileSize bytes (see Open).
 func (f *File) ReadAll() ([]byte, error) {
 	rc, err := f.Open()
 	if err != nil {
@@ -534,7 +548,7 @@ func (fr *folderReader) decodeNext() error {
 			return err
 		}
 		if len(data) != b.cbUncomp {
-			return fr.cr.errf(b.off, "stored data block: %d bytes, header says %d uncompressed", len(data), b.cbUncomp)
+			return fr.cr.errf(b.off, "folder %d, stored data block %d: %d bytes, header says %d uncompressed", fr.fold.index, i, len(data), b.cbUncomp)
 		}
 		fr.out = data
 	case MSZIP:
@@ -544,7 +558,7 @@ func (fr *folderReader) decodeNext() error {
 		}
 		out, err := inflateBlock(data, fr.hist, b.cbUncomp)
 		if err != nil {
-			return fr.cr.errf(b.off, "MSZIP data block %d: %v", i, err)
+			return fr.cr.errf(b.off, "folder %d, MSZIP data block %d: %v", fr.fold.index, i, err)
 		}
 		// The history is the last 32 KiB of output, which spans several
 		// blocks when blocks are shorter than 32 KiB.
@@ -561,7 +575,7 @@ func (fr *folderReader) decodeNext() error {
 			if fe, ok := err.(*FormatError); ok {
 				return fe
 			}
-			return fr.cr.errf(b.off, "LZX data block %d: %v", i, err)
+			return fr.cr.errf(b.off, "folder %d, LZX data block %d: %v", fr.fold.index, i, err)
 		}
 		fr.out = out
 	}

@@ -350,3 +350,50 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// TestMaxFileSize: a file larger than Reader.MaxFileSize is refused by
+// Open and ReadAll before anything is decompressed, with an error naming
+// the cabinet, the file and its CFFILE offset; the default is
+// DefaultMaxFileSize, and raising the limit serves the file.
+func TestMaxFileSize(t *testing.T) {
+	payload := bytes.Repeat([]byte("xpboot cab "), 10000) // 110,000 bytes, 4 blocks
+	b := makeCab(t, MSZIP, map[string][]byte{"big.inf": payload})
+	r, err := NewNamedReader(bytes.NewReader(b), int64(len(b)), "big.in_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.MaxFileSize != DefaultMaxFileSize {
+		t.Fatalf("MaxFileSize %d, want DefaultMaxFileSize", r.MaxFileSize)
+	}
+	r.MaxFileSize = 65536
+	for name, fn := range map[string]func() error{
+		"Open":    func() error { _, err := r.File[0].Open(); return err },
+		"ReadAll": func() error { _, err := r.File[0].ReadAll(); return err },
+	} {
+		err := fn()
+		var fe *FormatError
+		if !errors.Is(err, ErrTooLarge) || !errors.As(err, &fe) || fe.Off == 0 ||
+			!strings.Contains(err.Error(), "big.in_") || !strings.Contains(err.Error(), `"big.inf"`) {
+			t.Errorf("%s: %v, want ErrTooLarge naming big.in_, big.inf and the offset", name, err)
+		}
+	}
+	r.MaxFileSize = int64(len(payload))
+	got, err := r.File[0].ReadAll()
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("at the limit: %v, %d bytes", err, len(got))
+	}
+}
+
+// TestBlockCaps: the MSZIP and LZX block decoders refuse an output size
+// outside 1..32768 whoever asks.
+func TestBlockCaps(t *testing.T) {
+	for _, n := range []int{0, -1, maxBlockData + 1, 1 << 30} {
+		if _, err := inflateBlock([]byte("CK\x03\x00"), nil, n); err == nil {
+			t.Errorf("inflateBlock(n=%d) accepted", n)
+		}
+		d := newLZXDecoder(15, &lzxInput{fr: &folderReader{}})
+		if _, err := d.decodeFrame(n); err == nil {
+			t.Errorf("decodeFrame(n=%d) accepted", n)
+		}
+	}
+}

@@ -79,7 +79,15 @@ var (
 	// ErrUnsupported reports a valid cabinet feature this package does not
 	// implement: Quantum compression and cabinet sets (spanning).
 	ErrUnsupported = errors.New("cab: unsupported")
+	// ErrTooLarge is matched by the *FormatError of a file larger than
+	// Reader.MaxFileSize.
+	ErrTooLarge = errors.New("cab: file larger than the limit")
 )
+
+// DefaultMaxFileSize is the Reader.MaxFileSize NewReader sets: far above
+// any Windows setup file, far below what a hostile cabinet of a few MB can
+// claim (a folder of 65535 blocks expands to 2 GiB).
+const DefaultMaxFileSize = 256 << 20
 
 // A FormatError reports a violation of the cabinet format.
 type FormatError struct {
