@@ -17,9 +17,11 @@
 // -boot-load-size 4` does: primary names in 8.3 upper case without version
 // suffixes (unique within each directory), directories nested as deep as the
 // source (no relocation), Joliet names up to 103 UCS-2 characters, and an
-// optional El Torito no-emulation boot entry. The same input gives the same
-// bytes: entries are sorted, times come from the source (or a fixed time
-// the caller gives), and nothing depends on the host. Build writes a
+// optional El Torito no-emulation boot entry, patched on request with a
+// boot information table (mkisofs -boot-info-table, which ISOLINUX needs).
+// The same input gives the same bytes: entries are sorted, times come from
+// the source (or a fixed time the caller gives), and nothing depends on
+// the host. Build writes a
 // temporary file beside the output and renames it into place only when the
 // whole image is written, so a failed build leaves no partial image.
 //

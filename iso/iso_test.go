@@ -628,3 +628,103 @@ func lineDiff(want, got string) string {
 	}
 	return out.String()
 }
+
+// TestBootInfoTable checks the boot information table (mkisofs
+// -boot-info-table) patched into the boot image: the PVD's sector, the
+// image's own sector and length, and the checksum of its bytes from 64
+// on, which xorriso must compute the same for the same file.
+func TestBootInfoTable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	img := make([]byte, 38*1024+3) // not a whole number of 32-bit words
+	for i := range img {
+		img[i] = byte(rng.Uint32())
+	}
+	want := func(b []byte) uint32 {
+		var sum uint32
+		for i := 64; i < len(b); i++ {
+			sum += uint32(b[i]) << (8 * ((i - 64) % 4))
+		}
+		return sum
+	}(img)
+	for _, tc := range []struct {
+		name string
+		boot Boot
+	}{
+		{"tree file", Boot{TreePath: "ISOLINUX/ISOLINUX.BIN", InfoTable: true}},
+		{"hidden image", Boot{Image: img, InfoTable: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := filepath.Join(t.TempDir(), "cd")
+			if err := os.MkdirAll(filepath.Join(src, "ISOLINUX"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(src, "ISOLINUX", "ISOLINUX.BIN"), img, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tree, err := DirTree(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			boot := tc.boot
+			out := build(t, tree, Options{Time: fixedTime, Boot: &boot})
+			rc, err := Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			e := rc.Boot.Entries[0]
+			raw, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := raw[int64(e.LoadRBA)*SectorSize:][:len(img)]
+			le := func(off int) uint32 {
+				return uint32(got[off]) | uint32(got[off+1])<<8 | uint32(got[off+2])<<16 | uint32(got[off+3])<<24
+			}
+			if le(8) != 16 || le(12) != e.LoadRBA || le(16) != uint32(len(img)) || le(20) != want {
+				t.Errorf("table pvd=%d file=%d len=%d sum=%#x; want 16 %d %d %#x", le(8), le(12), le(16), le(20), e.LoadRBA, len(img), want)
+			}
+			if !bytes.Equal(got[24:64], make([]byte, 40)) || !bytes.Equal(got[:8], img[:8]) || !bytes.Equal(got[64:], img[64:]) {
+				t.Error("bytes outside the table's fields changed")
+			}
+			if tc.boot.Image != nil && !bytes.Equal(tc.boot.Image, img) {
+				t.Error("the caller's image was patched in place")
+			}
+		})
+	}
+	t.Run("xorriso agrees", func(t *testing.T) {
+		xorriso := peertest.Need(t, "xorriso", "xorriso")
+		src := filepath.Join(t.TempDir(), "cd")
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, "BOOT.BIN"), img, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(t.TempDir(), "x.iso")
+		peertest.Run(t, 60*time.Second, xorriso, "-as", "mkisofs", "-quiet", "-o", out, "-b", "BOOT.BIN", "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table", src)
+		rc, err := Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		theirs, err := rc.BootImage(rc.Boot.Entries[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		mine := append([]byte(nil), img...)
+		if err := patchInfoTable(mine, rc.Boot.Entries[0].LoadRBA); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(theirs[:64], mine[:len(theirs[:64])]) {
+			t.Errorf("xorriso's table %x, ours %x", theirs[8:24], mine[8:24])
+		}
+	})
+	t.Run("too short", func(t *testing.T) {
+		tree := &Node{Dir: true, Children: []*Node{{Name: "B.BIN", Size: 32, Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(make([]byte, 32))), nil }}}}
+		_, err := WriteTo(tree, io.Discard, Options{Boot: &Boot{TreePath: "B.BIN", LoadSize: 1, InfoTable: true}})
+		if err == nil || !strings.Contains(err.Error(), "boot information table") {
+			t.Errorf("a 32-byte image took a boot information table: %v", err)
+		}
+	})
+}

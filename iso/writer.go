@@ -2,6 +2,7 @@ package iso
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -49,6 +50,47 @@ type Boot struct {
 	LoadSegment uint16
 	// Platform of the validation entry (0 for x86 BIOS).
 	Platform byte
+	// InfoTable patches a boot information table into bytes 8–63 of the
+	// boot image as it is written, as mkisofs -boot-info-table does: the
+	// primary volume descriptor's sector, the image's own sector, its
+	// length and a checksum of its bytes from 64 on. ISOLINUX finds the
+	// rest of itself on the CD through it. The image is held in memory
+	// for the patch, so it may be at most MaxInfoTableImage bytes.
+	InfoTable bool
+}
+
+// MaxInfoTableImage bounds a boot image patched with a boot information
+// table (ISOLINUX is some 40 KiB).
+const MaxInfoTableImage = 16 << 20
+
+// Boot information table layout (mkisofs -boot-info-table): four
+// little-endian 32-bit fields at byte 8 of the boot image, then 40
+// reserved bytes; the checksum covers the image from byte 64 on.
+const (
+	infoTableOff  = 8
+	infoTableEnd  = 64
+	infoTableSize = infoTableEnd - infoTableOff
+)
+
+// patchInfoTable writes the boot information table into img, which is the
+// whole boot image stored at sector lba.
+func patchInfoTable(img []byte, lba uint32) error {
+	if len(img) < infoTableEnd {
+		return fmt.Errorf("boot image of %d bytes is too short for a boot information table (%d bytes)", len(img), infoTableEnd)
+	}
+	var sum uint32
+	for i := infoTableEnd; i < len(img); i += 4 {
+		var w [4]byte
+		copy(w[:], img[i:])
+		sum += binary.LittleEndian.Uint32(w[:])
+	}
+	t := img[infoTableOff:infoTableEnd]
+	binary.LittleEndian.PutUint32(t[0:], firstDescriptor)
+	binary.LittleEndian.PutUint32(t[4:], lba)
+	binary.LittleEndian.PutUint32(t[8:], uint32(len(img)))
+	binary.LittleEndian.PutUint32(t[12:], sum)
+	clear(t[16:])
+	return nil
 }
 
 // DefaultLoadSize is the El Torito sector count Windows CDs use (2048
@@ -281,8 +323,14 @@ func layout(tree *Node, opts Options) (*imageLayout, error) {
 			if n == nil || n.Dir {
 				return nil, fmt.Errorf("iso: boot image %q is not a file of the tree", boot.TreePath)
 			}
+			if boot.InfoTable && (n.Size < infoTableEnd || n.Size > MaxInfoTableImage) {
+				return nil, fmt.Errorf("iso: boot image %s: %d bytes; a boot information table needs %d to %d", n.Path, n.Size, infoTableEnd, MaxInfoTableImage)
+			}
 			l.bootNode = n
 		} else {
+			if boot.InfoTable && len(boot.Image) < infoTableEnd {
+				return nil, fmt.Errorf("iso: boot image of %d bytes is too short for a boot information table (%d bytes)", len(boot.Image), infoTableEnd)
+			}
 			if len(boot.Image) == 0 {
 				return nil, errors.New("iso: empty boot image")
 			}
@@ -854,7 +902,14 @@ func (l *imageLayout) write(w io.Writer, progress func(done, total int64)) error
 		}
 	}
 	if l.opts.Boot != nil && l.bootNode == nil {
-		if err := s.at(l.bootLBA, l.opts.Boot.Image); err != nil {
+		img := l.opts.Boot.Image
+		if l.opts.Boot.InfoTable {
+			img = append([]byte(nil), img...)
+			if err := patchInfoTable(img, l.bootLBA); err != nil {
+				return err
+			}
+		}
+		if err := s.at(l.bootLBA, img); err != nil {
 			return err
 		}
 	}
@@ -871,7 +926,21 @@ func (l *imageLayout) write(w io.Writer, progress func(done, total int64)) error
 		if err != nil {
 			return err
 		}
-		n, err := io.CopyBuffer(s.w, io.LimitReader(r, f.Size), buf)
+		var src io.Reader = io.LimitReader(r, f.Size)
+		if f == l.bootNode && l.opts.Boot.InfoTable {
+			// The table depends on every byte of the image, so it is
+			// read whole (bounded by MaxInfoTableImage in layout).
+			img, err := io.ReadAll(src)
+			if err == nil && int64(len(img)) == f.Size {
+				err = patchInfoTable(img, f.lba)
+			}
+			if err != nil {
+				r.Close()
+				return fmt.Errorf("%s: %w", f.Path, err)
+			}
+			src = bytes.NewReader(img)
+		}
+		n, err := io.CopyBuffer(s.w, src, buf)
 		s.pos += n
 		if err == nil && n != f.Size {
 			err = fmt.Errorf("%s: %d bytes read, %d expected (did the file change?)", f.Path, n, f.Size)

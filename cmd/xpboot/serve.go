@@ -49,6 +49,11 @@ func serveCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "read-only", Usage: "refuse writes (DATA PROTECT) and open the image read-only"},
 			&cli.StringFlag{Name: "overlay-dir", Usage: "per-client write-back: keep --image (raw or VMDK) read-only and give each initiator IQN its own copy-on-write VMDK delta DIR/<iqn>.vmdk (delete it to reset the client)"},
 			&cli.StringSliceFlag{Name: "chap", EnvVars: []string{"XPBOOT_CHAP"}, Usage: "USER:SECRET an initiator must prove (CHAP); repeatable; a command line is visible to every user in ps, so prefer --chap-file or the environment"},
+			&cli.DurationFlag{Name: "tcp-keepalive", Usage: "TCP keepalive period that reaps the sessions of clients that vanished (iPXE's, once the OS runs); a probe the booted OS answers with a reset ends such a session (default: 15s)"},
+			&cli.BoolFlag{Name: "allow-global-reset", Usage: "let TARGET WARM/COLD RESET from one initiator end every initiator's sessions (by default it ends only the caller's)"},
+			&cli.IntFlag{Name: "max-sessions-per-initiator", Usage: "sessions one initiator name may hold at once; at least 2, since the OS logs in beside iPXE's session (default: 4)"},
+			&cli.DurationFlag{Name: "idle-timeout", Usage: "ping a silent session after this long and drop it if another passes; iPXE is never pinged; negative: never (default: 60s)"},
+			&cli.StringFlag{Name: "max-memory", Usage: "bytes of data in flight the target holds for all clients together, with K/M/G (default: 256M)"},
 			&cli.StringFlag{Name: "chap-file", Usage: "file of USER:SECRET lines (# comments), one CHAP account each, instead of --chap"},
 			&cli.StringFlag{Name: "mutual-chap", EnvVars: []string{"XPBOOT_MUTUAL_CHAP"}, Usage: "USER:SECRET the target proves itself with when asked (mutual CHAP)"},
 			&cli.StringFlag{Name: "mutual-chap-file", Usage: "file holding the USER:SECRET line of --mutual-chap"},
@@ -313,10 +318,26 @@ func runServe(c *cli.Context, e *env) error {
 			return netboot.ISCSIClient(net.TCPAddrFromAddrPort(ap), "")
 		}))
 	}
+	var maxMemory int64
+	if v := c.String("max-memory"); v != "" {
+		n, err := parseSize(v)
+		if err != nil || n < 1<<20 {
+			return cli.Exit(fmt.Sprintf("serve: --max-memory %q: want a size of at least 1M", v), 2)
+		}
+		maxMemory = n
+	}
+	if c.IsSet("max-sessions-per-initiator") && c.Int("max-sessions-per-initiator") < 2 {
+		return cli.Exit("serve: --max-sessions-per-initiator must be at least 2: the OS logs in beside iPXE's session (the iBFT handoff)", 2)
+	}
 	cfg := iscsitarget.Config{
-		DiscoveryAuth:   fc.Discovery,
-		Logger:          targetLog,
-		UnsolicitedData: c.Bool("unsolicited-data"),
+		DiscoveryAuth:           fc.Discovery,
+		Logger:                  targetLog,
+		UnsolicitedData:         c.Bool("unsolicited-data"),
+		AllowGlobalReset:        c.Bool("allow-global-reset"),
+		KeepAlive:               c.Duration("tcp-keepalive"),
+		MaxSessionsPerInitiator: c.Int("max-sessions-per-initiator"),
+		IdleTimeout:             c.Duration("idle-timeout"),
+		MaxMemory:               int(maxMemory),
 		AuthLog: func(m iscsitarget.ConnMeta, method string, err error) {
 			attrs := []slog.Attr{slog.String("remote", fmt.Sprint(m.RemoteAddr)), slog.String("initiator", m.InitiatorName),
 				slog.String("target", m.TargetName), slog.String("session", m.SessionType), slog.String("method", method),

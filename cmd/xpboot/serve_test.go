@@ -94,6 +94,9 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"serve", "--image", img, "--lun", "20000"}, "--lun"},
 		{[]string{"serve", "--image", filepath.Join(t.TempDir(), "missing.img")}, "no such file"},
 		{[]string{"serve", "--config", img, "--iqn", "iqn.2026-01.x:y"}, "applies to --image"},
+		{[]string{"serve", "--image", img, "--max-memory", "10"}, "at least 1M"},
+		{[]string{"serve", "--image", img, "--max-sessions-per-initiator", "1"}, "at least 2"},
+		{[]string{"serve", "--image", img, "--chap-file", filepath.Join(t.TempDir(), "none")}, "no such file"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args[1:], " "), func(t *testing.T) {
