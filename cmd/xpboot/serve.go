@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/xpboot/xpboot/integrate"
+	"github.com/xpboot/xpboot/integrate/installed"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -370,11 +372,15 @@ func runServe(c *cli.Context, e *env) error {
 		openTarget := len(ft.Auth.Incoming) == 0
 		for _, fl := range ft.LUNs {
 			if overlayDir != "" {
-				lun, base, format, err := overlayLUN(e, events, fl, overlayDir, func(m iscsitarget.ConnMeta) (bool, string) {
+				lun, base, format, err := overlayLUN(e, events, fl, overlayDir, func(m iscsitarget.ConnMeta) (bool, string, string) {
 					if netboot == nil {
-						return true, clientOf(m.RemoteAddr, m.InitiatorName)
+						return true, clientOf(m.RemoteAddr, m.InitiatorName), ""
 					}
-					return overlayWanted(netboot.Policy, m.InitiatorName), clientOf(m.RemoteAddr, m.InitiatorName)
+					name := ""
+					if cl, err := netboot.Policy.ClientByIQN(m.InitiatorName); err == nil {
+						name = cl.Name
+					}
+					return overlayWanted(netboot.Policy, m.InitiatorName), clientOf(m.RemoteAddr, m.InitiatorName), name
 				})
 				if err != nil {
 					return err
@@ -697,7 +703,7 @@ func prepareNetboot(c *cli.Context, e *env, mode sanboot.Mode, fc *iscsitarget.F
 // initiator its own copy-on-write delta in dir (created on its first login,
 // reopened afterwards). wantOverlay says whether an initiator gets an
 // overlay (true) or the base read-only, and names its client for the log.
-func overlayLUN(e *env, events *sanboot.EventLog, fl iscsitarget.FileLUN, dir string, wantOverlay func(iscsitarget.ConnMeta) (bool, string)) (iscsitarget.LUN, blockdev.Device, imagefs.Format, error) {
+func overlayLUN(e *env, events *sanboot.EventLog, fl iscsitarget.FileLUN, dir string, wantOverlay func(iscsitarget.ConnMeta) (overlay bool, who, name string)) (iscsitarget.LUN, blockdev.Device, imagefs.Format, error) {
 	format, err := imagefs.Detect(fl.Path)
 	if err != nil {
 		return iscsitarget.LUN{}, nil, "", cli.Exit(fmt.Sprintf("serve: %v", err), 1)
@@ -725,7 +731,7 @@ func overlayLUN(e *env, events *sanboot.EventLog, fl iscsitarget.FileLUN, dir st
 	e.log.Info("serving image with per-client overlays", "lun", fl.Number, "path", fl.Path, "format", string(format), "parent", parent, "size", base.Size(), "overlay_dir", dir)
 	var mu sync.Mutex // one create at a time per server
 	open := func(m iscsitarget.ConnMeta) (blockdev.Device, error) {
-		overlay, who := wantOverlay(m)
+		overlay, who, name := wantOverlay(m)
 		ini := slog.String("initiator", m.InitiatorName)
 		if !overlay {
 			events.Record(who, "iscsi", sanboot.StateOverlay, "client without overlay: serving the base read-only", ini, slog.String("path", fl.Path))
@@ -745,6 +751,19 @@ func overlayLUN(e *env, events *sanboot.EventLog, fl iscsitarget.FileLUN, dir st
 				return nil, err
 			}
 			events.Record(who, "iscsi", sanboot.StateOverlay, "client overlay created", ini, ov, slog.String("base", fl.Path))
+			if name != "" {
+				nd, err := nameOverlay(d, path, parent, name)
+				switch {
+				case nd == nil:
+					events.Record(who, "iscsi", sanboot.StateOverlayFailed, "creating client overlay failed", ini, ov, slog.String("err", err.Error()))
+					return nil, err
+				case err != nil:
+					events.Record(who, "iscsi", sanboot.StateOverlay, "client overlay serves the base unnamed", ini, ov, slog.String("err", err.Error()))
+				default:
+					events.Record(who, "iscsi", sanboot.StateOverlay, "computer name written into the client's overlay", ini, ov, slog.String("name", name))
+				}
+				d = nd
+			}
 		default:
 			events.Record(who, "iscsi", sanboot.StateOverlayFailed, "opening client overlay failed (delete it to reset the client)", ini, ov, slog.String("err", err.Error()))
 			return nil, err
@@ -752,6 +771,38 @@ func overlayLUN(e *env, events *sanboot.EventLog, fl iscsitarget.FileLUN, dir st
 		return d, nil
 	}
 	return iscsitarget.LUN{Number: fl.Number, Device: sharedReadOnly{base}, Serial: fl.Serial, Open: open}, base, format, nil
+}
+
+// nameOverlay writes a client's computer name into its new overlay (the
+// installed Windows of the base, through the NTFS or FAT32 writer and the
+// hive editor), so that one base boots as many named PCs; the base is
+// never written. d is closed for the edit and the overlay reopened. When
+// the name cannot be written (no installed Windows in the base), the
+// overlay is made anew, unnamed, and the client still boots.
+func nameOverlay(d *vmdk.Disk, path, parent, name string) (*vmdk.Disk, error) {
+	if err := d.Close(); err != nil {
+		return nil, err
+	}
+	err := func() error {
+		f, err := integrate.OpenImage(path, 0, "/", true)
+		if err != nil {
+			return err
+		}
+		if err := installed.SetComputerName(f, name); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}()
+	if err != nil {
+		os.Remove(path)
+		nd, cerr := vmdk.CreateDelta(path, parent, nil)
+		if cerr != nil {
+			return nil, cerr
+		}
+		return nd, fmt.Errorf("computer name %q not written (the overlay serves the base unnamed): %w", name, err)
+	}
+	return vmdk.Open(path, true)
 }
 
 // overlayWanted says whether initiator iqn gets an overlay: a client of the
