@@ -3,6 +3,7 @@ package hive
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -129,7 +130,13 @@ func ParseData(t ValueType, args []string) ([]byte, error) {
 		}
 		v, err := strconv.ParseUint(s, 0, bits)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v %q: %v", ErrInvalid, t, s, err)
+			why := "not a number: give decimal, 0x hex or 0 octal digits"
+			if errors.Is(err, strconv.ErrRange) {
+				why = fmt.Sprintf("larger than %d bits", bits)
+			} else if strings.HasPrefix(s, "-") {
+				why = "negative; registry numbers are unsigned (write -1 as 0xffffffff for a DWORD)"
+			}
+			return nil, fmt.Errorf("%w: %v %q: %s", ErrInvalid, t, s, why)
 		}
 		switch t {
 		case DWORD:
