@@ -280,14 +280,27 @@ func (c *conn) serve(ctx context.Context) {
 			c.log.Error("connection handler panicked; connection dropped", "panic", fmt.Sprint(r))
 		}
 	}()
+	// A caller with AuthLog logs each login and authentication failure
+	// itself (xpboot serve, under the client's MAC): the target's own lines
+	// are then debug detail, so that a login is one line at INFO.
+	reported := c.srv.cfg.AuthLog != nil
 	if err := c.runLogin(); err != nil {
 		if !c.stopping.Load() {
-			c.log.Info("login failed", "initiator", c.meta.InitiatorName, "target", c.meta.TargetName, "err", err)
+			level := slog.LevelWarn
+			var le *loginError
+			if reported && errors.As(err, &le) && le.status == statusAuthFailed {
+				level = slog.LevelDebug
+			}
+			c.log.Log(context.Background(), level, "login failed", "initiator", c.meta.InitiatorName, "target", c.meta.TargetName, "err", err)
 		}
 		return
 	}
 	c.log = c.log.With("initiator", c.meta.InitiatorName, "target", c.meta.TargetName)
-	c.log.Info("login", "session", c.meta.SessionType, "tsih", c.sess.tsih,
+	level := slog.LevelInfo
+	if reported {
+		level = slog.LevelDebug
+	}
+	c.log.Log(context.Background(), level, "login", "session", c.meta.SessionType, "tsih", c.sess.tsih, "isid", hex.EncodeToString(c.sess.isid[:]),
 		"header_digest", c.hd, "data_digest", c.dd, "mrdsl", c.p.initMaxRecvData, "immediate_data", c.p.immediateData, "initial_r2t", c.p.initialR2T)
 	if c.sess.tgt != nil && c.srv.cfg.IdleTimeout > 0 && !isIPXE(c.sess.isid) {
 		go c.pingIdle()

@@ -61,10 +61,12 @@ var (
 // hiveExit turns a package error into an exit status: 2 for bad
 // arguments, 1 for everything else.
 func hiveExit(cmd string, err error) error {
+	// "hive set: hive: …" says hive twice: the package's own prefix goes.
+	msg := strings.TrimPrefix(err.Error(), "hive: ")
 	if errors.Is(err, hive.ErrInvalid) {
-		return cli.Exit(fmt.Sprintf("hive %s: %v", cmd, err), 2)
+		return cli.Exit(fmt.Sprintf("hive %s: %s", cmd, msg), 2)
 	}
-	return cli.Exit(fmt.Sprintf("hive %s: %v", cmd, err), 1)
+	return cli.Exit(fmt.Sprintf("hive %s: %s", cmd, msg), 1)
 }
 
 func wantArgs(c *cli.Context, cmd string, min, max int) error {

@@ -295,8 +295,8 @@ func runIBFT(t *testing.T, ip, qemu, kernel string, initrd []byte, tc ibftCase) 
 	if strings.Contains(log, "session reinstatement") {
 		t.Errorf("the OS's login reinstated iPXE's session instead of opening its own")
 	}
-	if tsih := regexp.MustCompile(`msg=login .*tsih=(\d+)`).FindAllStringSubmatch(log, -1); len(tsih) < 2 {
-		t.Errorf("target log shows %d sessions, want 2", len(tsih))
+	if n := len(regexp.MustCompile(`msg="iSCSI login".*session=Normal`).FindAllString(log, -1)); n < 2 {
+		t.Errorf("the log shows %d Normal sessions, want 2", n)
 	}
 	if strings.Contains(log, "pcsecret12345") || strings.Contains(log, "targetsecret99") {
 		t.Error("a secret is in the log")

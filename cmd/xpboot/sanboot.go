@@ -233,7 +233,12 @@ func (e *env) sanbootMedia(c *cli.Context) error {
 		if errors.Is(err, media.ErrUnsupported) {
 			code = 2
 		}
-		return cli.Exit("sanboot media: "+err.Error(), code)
+		// Most of the package's errors start with "media: " already.
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "media: ") {
+			msg = "media: " + msg
+		}
+		return cli.Exit("sanboot "+msg, code)
 	}
 	if c.Bool("json") {
 		return e.printJSON(res)
