@@ -64,7 +64,10 @@ rm "$WORK/random"
 
 "$XP" --quiet image create --fs none --size 2G "$WORK/base.img" >/dev/null
 OFFSET=$((63 * 512))
-SECTORS=$("$XP" image info --json "$WORK/base.img" | sed -n 's/.*"sectors": \([0-9]*\).*/\1/p' | head -1)
+INFO=$("$XP" image info --json "$WORK/base.img")
+# sed quits at the first match itself: `| head -1` could kill it with
+# SIGPIPE, which pipefail turns into a failure.
+SECTORS=$(sed -n '/"sectors": [0-9]/{s/.*"sectors": \([0-9]*\).*/\1/p;q}' <<<"$INFO")
 [ -n "$SECTORS" ] || die "could not read the partition size from xpboot image info"
 truncate -s $((SECTORS * 512)) "$WORK/base.ntfs"
 mkntfs -F -f -q -s 512 -c 4096 -p 63 -H 255 -S 63 -L BENCH "$WORK/base.ntfs" >/dev/null 2>&1 ||
@@ -102,8 +105,13 @@ umount_ntfs3g() {
 
 # verify VOL: the bare volume VOL holds the tree, byte for byte.
 verify() {
-	ntfsfix -n "$1" | grep -q 'Processing of \$MFT and \$MFTMirr completed successfully' ||
-		die "ntfsfix -n does not find $1 clean"
+	# Capture first: `ntfsfix -n | grep -q` under pipefail fails whenever
+	# grep exits at its match before ntfsfix has written everything
+	# (ntfsfix then dies of SIGPIPE).
+	local out
+	out=$(ntfsfix -n "$1" 2>&1) || die "ntfsfix -n $1 failed: $out"
+	grep -q 'Processing of \$MFT and \$MFTMirr completed successfully' <<<"$out" ||
+		die "ntfsfix -n does not find $1 clean: $out"
 	mount_ntfs3g "$1" ro
 	(cd "$MNT" && sha256sum --quiet -c "$WORK/tree.sha256") || { umount_ntfs3g; die "the bytes in $1 differ from the tree"; }
 	umount_ntfs3g
@@ -167,7 +175,7 @@ minmax() { printf '%s\n' "$@" | sort -g | sed -n '1p;$p' | paste -sd' ' | awk '{
 mx=$(median "${xs[@]}")
 mn=$(median "${ns[@]}")
 printf '# %s, %d CPUs, load %s, %s, %d runs each, interleaved\n' "$(date -u +%FT%TZ)" "$(nproc)" \
-	"$(cut -d' ' -f1-3 /proc/loadavg)" "$(ntfs-3g --version 2>&1 | head -1)" "$RUNS"
+	"$(cut -d' ' -f1-3 /proc/loadavg)" "$(ntfs-3g --version 2>&1 | sed -n 1p)" "$RUNS"
 printf 'files: %d (%d bytes) into a new directory of a 2 GiB NTFS image\n' "$FILES" "$(cat "$WORK"/tree/I386/* | wc -c)"
 printf '%-44s median %7.3f s  (min–max %s s)\n' "xpboot image put I386 run.img:/" "$mx" "$(minmax "${xs[@]}")"
 printf '%-44s median %7.3f s  (min–max %s s)\n' "ntfs-3g mount, cp -r, sync, unmount" "$mn" "$(minmax "${ns[@]}")"

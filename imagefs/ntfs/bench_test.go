@@ -51,6 +51,9 @@ func BenchmarkPut4000(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		if err := fs.Flush(); err != nil {
+			b.Fatal(err)
+		}
 		if err := f.Sync(); err != nil {
 			b.Fatal(err)
 		}

@@ -20,7 +20,10 @@
 //     transaction) and writes only when everything succeeded; a refused
 //     or failed operation leaves the image byte-identical. Writes go data
 //     first, then index blocks, bitmaps, MFT records and the $MFTMirr copy
-//     of records 0-3.
+//     of records 0-3. The metadata of operations that only allocate is
+//     queued and written at Flush (or when the queue is long, or before
+//     an operation that frees space returns): call Flush before anything
+//     else reads the device.
 //   - $LogFile is never written; since it was clean before the write it
 //     stays clean, and no log records describe xpboot's changes (the same
 //     approach as ntfs-3g).

@@ -138,6 +138,11 @@ type dirIndex struct {
 	unit   int64 // bytes per VCN
 	nodes  map[int64]*inode
 	visits int
+	// runs and asize cache $INDEX_ALLOCATION's runlist and size (valid
+	// when haveRuns); setAllocation drops them.
+	runs     []run
+	asize    int64
+	haveRuns bool
 }
 
 // openIndex prepares the $I30 index of directory record rec.
@@ -152,6 +157,14 @@ func (t *tx) openIndex(rec uint64) (*dirIndex, error) {
 	as, err := r.attrs()
 	if err != nil {
 		return nil, err
+	}
+	if t.idx == nil { // a bare tx used for reading only
+		t.idx, t.parsed = map[uint64]*dirIndex{}, map[int64][]ientry{}
+	}
+	if d, ok := t.idx[rec]; ok {
+		// One dirIndex per directory and tx: every user sees the nodes
+		// the others changed, and nothing is decoded twice.
+		return d, nil
 	}
 	ra := find(as, atIndexRoot, "$I30")
 	if ra == nil || ra.nonRes || ra.valLen < 0x20 {
@@ -169,6 +182,7 @@ func (t *tx) openIndex(rec uint64) (*dirIndex, error) {
 	if int64(d.bsize) < t.v.csize {
 		d.unit = 512
 	}
+	t.idx[rec] = d
 	return d, nil
 }
 
@@ -260,6 +274,13 @@ func (d *dirIndex) node(vcn int64) (*inode, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, mine := d.t.blks[off]; !mine {
+		if es, ok := d.t.v.nodeCache[off]; ok {
+			n := &inode{vcn: vcn, entries: append([]ientry(nil), es...), off: off}
+			d.nodes[vcn] = n
+			return n, nil
+		}
+	}
 	b, err := d.t.block(off, d.bsize, d.rec)
 	if err != nil {
 		return nil, err
@@ -280,6 +301,9 @@ func (d *dirIndex) node(vcn int64) (*inode, error) {
 	}
 	n := &inode{vcn: vcn, entries: es, off: off}
 	d.nodes[vcn] = n
+	if _, mine := d.t.blks[off]; !mine {
+		d.t.v.nodeCache[off] = append([]ientry(nil), es...)
+	}
 	return n, nil
 }
 
@@ -316,10 +340,30 @@ func (d *dirIndex) allocation() (runs []run, size int64, bm []byte, err error) {
 }
 
 func (d *dirIndex) blockOffset(vcn int64) (int64, error) {
-	runs, size, _, err := d.allocation()
-	if err != nil {
-		return 0, err
+	if !d.haveRuns {
+		// Only the runlist: allocation would also read $BITMAP:$I30,
+		// from the device when it is non-resident.
+		r, err := d.t.peek(d.rec)
+		if err != nil {
+			return 0, err
+		}
+		as, err := r.attrs()
+		if err != nil {
+			return 0, err
+		}
+		d.runs, d.asize = nil, 0
+		if ia := find(as, atIndexAllocation, "$I30"); ia != nil {
+			if !ia.nonRes {
+				return 0, recErr(int64(d.rec), ia.off, "$INDEX_ALLOCATION is resident")
+			}
+			if d.runs, err = d.t.v.runs(r, ia); err != nil {
+				return 0, err
+			}
+			d.asize = ia.size
+		}
+		d.haveRuns = true
 	}
+	runs, size := d.runs, d.asize
 	pos := vcn * d.unit
 	if runs == nil || pos+int64(d.bsize) > size {
 		return 0, recErr(int64(d.rec), 0, "subnode VCN %d lies outside $INDEX_ALLOCATION (%d bytes)", vcn, size)
@@ -470,11 +514,20 @@ func (d *dirIndex) fix(path []step) error {
 // reparent moves the root's entries into a new block and leaves the root
 // with a lone END entry pointing to it.
 func (d *dirIndex) reparent(root *inode) error {
+	// Shrink the root in its record first: the first block of a directory
+	// adds $INDEX_ALLOCATION and $BITMAP to the record, and a record
+	// crowded by a long name and a security descriptor has room for them
+	// only once the root's entries are gone. The root is written again
+	// (pointing to the block) at flush.
+	es := root.entries
+	if err := d.writeRoot(serializeEntries([]ientry{{child: -1}}), 0); err != nil {
+		return err
+	}
 	b, err := d.newBlock()
 	if err != nil {
 		return err
 	}
-	b.entries = root.entries
+	b.entries = es
 	root.entries = []ientry{{child: b.vcn}}
 	root.dirty = true
 	c, err := d.capacity(b)
@@ -534,7 +587,11 @@ func (d *dirIndex) newBlock() (*inode, error) {
 		// First block: add $INDEX_ALLOCATION (empty for now) and $BITMAP.
 		if r.insertAttr(nonResidentAttr(atIndexAllocation, i30, []byte{0}, 0, 0, 0, v.csize)) < 0 ||
 			r.insertAttr(residentAttr(atBitmap, i30, make([]byte, 8), 0)) < 0 {
-			return nil, refused("directory record %d has no room for an index allocation", d.rec)
+			// Windows moves attributes into an extension record here;
+			// this writer does not create attribute lists. It happens
+			// only to a directory whose record is crowded by a very long
+			// name, its DOS name and a resident security descriptor.
+			return nil, refused("directory record %d has no room for an index allocation: its index outgrew the record, and $INDEX_ALLOCATION and $BITMAP would need an $ATTRIBUTE_LIST", d.rec)
 		}
 		bm = make([]byte, 8)
 	}
@@ -582,15 +639,7 @@ func (d *dirIndex) newBlock() (*inode, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := make([]byte, d.bsize)
-	copy(b, "INDX")
-	put16(b, 4, 0x28)
-	put16(b, 6, uint16(d.bsize/blockSize+1))
-	put16(b, 0x28, 1)
-	put64(b, 0x10, uint64(vcn))
-	put32(b, 0x18, uint32(blockEntriesOff(d.bsize)))
-	put32(b, 0x20, uint32(d.bsize-0x18))
-	t.blks[off] = b
+	t.blks[off] = emptyBlock(d.bsize, vcn)
 	n := &inode{vcn: vcn, off: off, dirty: true}
 	d.nodes[vcn] = n
 	return n, nil
@@ -601,6 +650,7 @@ func (d *dirIndex) setAllocation(r *record, runs []run, size int64) error {
 	if err != nil {
 		return err
 	}
+	d.haveRuns = false
 	ia := find(as, atIndexAllocation, "$I30")
 	enc := encodeRuns(runs)
 	ro := ia.runsOff - ia.off
@@ -646,6 +696,28 @@ func (d *dirIndex) setBitmap(r *record, bm []byte) error {
 	return nil
 }
 
+// emptyBlock is an INDX block for vcn holding only a leaf END entry: the
+// form of a new block before its entries are serialised, and the form a
+// freed block is left in. Readers that walk every block of
+// $INDEX_ALLOCATION without consulting $BITMAP:$I30 (Sleuth Kit, go-ntfs)
+// would otherwise still list the entries a freed block held.
+func emptyBlock(bsize int, vcn int64) []byte {
+	b := make([]byte, bsize)
+	copy(b, "INDX")
+	put16(b, 4, 0x28)
+	put16(b, 6, uint16(bsize/blockSize+1))
+	put16(b, 0x28, 1)
+	put64(b, 0x10, uint64(vcn))
+	eo := blockEntriesOff(bsize)
+	put32(b, 0x18, uint32(eo))
+	put32(b, 0x1C, uint32(eo+0x10))
+	put32(b, 0x20, uint32(bsize-0x18))
+	end := 0x18 + eo
+	put16(b, end+8, 0x10)
+	put16(b, end+12, ieEnd)
+	return b
+}
+
 func (d *dirIndex) freeBlock(n *inode) error {
 	r, err := d.t.rec(d.rec)
 	if err != nil {
@@ -661,16 +733,27 @@ func (d *dirIndex) freeBlock(n *inode) error {
 	}
 	n.freed = true
 	delete(d.nodes, n.vcn)
-	delete(d.t.blks, n.off)
+	b := emptyBlock(d.bsize, n.vcn)
+	if cur, err := d.t.block(n.off, d.bsize, d.rec); err == nil {
+		put16(b, 0x28, u16(cur, 0x28)) // keep the update sequence number counting
+	}
+	d.t.blks[n.off] = b
+	d.t.parsed[n.off] = []ientry{{child: -1}}
 	return d.setBitmap(r, bm)
 }
 
 // serialize writes one node's entries.
 func serializeEntries(es []ientry) []byte {
-	var out []byte
+	total := 0
+	for i := range es {
+		total += entrySize(&es[i])
+	}
+	out := make([]byte, total)
+	pos := 0
 	for i := range es {
 		e := &es[i]
-		b := make([]byte, entrySize(e))
+		b := out[pos : pos+entrySize(e)]
+		pos += len(b)
 		put64(b, 0, e.ref)
 		put16(b, 8, uint16(len(b)))
 		var fl uint16
@@ -686,7 +769,6 @@ func serializeEntries(es []ientry) []byte {
 			put64(b, len(b)-8, uint64(e.child))
 		}
 		put16(b, 12, fl)
-		out = append(out, b...)
 	}
 	return out
 }
@@ -708,8 +790,11 @@ func (d *dirIndex) flush() error {
 			if err != nil {
 				return err
 			}
-			b := bytes.Clone(cur)
-			d.t.blks[n.off] = b
+			b, mine := d.t.blks[n.off]
+			if !mine {
+				b = bytes.Clone(cur) // the committed copy is shared
+				d.t.blks[n.off] = b
+			}
 			eo := int(u32(b, 0x18))
 			if 0x18+eo+len(es) > d.bsize {
 				return recErr(int64(d.rec), 0, "index block VCN %d overflows (internal error)", vcn)
@@ -719,31 +804,44 @@ func (d *dirIndex) flush() error {
 			put32(b, 0x1C, uint32(eo+len(es)))
 			put32(b, 0x20, uint32(d.bsize-0x18))
 			put32(b, 0x24, flag)
+			d.t.parsed[n.off] = append([]ientry(nil), n.entries...)
 			n.dirty = false
 			continue
 		}
-		r, err := d.t.rec(d.rec)
-		if err != nil {
+		if err := d.writeRoot(es, flag); err != nil {
 			return err
 		}
-		as, err := r.attrs()
-		if err != nil {
-			return err
-		}
-		ra := find(as, atIndexRoot, "$I30")
-		vo := ra.valOff - ra.off
-		if !r.resizeAttr(ra.off, align8(vo+0x20+len(es))) {
-			return refused("directory record %d is full: the index root does not fit", d.rec)
-		}
-		val := r.b[ra.off+vo:]
-		put32(r.b, ra.off+0x10, uint32(0x20+len(es)))
-		put32(val, 0x10, 0x10)
-		put32(val, 0x14, uint32(0x10+len(es)))
-		put32(val, 0x18, uint32(0x10+len(es)))
-		put32(val, 0x1C, flag)
-		copy(val[0x20:], es)
 		n.dirty = false
 	}
+	return nil
+}
+
+// writeRoot stores the serialised entries es as the value of the
+// directory's $INDEX_ROOT, resizing the attribute in its record.
+func (d *dirIndex) writeRoot(es []byte, flag uint32) error {
+	r, err := d.t.rec(d.rec)
+	if err != nil {
+		return err
+	}
+	as, err := r.attrs()
+	if err != nil {
+		return err
+	}
+	ra := find(as, atIndexRoot, "$I30")
+	if ra == nil {
+		return recErr(int64(d.rec), 0, "$INDEX_ROOT vanished")
+	}
+	vo := ra.valOff - ra.off
+	if !r.resizeAttr(ra.off, align8(vo+0x20+len(es))) {
+		return refused("directory record %d is full: the index root does not fit", d.rec)
+	}
+	val := r.b[ra.off+vo:]
+	put32(r.b, ra.off+0x10, uint32(0x20+len(es)))
+	put32(val, 0x10, 0x10)
+	put32(val, 0x14, uint32(0x10+len(es)))
+	put32(val, 0x18, uint32(0x10+len(es)))
+	put32(val, 0x1C, flag)
+	copy(val[0x20:], es)
 	return nil
 }
 

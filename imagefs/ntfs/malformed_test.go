@@ -189,6 +189,9 @@ func TestIndexLoop(t *testing.T) {
 	if err := tx.commit(); err != nil {
 		t.Fatal(err)
 	}
+	if err := fs.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	before := bytes.Clone(img)
 	fs2, _ := OpenWritable(dev, 0, int64(len(img)))
 	err = fs2.WriteFile("/a-before-all.txt", strings.NewReader("x"), 1, testTime)

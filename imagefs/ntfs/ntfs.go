@@ -68,6 +68,10 @@ func (fs *FS) context() (ctx *parser.NTFSContext, err error) {
 	if fs.ctx != nil {
 		return fs.ctx, nil
 	}
+	// go-ntfs reads the device: queued metadata must be there first.
+	if err := fs.Flush(); err != nil {
+		return nil, err
+	}
 	defer guard(&err, "open NTFS volume")
 	r, off := fs.r, fs.off
 	// go-ntfs reads the MFT at absolute offsets of its reader, so the

@@ -10,13 +10,16 @@ import (
 // was; abort undoes the in-memory bitmap changes.
 type tx struct {
 	v      *vol
-	recs   map[uint64]*record // working copies of changed records
-	blks   map[int64][]byte   // decoded INDX blocks by volume offset
-	data   []dataWrite        // file data, written first
-	undo   []undoBit          // bitmap bytes changed, for abort
-	bmDirt map[int64]bool     // 512-byte pieces of $Bitmap to write
-	mbDirt map[int64]bool     // 512-byte pieces of $MFT's $BITMAP
-	fresh  map[uint64]bool    // records formatted by this tx (MFT growth)
+	recs   map[uint64]*record   // working copies of changed records
+	blks   map[int64][]byte     // decoded INDX blocks by volume offset
+	data   []dataWrite          // file data, written first
+	undo   []undoBit            // bitmap bytes changed, for abort
+	bmDirt map[int64]bool       // 512-byte pieces of $Bitmap to write
+	mbDirt map[int64]bool       // 512-byte pieces of $MFT's $BITMAP
+	fresh  map[uint64]bool      // records formatted by this tx (MFT growth)
+	frees  bool                 // a cluster or MFT record was freed
+	idx    map[uint64]*dirIndex // open $I30 indexes, one per directory
+	parsed map[int64][]ientry   // entries of the blocks in blks, for v.nodeCache
 	saved  struct {
 		mftRuns []run
 		mftRecs int64
@@ -38,7 +41,8 @@ type undoBit struct {
 
 func (v *vol) begin() *tx {
 	t := &tx{v: v, recs: map[uint64]*record{}, blks: map[int64][]byte{},
-		bmDirt: map[int64]bool{}, mbDirt: map[int64]bool{}, fresh: map[uint64]bool{}}
+		bmDirt: map[int64]bool{}, mbDirt: map[int64]bool{}, fresh: map[uint64]bool{},
+		idx: map[uint64]*dirIndex{}, parsed: map[int64][]ientry{}}
 	t.saved.mftRuns = append([]run(nil), v.mftRuns...)
 	t.saved.mftRecs = v.mftRecs
 	t.saved.mbm = v.mftBitmap
@@ -123,6 +127,9 @@ func (t *tx) setBitmap(mft bool, i int64, on bool) {
 		b[i>>3] &^= 1 << (i & 7)
 	}
 	if old != b[i>>3] {
+		if !on {
+			t.frees = true
+		}
 		t.undo = append(t.undo, undoBit{mft: mft, i: i >> 3, old: old})
 		dirt[(i>>3)/512] = true
 	}
@@ -228,69 +235,164 @@ func (t *tx) writeData(runs []run, b []byte) {
 	}
 }
 
-// commit writes the tx: file data, index blocks, bitmaps, MFT records,
-// then the $MFTMirr copies, so that a crash half-way leaves at worst
+// pending is metadata that committed operations wrote in memory but not
+// yet on the device, by volume offset: encoded INDX blocks, copies of the
+// 512-byte bitmap pieces as they were at commit, encoded MFT records and
+// their $MFTMirr copies. Operations that only allocate (puts and mkdirs
+// into existing directories, the bulk of `image put`) leave their
+// metadata here, so that a directory's leaf block or a bitmap piece
+// changed by a thousand puts is written once, and neighbouring records go
+// out in one write. The caches (recCache, blkCache, the bitmaps) always
+// hold the queued versions, so nothing queued is ever read from the
+// device.
+type pending struct {
+	blks, bms, recs, mirr map[int64][]byte
+	bytes                 int
+}
+
+func (p *pending) empty() bool { return p.blks == nil }
+
+// pendLimit bounds the bytes held back before they are written.
+const pendLimit = 8 << 20
+
+// commit writes the tx's file data, then queues its metadata in v.pend.
+// An operation that freed clusters or records writes everything queued,
+// its own metadata included, before it returns: freed space may be reused
+// by the next operation's data, which must not land while a record on the
+// device still points at it. The queue is also written when it holds
+// pendLimit bytes and at Flush. Each write of the queue goes index
+// blocks, bitmaps, records, then the $MFTMirr copies, all after the data
+// they describe, so that a crash half-way leaves at worst
 // allocated-but-unreferenced space rather than references to garbage.
 func (t *tx) commit() error {
 	v := t.v
-	w := func(b []byte, off int64) error {
-		if off < 0 || off+int64(len(b)) > v.clusters*v.csize {
-			return &FormatError{Record: -1, Off: off, Msg: "write outside the volume"}
-		}
-		if _, err := v.dev.WriteAt(b, v.base+off); err != nil {
-			return fmt.Errorf("ntfs: write at volume byte 0x%x: %w", off, err)
-		}
-		return nil
+	// Resolve every offset first: a damaged runlist fails the commit
+	// before anything is written.
+	type piece struct {
+		off int64
+		b   []byte
 	}
-	for _, d := range t.data {
-		if err := w(d.b, d.off); err != nil {
-			return err
-		}
-	}
-	for _, off := range sortedKeys(t.blks) {
-		b := t.blks[off]
-		if err := w(fixup(b), off); err != nil {
-			return err
-		}
-		v.blkCache[off] = b
-	}
-	flushBitmap := func(bm []byte, runs []run, dirt map[int64]bool) error {
-		for _, p := range sortedKeys(dirt) {
-			lo, hi := p*512, min(int64(len(bm)), (p+1)*512)
-			off, err := v.locate(runs, lo, hi-lo, -1)
+	var bms, recs, mirr []piece
+	for _, side := range []struct {
+		bm   []byte
+		runs []run
+		dirt map[int64]bool
+	}{{v.bitmap, v.bmRuns, t.bmDirt}, {v.mftBitmap, v.mbmRuns, t.mbDirt}} {
+		for p := range side.dirt {
+			lo, hi := p*512, min(int64(len(side.bm)), (p+1)*512)
+			if lo >= hi {
+				continue
+			}
+			off, err := v.locate(side.runs, lo, hi-lo, -1)
 			if err != nil {
 				return err
 			}
-			if err := w(bm[lo:hi], off); err != nil {
-				return err
-			}
+			bms = append(bms, piece{off, bytes.Clone(side.bm[lo:hi])})
 		}
-		return nil
 	}
-	if err := flushBitmap(v.bitmap, v.bmRuns, t.bmDirt); err != nil {
-		return err
-	}
-	if err := flushBitmap(v.mftBitmap, v.mbmRuns, t.mbDirt); err != nil {
-		return err
-	}
-	nums := sortedKeys(t.recs)
-	for _, n := range nums {
-		r := t.recs[n]
+	for n, r := range t.recs {
 		off, err := v.locate(v.mftRuns, int64(n)*int64(v.recSize), int64(v.recSize), int64(n))
 		if err != nil {
 			return err
 		}
 		enc := fixup(r.b)
-		if err := w(enc, off); err != nil {
+		recs = append(recs, piece{off, enc})
+		if int(n) < v.mirrN {
+			mirr = append(mirr, piece{v.mirrLCN*v.csize + int64(n)*int64(v.recSize), enc})
+		}
+	}
+	for _, d := range t.data {
+		if err := v.write(d.b, d.off); err != nil {
 			return err
 		}
-		if int(n) < v.mirrN {
-			if err := w(enc, v.mirrLCN*v.csize+int64(n)*int64(v.recSize)); err != nil {
+	}
+	p := &v.pend
+	if p.empty() {
+		*p = pending{blks: map[int64][]byte{}, bms: map[int64][]byte{}, recs: map[int64][]byte{}, mirr: map[int64][]byte{}}
+	}
+	add := func(m map[int64][]byte, off int64, b []byte) {
+		if old, ok := m[off]; ok {
+			p.bytes -= len(old)
+		}
+		m[off] = b
+		p.bytes += len(b)
+	}
+	for off, b := range t.blks {
+		add(p.blks, off, fixup(b))
+		v.blkCache[off] = b
+		if es, ok := t.parsed[off]; ok {
+			v.nodeCache[off] = es
+		} else {
+			delete(v.nodeCache, off)
+		}
+	}
+	for _, x := range bms {
+		add(p.bms, x.off, x.b)
+	}
+	for _, x := range recs {
+		add(p.recs, x.off, x.b)
+	}
+	for _, x := range mirr {
+		add(p.mirr, x.off, x.b)
+	}
+	for n, r := range t.recs {
+		v.recCache[n] = r.b
+	}
+	frees := t.frees
+	t.recs, t.blks, t.data, t.undo, t.idx, t.parsed = nil, nil, nil, nil, nil, nil
+	if frees || p.bytes >= pendLimit {
+		return v.flush()
+	}
+	return nil
+}
+
+// write writes b at volume offset off.
+func (v *vol) write(b []byte, off int64) error {
+	if off < 0 || off+int64(len(b)) > v.clusters*v.csize {
+		return &FormatError{Record: -1, Off: off, Msg: "write outside the volume"}
+	}
+	if _, err := v.dev.WriteAt(b, v.base+off); err != nil {
+		return fmt.Errorf("ntfs: write at volume byte 0x%x: %w", off, err)
+	}
+	return nil
+}
+
+// writeMerged writes the pieces of m in offset order, pieces that touch
+// joined into one write of at most 1 MiB.
+func (v *vol) writeMerged(m map[int64][]byte) error {
+	var buf []byte
+	start := int64(-1)
+	for _, off := range sortedKeys(m) {
+		b := m[off]
+		if start >= 0 && off == start+int64(len(buf)) && len(buf)+len(b) <= 1<<20 {
+			buf = append(buf, b...)
+			continue
+		}
+		if start >= 0 {
+			if err := v.write(buf, start); err != nil {
 				return err
 			}
 		}
-		v.recCache[n] = r.b
+		start, buf = off, append(buf[:0:0], b...)
 	}
-	t.recs, t.blks, t.data, t.undo = nil, nil, nil, nil
+	if start >= 0 {
+		return v.write(buf, start)
+	}
+	return nil
+}
+
+// flush writes the queue (see commit) and empties it.
+func (v *vol) flush() error {
+	p := v.pend
+	if p.empty() {
+		return nil
+	}
+	v.pend = pending{}
+	for _, m := range []map[int64][]byte{p.blks, p.bms, p.recs, p.mirr} {
+		if err := v.writeMerged(m); err != nil {
+			v.broken = err
+			return err
+		}
+	}
 	return nil
 }

@@ -50,6 +50,13 @@ type vol struct {
 	zoneEnd   int64
 	recCache  map[uint64][]byte
 	blkCache  map[int64][]byte
+	// nodeCache holds the parsed entries of committed INDX blocks by
+	// volume offset, so that a directory's upper nodes are not decoded
+	// again for every file put into it. Keys are shared and never changed
+	// in place; a node taken from here gets its own entries slice.
+	nodeCache map[int64][]ientry
+	pend      pending
+	broken    error // a queued write failed: the device no longer matches
 	hint      int64 // no free cluster outside the MFT zone lies below it
 	secCache  map[uint64]secChoice
 }
@@ -66,6 +73,9 @@ func (v *vol) readAt(b []byte, off int64) error {
 	if off < 0 || off+int64(len(b)) > v.clusters*v.csize {
 		return &FormatError{Record: -1, Off: off, Msg: fmt.Sprintf("read of %d bytes outside the volume", len(b))}
 	}
+	// Metadata still queued (see tx.commit) never needs to be read
+	// back from here: queued records and INDX blocks are in recCache and
+	// blkCache, the bitmaps in memory, and file data is written at commit.
 	if _, err := v.dev.ReadAt(b, v.base+off); err != nil {
 		return fmt.Errorf("ntfs: read at volume byte 0x%x: %w", off, err)
 	}
@@ -274,6 +284,7 @@ func loadVol(dev Device, base, devSize int64) (*vol, error) {
 	}
 	v.dev, v.base = dev, base
 	v.recCache, v.blkCache = map[uint64][]byte{}, map[int64][]byte{}
+	v.nodeCache = map[int64][]ientry{}
 	v.secCache = map[uint64]secChoice{}
 
 	// Record 0 describes where every other record lives.
@@ -332,12 +343,55 @@ func (v *vol) record(n uint64) (*record, error) {
 	if b, ok := v.recCache[n]; ok {
 		return &record{num: n, b: b}, nil
 	}
+	v.prefetch(n)
+	if b, ok := v.recCache[n]; ok {
+		return &record{num: n, b: b}, nil
+	}
 	b, err := v.rawRecord(n)
 	if err != nil {
 		return nil, err
 	}
 	v.recCache[n] = b
 	return &record{num: n, b: b}, nil
+}
+
+// prefetchRecords is how many records a cache miss reads at once: new
+// files take consecutive records, and one read of 64 KiB instead of 64 of
+// 1 KiB keeps a bulk put from waiting on the device for each of them.
+const prefetchRecords = 64
+
+// prefetch reads the records from n to the end of its aligned group of
+// prefetchRecords (inside one run of $MFT) in one read and caches those
+// that are not cached yet and decode cleanly. Any other record is left to
+// rawRecord, which reports its damage.
+func (v *vol) prefetch(n uint64) {
+	end := min((int64(n)/prefetchRecords+1)*prefetchRecords, v.mftRecs)
+	cnt := end - int64(n)
+	for cnt > 1 {
+		if _, err := v.locate(v.mftRuns, int64(n)*int64(v.recSize), cnt*int64(v.recSize), int64(n)); err == nil {
+			break
+		}
+		cnt /= 2
+	}
+	if cnt <= 1 {
+		return
+	}
+	off, _ := v.locate(v.mftRuns, int64(n)*int64(v.recSize), cnt*int64(v.recSize), int64(n))
+	buf := make([]byte, cnt*int64(v.recSize))
+	if v.readAt(buf, off) != nil {
+		return
+	}
+	for i := int64(0); i < cnt; i++ {
+		num := n + uint64(i)
+		if _, ok := v.recCache[num]; ok {
+			continue // the cache may be newer than the device
+		}
+		b := buf[i*int64(v.recSize) : (i+1)*int64(v.recSize) : (i+1)*int64(v.recSize)]
+		if unfixup(b, "FILE", int64(num), off+i*int64(v.recSize)) != nil || checkRecord(b, int64(num)) != nil {
+			continue
+		}
+		v.recCache[num] = b
+	}
 }
 
 func (v *vol) checkMirror() error {

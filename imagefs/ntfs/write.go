@@ -117,6 +117,11 @@ func (fs *FS) do(op, p string, fn func(t *tx) error) error {
 	t := v.begin()
 	if err := fn(t); err != nil {
 		t.abort()
+		if v.broken != nil {
+			// A read inside fn wrote the queue and that failed.
+			fs.w, fs.werr = nil, fmt.Errorf("an earlier write failed: %w", v.broken)
+			fs.rd, fs.rdErr = nil, fs.werr
+		}
 		return pathError(op, p, err)
 	}
 	fs.ctx = nil
@@ -708,11 +713,11 @@ func (t *tx) allocRecord() (uint64, uint16, error) {
 			seq := uint16(1)
 			if r, ok := t.recs[uint64(i)]; ok {
 				seq = max(1, r.seq())
-			} else if old, err := v.rawRecord(uint64(i)); err == nil {
-				if u16(old, 0x16)&recInUse != 0 {
+			} else if old, err := v.record(uint64(i)); err == nil {
+				if u16(old.b, 0x16)&recInUse != 0 {
 					return 0, 0, recErr(i, 0x16, "record is in use but free in $MFT's $BITMAP; run chkdsk")
 				}
-				if s := u16(old, 0x10); s != 0 {
+				if s := u16(old.b, 0x10); s != 0 {
 					seq = s
 				}
 			}
@@ -1004,8 +1009,21 @@ func (fs *FS) Remove(p string) error {
 	})
 }
 
-// Flush has nothing to do: every operation is written when it returns.
-func (fs *FS) Flush() error { return nil }
+// Flush writes the metadata that operations which only allocated left
+// queued (see tx.commit). imagefs calls it at the end of a put and when
+// the image is closed; file data is always written before an operation
+// returns.
+func (fs *FS) Flush() error {
+	if fs.w == nil {
+		return nil
+	}
+	if err := fs.w.flush(); err != nil {
+		fs.w, fs.werr = nil, fmt.Errorf("an earlier write failed: %w", err)
+		fs.rd, fs.rdErr = nil, fs.werr
+		return fmt.Errorf("ntfs: flush: %w", err)
+	}
+	return nil
+}
 
 // FreeBytes is the free space of a writable volume by $Bitmap, or -1 when
 // the volume cannot be written (read-only, or refused by the guard rails).

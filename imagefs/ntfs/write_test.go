@@ -140,7 +140,7 @@ func TestWriteBasic(t *testing.T) {
 	for _, op := range ops {
 		apply(t, fs, want, op)
 	}
-	ntfstest.Check(t, fx.Image, fx.Offset, want)
+	flushCheck(t, fs, fx, want)
 	verifyIndexes(t, fs)
 	readBack(t, fs, want)
 }
@@ -180,20 +180,20 @@ func TestBigDirectory(t *testing.T) {
 			apply(t, fs, want, rm(p))
 		}
 	}
-	ntfstest.Check(t, fx.Image, fx.Offset, want)
+	flushCheck(t, fs, fx, want)
 	if d := verifyIndexes(t, fs); d < 2 {
 		t.Errorf("deepest index has %d levels below the root; the test wants a multi-level tree", d)
 	}
 }
 
-// TestMFTGrowth puts thousands of files on a volume with a few dozen free
-// MFT records, so $MFT (and record 0 in $MFTMirr) must grow many times.
+// TestMFTGrowth puts thousands of files on FixtureMFTFull, whose $MFT
+// $DATA ends (before its allocation does) a few records after the last
+// one ntfs-3g used, so $MFT (and record 0 in $MFTMirr) must grow many
+// times, first into its own allocated clusters, after about 40 files.
 func TestMFTGrowth(t *testing.T) {
-	// FixtureBigDir leaves 37 free records in $MFT; FixtureMFTFull is
-	// meant to leave fewer but its build does not reach that yet.
-	fx, fs := openFixture(t, ntfstest.FixtureBigDir)
-	if fx.FreeMFTRecords > 64 {
-		t.Fatalf("fixture has %d free MFT records; the test needs few", fx.FreeMFTRecords)
+	fx, fs := openFixture(t, ntfstest.FixtureMFTFull)
+	if fx.FreeMFTRecords > ntfstest.MaxFreeMFTRecordsTotal {
+		t.Fatalf("fixture has %d free MFT records; the test needs at most %d", fx.FreeMFTRecords, ntfstest.MaxFreeMFTRecordsTotal)
 	}
 	want := fx.Want
 	apply(t, fs, want, mkdir("many"))
@@ -204,7 +204,7 @@ func TestMFTGrowth(t *testing.T) {
 	for i := 0; i < n; i++ {
 		apply(t, fs, want, put(fmt.Sprintf("many/f%05d.txt", i), 40+i%900))
 	}
-	ntfstest.Check(t, fx.Image, fx.Offset, want)
+	flushCheck(t, fs, fx, want)
 	verifyIndexes(t, fs)
 }
 
@@ -218,6 +218,9 @@ func TestRefusals(t *testing.T) {
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
 			fx, fs := openFixture(t, tc.fixture)
+			if err := fs.Flush(); err != nil {
+				t.Fatal(err)
+			}
 			before := fileHash(t, fx.Image)
 			for _, fn := range []func() error{
 				func() error { return fs.WriteFile("/new.txt", strings.NewReader("x"), 1, testTime) },
@@ -241,6 +244,9 @@ func TestRefusals(t *testing.T) {
 // TestNoSpace: a write that does not fit leaves the image byte-identical.
 func TestNoSpace(t *testing.T) {
 	fx, fs := openFixture(t, ntfstest.FixtureFull)
+	if err := fs.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	before := fileHash(t, fx.Image)
 	big := int(fx.FreeBytes) + 1<<20
 	err := fs.WriteFile("/toobig.bin", bytes.NewReader(make([]byte, big)), int64(big), testTime)
@@ -253,11 +259,14 @@ func TestNoSpace(t *testing.T) {
 	// A write that fits still works afterwards.
 	want := fx.Want
 	apply(t, fs, want, put("fits.txt", 3000))
-	ntfstest.Check(t, fx.Image, fx.Offset, want)
+	flushCheck(t, fs, fx, want)
 }
 
 func TestErrors(t *testing.T) {
 	fx, fs := openFixture(t, ntfstest.FixtureBasic)
+	if err := fs.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	before := fileHash(t, fx.Image)
 	cases := []struct {
 		name string
@@ -319,7 +328,7 @@ func TestXPDrivers(t *testing.T) {
 	for _, op := range ops {
 		apply(t, fs, want, op)
 	}
-	ntfstest.Check(t, fx.Image, fx.Offset, want)
+	flushCheck(t, fs, fx, want)
 	a, b := ntfstest.Listing(t, fx.Image, fx.Offset), ntfstest.Listing(t, twin, fx.Offset)
 	if strings.Join(a, "\n") != strings.Join(b, "\n") {
 		t.Errorf("listing differs from the ntfs-3g twin: %d vs %d entries", len(a), len(b))
@@ -440,7 +449,7 @@ func TestProperty(t *testing.T) {
 				apply(t, fs, want, op)
 			}
 		}
-		ntfstest.Check(t, fx.Image, fx.Offset, want)
+		flushCheck(t, fs, fx, want)
 		verifyIndexes(t, fs)
 		readBack(t, fs, want)
 		if t.Failed() {
@@ -557,4 +566,116 @@ func readBack(t *testing.T, fs *FS, want ntfstest.Tree) {
 	if d := ntfstest.Diff(want, got); d != "" {
 		t.Errorf("read back through the writing FS:\n%s", d)
 	}
+}
+
+// flushCheck writes the metadata fs still holds back, then runs every
+// checker on the image.
+func flushCheck(t *testing.T, fs *FS, fx *ntfstest.Fixture, want ntfstest.Tree) {
+	t.Helper()
+	if err := fs.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ntfstest.Check(t, fx.Image, fx.Offset, want)
+}
+
+// TestFreedIndexBlocks empties INDX blocks by removal: every block of the
+// directory's $INDEX_ALLOCATION must then read, straight from the device,
+// as a valid node without entries, since Sleuth Kit and go-ntfs read every
+// block whatever $BITMAP:$I30 says (property seed 1796578666479590432:
+// they listed a removed directory).
+func TestFreedIndexBlocks(t *testing.T) {
+	fx, fs := openFixture(t, ntfstest.FixtureMFTFull)
+	want := fx.Want
+	apply(t, fs, want, mkdir("d"))
+	long := strings.Repeat("N", 200)
+	for i := 0; i < 12; i++ {
+		apply(t, fs, want, put(fmt.Sprintf("d/%s%02d", long, i), 100))
+	}
+	for i := 0; i < 12; i++ {
+		apply(t, fs, want, rm(fmt.Sprintf("d/%s%02d", long, i)))
+	}
+	if err := fs.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	v := fs.w
+	tx := v.begin()
+	dir, err := tx.walk([]string{"d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := tx.openIndex(dir.num)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, size, _, err := d.allocation()
+	if err != nil || runs == nil {
+		t.Fatalf("d has no index allocation (%v); the test needs INDX blocks", err)
+	}
+	for pos := int64(0); pos+int64(d.bsize) <= size; pos += int64(d.bsize) {
+		off, err := v.locate(runs, pos, int64(d.bsize), int64(dir.num))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, d.bsize)
+		if err := v.readAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+		if err := unfixup(b, "INDX", -1, off); err != nil {
+			t.Errorf("block at %d: %v", pos, err)
+			continue
+		}
+		eo, il := int(u32(b, 0x18)), int(u32(b, 0x1C))
+		es, err := parseEntries(b, 0x18+eo, 0x18+il, func(o int, msg string, a ...any) error { return fmt.Errorf(msg, a...) })
+		if err != nil {
+			t.Errorf("block at %d: %v", pos, err)
+			continue
+		}
+		if len(es) != 1 || es[0].key != nil {
+			t.Errorf("block at %d still holds %d entries after every name was removed", pos, len(es)-1)
+		}
+	}
+	flushCheck(t, fs, fx, want)
+}
+
+// TestLongNameDirectory: a directory whose record is crowded by a
+// 200-character name, its DOS name and a resident security descriptor
+// cannot get its first INDX block without an $ATTRIBUTE_LIST. The put that
+// would need it is refused with that reason and leaves the image
+// byte-identical; a directory with a 120-character name takes hundreds of
+// entries.
+func TestLongNameDirectory(t *testing.T) {
+	fx, fs := openFixture(t, ntfstest.FixtureMFTFull)
+	want := fx.Want
+	crowded := strings.Repeat("N", 200)
+	apply(t, fs, want, mkdir(crowded))
+	refusedAt := -1
+	for i := 0; i < 20 && refusedAt < 0; i++ {
+		p := fmt.Sprintf("%s/NEW%02d.SYS", crowded, i)
+		if err := fs.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		before := fileHash(t, fx.Image)
+		err := fs.WriteFile("/"+p, strings.NewReader("x"), 1, testTime)
+		switch {
+		case err == nil:
+			want[p] = ntfstest.Hash([]byte("x"))
+		case errors.Is(err, ErrRefused) && strings.Contains(err.Error(), "$ATTRIBUTE_LIST"):
+			refusedAt = i
+			if fileHash(t, fx.Image) != before {
+				t.Error("refused put changed the image")
+			}
+		default:
+			t.Fatalf("put %s: %v", p, err)
+		}
+	}
+	if refusedAt < 0 {
+		t.Fatal("20 entries fit in the crowded directory's root; the test expects the refusal")
+	}
+	roomy := strings.Repeat("R", 120)
+	apply(t, fs, want, mkdir(roomy))
+	for i := 0; i < 300; i++ {
+		apply(t, fs, want, put(fmt.Sprintf("%s/file %03d.txt", roomy, i), 10+i))
+	}
+	flushCheck(t, fs, fx, want)
+	verifyIndexes(t, fs)
 }

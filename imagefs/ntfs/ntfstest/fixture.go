@@ -33,11 +33,15 @@ const (
 	// files and a real regf hive (from ../shared/testdata) as
 	// WINDOWS\system32\config\SYSTEM, boot.ini and NTLDR in the root.
 	FixtureXP = "xp"
-	// FixtureMFTFull: every record of $MFT's $DATA is in use
-	// (Fixture.FreeMFTRecords is 0, counted from record 24 on), so the
-	// first new file needs $MFT to grow. It is a fresh mkntfs volume with
-	// no files: ntfs-3g grows $MFT ahead of need and always leaves a few
-	// dozen records free, which every other fixture shows.
+	// FixtureMFTFull: a small tree and a directory fill/ of 100 empty
+	// files made through ntfs-3g, then $MFT's $DATA cut back (data and
+	// initialized size; allocation unchanged) to the whole clusters that
+	// hold the last record in use, so that at most MaxFreeMFTRecords
+	// records from 64 on are free, and at most MaxFreeMFTRecordsTotal
+	// from 24 on (Fixture.FreeMFTRecords): ntfs-3g never hands out
+	// records 27–63, so no volume it populates uses them. A writer that
+	// takes the lowest free record grows $MFT after about 40 new files.
+	// ntfs-3g alone always keeps a reserve of free records; see fillMFT.
 	FixtureMFTFull = "mftfull"
 	// FixtureFull: less than 512 KiB of free space (Fixture.FreeBytes).
 	FixtureFull = "full"
@@ -211,7 +215,7 @@ func specOf(name string) (spec, error) {
 	case FixtureXP:
 		return spec{disk: 128 << 20, populate: populateXP}, nil
 	case FixtureMFTFull:
-		return spec{disk: 64 << 20, populate: populateMFTFull, after: checkMFTNearlyFull}, nil
+		return spec{disk: 64 << 20, populate: populateMFTFull, after: fillMFT}, nil
 	case FixtureFull:
 		return spec{disk: 48 << 20, populate: populateFull}, nil
 	case FixtureDirty:
@@ -541,7 +545,17 @@ func populateSmall(ctx context.Context, w *populator) error {
 	return nil
 }
 
-func populateMFTFull(ctx context.Context, w *populator) error { return nil }
+func populateMFTFull(ctx context.Context, w *populator) error {
+	if err := populateSmall(ctx, w); err != nil {
+		return err
+	}
+	for i := 0; i < 100; i++ {
+		if err := w.put(fmt.Sprintf("fill/f%05d", i), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func populateFull(ctx context.Context, w *populator) error {
 	if err := populateSmall(ctx, w); err != nil {

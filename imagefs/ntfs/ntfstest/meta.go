@@ -63,6 +63,17 @@ func attribute(nctx *parser.NTFSContext, e *parser.MFT_ENTRY, typ uint64) *parse
 // freeMFTRecords counts the records from firstUserRecord on that $MFT's
 // $DATA holds and its $BITMAP marks free, read with go-ntfs.
 func freeMFTRecords(vol string) (free int64, err error) {
+	return freeMFTRecordsFrom(vol, firstUserRecord)
+}
+
+// ntfs3gFirstRecord is the first record ntfs-3g (libntfs) hands out for a
+// new file: it leaves 24–63 to the records of $MFT's own extensions, so a
+// volume populated by ntfs-3g alone always has those free (37 of them on a
+// mkntfs volume), and Windows or xpboot take them first.
+const ntfs3gFirstRecord = 64
+
+// freeMFTRecordsFrom counts the free records from record from on.
+func freeMFTRecordsFrom(vol string, from int64) (free int64, err error) {
 	err = withGoNTFS(vol, func(nctx *parser.NTFSContext) error {
 		mft, err := nctx.GetMFT(0)
 		if err != nil {
@@ -85,7 +96,7 @@ func freeMFTRecords(vol string) (free int64, err error) {
 		if _, err := r.ReadAt(b, 0); err != nil && int64(len(b)) > 0 {
 			return fmt.Errorf("$MFT:$BITMAP: %w", err)
 		}
-		for i := int64(firstUserRecord); i < records; i++ {
+		for i := from; i < records; i++ {
 			if i/8 >= int64(len(b)) || b[i/8]&(1<<(i%8)) == 0 {
 				free++
 			}
@@ -123,18 +134,133 @@ func countFragments(ctx context.Context, fx *Fixture, vol string) error {
 	return nil
 }
 
-// checkMFTNearlyFull fails unless $MFT has no free record left. mkntfs
-// makes 27 records (0–26) and uses them all ($Extend's children are 24–26);
-// ntfs-3g grows $MFT ahead of need, so only a fresh volume is this full.
-func checkMFTNearlyFull(ctx context.Context, fx *Fixture, vol string) error {
-	free, err := freeMFTRecords(vol)
+// MaxFreeMFTRecords is the most free MFT records FixtureMFTFull has from
+// record 64 on, where ntfs-3g allocates; below it are the 37 records
+// 27–63 that ntfs-3g never uses (see ntfs3gFirstRecord).
+const MaxFreeMFTRecords = 8
+
+// MaxFreeMFTRecordsTotal bounds Fixture.FreeMFTRecords (from record 24 on)
+// for FixtureMFTFull: the never-used 27–63 plus MaxFreeMFTRecords.
+const MaxFreeMFTRecordsTotal = ntfs3gFirstRecord - 27 + MaxFreeMFTRecords
+
+// fillMFT leaves $MFT with at most MaxFreeMFTRecords free records from
+// record 64 on. ntfs-3g
+// always keeps a reserve of free records in $MFT's $DATA (it grows $MFT
+// before it runs out), so filling through it alone never gets there.
+// Instead the fixture's files are made through ntfs-3g and then $MFT's
+// $DATA is cut back to the whole clusters that hold the last record in
+// use: the data and initialized sizes shrink, the allocation (and
+// $BITMAP) stay as they are. That is a legal NTFS state (allocated size
+// may exceed data size; Windows' own $MFT often looks like this) and
+// every checker accepts it; a writer that needs a record must extend
+// $DATA, using the clusters already allocated first.
+func fillMFT(ctx context.Context, fx *Fixture, vol string) error {
+	f, err := os.OpenFile(vol, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
-	if free != 0 {
-		return fmt.Errorf("$MFT has %d free records, the fixture needs none", free)
+	defer f.Close()
+	boot := make([]byte, 512)
+	if _, err := f.ReadAt(boot, 0); err != nil {
+		return err
+	}
+	sector := int64(binary.LittleEndian.Uint16(boot[0x0B:]))
+	csize := sector * int64(boot[0x0D])
+	mftAt := int64(binary.LittleEndian.Uint64(boot[0x30:])) * csize
+	mirrAt := int64(binary.LittleEndian.Uint64(boot[0x38:])) * csize
+	recSize := int64(1024)
+	if c := int8(boot[0x40]); c < 0 {
+		recSize = 1 << -c
+	} else {
+		recSize = int64(c) * csize
+	}
+	last, err := lastUsedMFTRecord(vol)
+	if err != nil {
+		return err
+	}
+	size := ((last+1)*recSize + csize - 1) / csize * csize
+	rec := make([]byte, recSize)
+	if _, err := f.ReadAt(rec, mftAt); err != nil {
+		return err
+	}
+	// Undo the multi-sector fixups, patch, and redo them with the same
+	// update sequence number.
+	uo, uc := int(binary.LittleEndian.Uint16(rec[4:])), int(binary.LittleEndian.Uint16(rec[6:]))
+	if string(rec[:4]) != "FILE" || uo+2*uc > len(rec) || (uc-1)*512 != len(rec) {
+		return fmt.Errorf("$MFT record 0 is not a FILE record with fixups")
+	}
+	for i := 1; i < uc; i++ {
+		copy(rec[i*512-2:i*512], rec[uo+2*i:uo+2*i+2])
+	}
+	patched := false
+	for pos := int(binary.LittleEndian.Uint16(rec[0x14:])); pos+16 <= len(rec); {
+		typ, ln := binary.LittleEndian.Uint32(rec[pos:]), int(binary.LittleEndian.Uint32(rec[pos+4:]))
+		if typ == 0xFFFFFFFF || ln < 16 || pos+ln > len(rec) {
+			break
+		}
+		if typ == 0x80 && rec[pos+8] == 1 && rec[pos+9] == 0 {
+			if alloc := int64(binary.LittleEndian.Uint64(rec[pos+0x28:])); size > alloc {
+				return fmt.Errorf("$MFT: %d bytes of data needed, %d allocated", size, alloc)
+			}
+			binary.LittleEndian.PutUint64(rec[pos+0x30:], uint64(size))
+			binary.LittleEndian.PutUint64(rec[pos+0x38:], uint64(size))
+			patched = true
+		}
+		pos += ln
+	}
+	if !patched {
+		return fmt.Errorf("$MFT record 0 has no non-resident $DATA")
+	}
+	for i := 1; i < uc; i++ {
+		copy(rec[uo+2*i:uo+2*i+2], rec[i*512-2:i*512])
+		copy(rec[i*512-2:i*512], rec[uo:uo+2])
+	}
+	for _, at := range []int64{mftAt, mirrAt} {
+		if _, err := f.WriteAt(rec, at); err != nil {
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	free, err := freeMFTRecordsFrom(vol, ntfs3gFirstRecord)
+	if err != nil {
+		return err
+	}
+	if free > MaxFreeMFTRecords {
+		return fmt.Errorf("$MFT has %d free records from record %d on after the cut, the fixture needs at most %d", free, ntfs3gFirstRecord, MaxFreeMFTRecords)
 	}
 	return nil
+}
+
+// lastUsedMFTRecord is the highest record $MFT's $BITMAP marks in use.
+func lastUsedMFTRecord(vol string) (last int64, err error) {
+	err = withGoNTFS(vol, func(nctx *parser.NTFSContext) error {
+		mft, err := nctx.GetMFT(0)
+		if err != nil {
+			return err
+		}
+		bm := attribute(nctx, mft, 0xB0)
+		if bm == nil {
+			return fmt.Errorf("$MFT has no $BITMAP")
+		}
+		r, err := parser.OpenStream(nctx, mft, 0xB0, parser.WILDCARD_STREAM_ID, "")
+		if err != nil {
+			return err
+		}
+		b := make([]byte, bm.DataSize())
+		if _, err := r.ReadAt(b, 0); err != nil && len(b) > 0 {
+			return fmt.Errorf("$MFT:$BITMAP: %w", err)
+		}
+		for i := int64(len(b))*8 - 1; i >= 0; i-- {
+			if b[i/8]&(1<<(i%8)) != 0 {
+				last = i
+				return nil
+			}
+		}
+		return fmt.Errorf("$MFT:$BITMAP marks no record in use")
+	})
+	return last, err
 }
 
 // makeLogUnclean writes into $LogFile the two restart pages of a log that
