@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/integrate/installed/installedtest"
 	"github.com/xpboot/xpboot/internal/peertest"
 )
@@ -20,12 +21,20 @@ import (
 // PCs; the base is not touched, and a client without a name keeps the
 // base's.
 func TestServeOverlayNames(t *testing.T) {
+	for _, fs := range []string{"fat32", "ntfs"} {
+		t.Run(fs, func(t *testing.T) { serveOverlayNames(t, fs) })
+	}
+}
+
+func serveOverlayNames(t *testing.T, fsType string) {
 	peertest.NeedRoot(t, "binds the DHCP ports 67 and 4011 on lo")
 	inq := peertest.Need(t, "iscsi-inq", "libiscsi-bin")
 	dir := t.TempDir()
 	tree := filepath.Join(dir, "tree")
 	installedtest.WriteXP(t, tree)
-	if r := xpboot(t, dir, "image", "create", "--size", "64M", "base.img"); r.code != 0 {
+	if fsType == "ntfs" {
+		ntfsImage(t, filepath.Join(dir, "base.img"))
+	} else if r := xpboot(t, dir, "image", "create", "--size", "64M", "base.img"); r.code != 0 {
 		t.Fatalf("create: %+v", r)
 	}
 	if r := xpboot(t, dir, "image", "put", filepath.Join(tree, "WINDOWS"), filepath.Join(tree, "boot.ini"), "base.img:/"); r.code != 0 {
@@ -95,4 +104,41 @@ func sha256File(t *testing.T, p string) [32]byte {
 		t.Fatal(err)
 	}
 	return sha256.Sum256(b)
+}
+
+// ntfsImage makes a 64 MiB disk image at path whose one partition mkntfs
+// formats with the XP geometry.
+func ntfsImage(t *testing.T, path string) {
+	t.Helper()
+	mkntfs := peertest.Need(t, "mkntfs", "ntfs-3g")
+	if r := xpboot(t, filepath.Dir(path), "image", "create", "--fs", "none", "--size", "64M", filepath.Base(path)); r.code != 0 {
+		t.Fatalf("image create: %+v", r)
+	}
+	img, err := imagefs.Open(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := img.Partitions()[0]
+	img.Dev.Close()
+	part := path + ".part"
+	if err := os.WriteFile(part, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(part)
+	if err := os.Truncate(part, p.Size); err != nil {
+		t.Fatal(err)
+	}
+	peertest.Run(t, time.Minute, mkntfs, "-q", "-F", "-f", "-p", "63", "-H", "255", "-S", "63", part)
+	b, err := os.ReadFile(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, p.Offset); err != nil {
+		t.Fatal(err)
+	}
 }
