@@ -267,10 +267,18 @@ func decodeReg(b []byte) (string, error) {
 // a value, and "…", dword:, hex: and hex(N): set values. Key paths must
 // start with opt.Prefix, which stands for the hive's root. The dialect is
 // taken from the header line. Nothing is saved: on error, discard e.
+// MaxRegSize caps the .reg text ImportReg reads (UTF-16 counts twice):
+// far more than a whole SYSTEM hive exports to, and a bound on the memory a
+// stream that never ends (or a hostile file) can take.
+const MaxRegSize = 512 << 20
+
 func ImportReg(e *Editor, r io.Reader, opt RegOptions) error {
-	raw, err := io.ReadAll(r)
+	raw, err := io.ReadAll(io.LimitReader(r, MaxRegSize+1))
 	if err != nil {
 		return err
+	}
+	if len(raw) > MaxRegSize {
+		return fmt.Errorf("%w: .reg input larger than %d bytes", ErrInvalid, MaxRegSize)
 	}
 	text, err := decodeReg(raw)
 	if err != nil {

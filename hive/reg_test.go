@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -240,4 +241,26 @@ func TestExportGolden(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("export differs from %s (go test -update rewrites it):\n%s", golden, firstDiff(string(want), string(got)))
 	}
+}
+
+// TestImportRegCap: an endless .reg stream is refused at MaxRegSize, not
+// read into memory without bound.
+func TestImportRegCap(t *testing.T) {
+	ed, err := New(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	endless := io.MultiReader(strings.NewReader("Windows Registry Editor Version 5.00\r\n\r\n"), zeroReader{})
+	if err := ImportReg(ed, endless, RegOptions{}); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("endless input: %v", err)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = ';'
+	}
+	return len(p), nil
 }
