@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/xpboot/xpboot/internal/atomicfile"
 	"math/bits"
 	"os"
 	"path/filepath"
@@ -230,52 +231,26 @@ func (e *Editor) saveInPlace(path string, base []byte) error {
 // errCrash is what a save stopped by Editor.crashAt returns.
 var errCrash = errors.New("hive: simulated crash")
 
-// writeFileAtomic writes parts to a temporary file in path's directory,
-// syncs it and renames it over path, keeping path's mode. On any error
-// path is left untouched and the temporary file is removed.
-func writeFileAtomic(path string, parts ...[]byte) (err error) {
-	dir, name := filepath.Split(path)
-	if dir == "" {
-		dir = "."
+// writeFileAtomic writes parts to a new file that replaces path complete
+// (fsync of file and directory) or not at all, keeping path's mode.
+func writeFileAtomic(path string, parts ...[]byte) error {
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return fmt.Errorf("hive: %s is not a regular file", path)
 	}
-	mode := os.FileMode(0o644)
-	if st, err := os.Stat(path); err == nil {
-		if !st.Mode().IsRegular() {
-			return fmt.Errorf("hive: %s is not a regular file", path)
-		}
-		mode = st.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(dir, "."+name+".tmp*")
+	// An unnamed file linked into place (package atomicfile): a crash or
+	// kill -9 before the rename leaves the old hive and nothing else.
+	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
 		return fmt.Errorf("hive: saving %s: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("hive: saving %s: %w", path, err)
-		}
-	}()
 	for _, p := range parts {
-		if _, err = tmp.Write(p); err != nil {
-			return err
+		if _, err := f.Write(p); err != nil {
+			f.Abort()
+			return fmt.Errorf("hive: saving %s: %w", path, err)
 		}
 	}
-	if err = tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if err = datasync(tmp); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
+	if err := f.Commit(); err != nil {
+		return fmt.Errorf("hive: saving %s: %w", path, err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package integrate
 import (
 	"errors"
 	"fmt"
+	"github.com/xpboot/xpboot/internal/atomicfile"
 	"io/fs"
 	"os"
 	"path"
@@ -117,42 +118,25 @@ func (d dirFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	return os.ReadDir(p)
 }
 
-func (d dirFS) WriteFile(name string, data []byte) (err error) {
+func (d dirFS) WriteFile(name string, data []byte) error {
 	p, err := d.resolve(name, true)
 	if err != nil {
 		return err
 	}
-	mode := os.FileMode(0o644)
-	if st, err := os.Stat(p); err == nil {
-		if !st.Mode().IsRegular() {
-			return fmt.Errorf("integrate: %s is not a regular file", p)
-		}
-		mode = st.Mode().Perm()
+	if st, err := os.Stat(p); err == nil && !st.Mode().IsRegular() {
+		return fmt.Errorf("integrate: %s is not a regular file", p)
 	}
-	dir, base := filepath.Split(p)
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp*")
+	// Complete or not at all, keeping a replaced file's mode; a killed run
+	// leaves nothing behind (package atomicfile).
+	f, err := atomicfile.Create(p, 0o644)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
+	if _, err := f.Write(data); err != nil {
+		f.Abort()
 		return err
 	}
-	if err = tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), p)
+	return f.Commit()
 }
 
 func (d dirFS) MkdirAll(name string) error {

@@ -6,9 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/xpboot/xpboot/internal/atomicfile"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -135,35 +134,17 @@ func Build(tree *Node, out string, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(out)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(out)+".tmp-*")
+	f, err := atomicfile.Create(out, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := l.write(f, opts.Progress); err != nil {
+	if err := l.write(f.File, opts.Progress); err != nil {
+		f.Abort()
 		return nil, fmt.Errorf("iso: %s: %w", out, err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := f.Commit(); err != nil {
 		return nil, err
 	}
-	if err := f.Close(); err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		return nil, err
-	}
-	ok = true
 	return l.result, nil
 }
 

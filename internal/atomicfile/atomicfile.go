@@ -32,11 +32,19 @@ type File struct {
 // file it will replace. It removes stale temporary files of dead xpboot
 // processes from final's directory first.
 func Create(final string, perm fs.FileMode) (*File, error) {
-	dir := filepath.Dir(final)
-	Clean(dir)
 	if st, err := os.Stat(final); err == nil && st.Mode().IsRegular() {
 		perm = st.Mode().Perm() // a replaced file keeps its mode
 	}
+	return CreateMode(final, perm)
+}
+
+// CreateMode is Create with exactly the permissions perm, also when it
+// replaces a file with other ones: for outputs that hold secrets (0600),
+// which must not inherit a readable mode. The file has perm from the start,
+// so the secret is never readable by others while it is written.
+func CreateMode(final string, perm fs.FileMode) (*File, error) {
+	dir := filepath.Dir(final)
+	Clean(dir)
 	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, uint32(perm))
 	if err == nil {
 		return &File{File: os.NewFile(uintptr(fd), final), final: final, perm: perm}, nil

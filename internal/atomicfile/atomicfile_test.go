@@ -147,3 +147,21 @@ func TestOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateModeDoesNotInherit: an output holding secrets gets exactly its
+// mode even when it replaces a world-readable file.
+func TestCreateModeDoesNotInherit(t *testing.T) {
+	final := filepath.Join(t.TempDir(), "media.iso")
+	os.WriteFile(final, []byte("old"), 0o644)
+	f, err := CreateMode(final, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("secret")
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(final); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", st.Mode().Perm())
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/xpboot/xpboot/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -362,38 +363,17 @@ func chs(c, h, s uint32) (byte, byte, byte) {
 	return byte(h), byte(s&0x3F) | byte((c>>8)&3)<<6, byte(c)
 }
 
-// writeAtomic writes b to a temporary file beside out and renames it into
-// place; on failure nothing is left at out.
+// writeAtomic writes b to out with exactly mode (0600 when it holds
+// secrets, from the first byte on): complete or not at all, and nothing
+// left behind by a killed run (package atomicfile).
 func writeAtomic(out string, b []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
+	f, err := atomicfile.CreateMode(out, mode)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	// CreateTemp makes the file 0600, so a secret is never readable by
-	// others, even while it is being written.
 	if _, err := f.Write(b); err != nil {
+		f.Abort()
 		return fmt.Errorf("media: %s: %w", out, err)
 	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, mode); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		return err
-	}
-	ok = true
-	return nil
+	return f.Commit()
 }
