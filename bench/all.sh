@@ -56,10 +56,11 @@ LIST=(
 	"hive|bench/hive/run.sh|240|no|RUNS=9"
 	"convert|bench/convert/run.sh|480|no|SIZE_GIB=2 RUNS=3"
 	"image-put|bench/image-put.sh|300|no|FILES=800 RUNS=3"
-	"ntfs-put|bench/ntfs/put.sh|240|no|"
+	"ntfs-put|bench/ntfs/put.sh|240|yes|RUNS=3"
 	"iscsi|bench/iscsi/bench.sh|300|yes|SECS=5 RUNS=3"
 	"boot|bench/serve/boot.sh|420|yes|RUNS=3"
 	"overlay|bench/serve/overlay.sh|300|yes|SECS=3 RUNS=3"
+	"lab|bench/serve/lab.sh|240|yes|CLIENTS=16 ROUNDS=1"
 )
 for s in "$ROOT"/bench/iso/*.sh; do
 	[ -e "$s" ] && LIST+=("iso-$(basename "$s" .sh)|bench/iso/$(basename "$s")|180|no|")

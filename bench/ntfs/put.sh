@@ -180,3 +180,4 @@ printf 'files: %d (%d bytes) into a new directory of a 2 GiB NTFS image\n' "$FIL
 printf '%-44s median %7.3f s  (min–max %s s)\n' "xpboot image put I386 run.img:/" "$mx" "$(minmax "${xs[@]}")"
 printf '%-44s median %7.3f s  (min–max %s s)\n' "ntfs-3g mount, cp -r, sync, unmount" "$mn" "$(minmax "${ns[@]}")"
 printf 'ratio xpboot/ntfs-3g: %.3f (goal: at most 0.5)\n' "$(echo "$mx / $mn" | bc -l)"
+bench_result ntfs-put ntfs-3g s lower 2 "${xs[*]}" "${ns[*]}"
