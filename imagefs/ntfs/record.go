@@ -112,7 +112,7 @@ func (r *record) attrs() ([]attr, error) {
 		return nil, err
 	}
 	used := r.used()
-	var out []attr
+	out := make([]attr, 0, 8) // a file's record holds a handful
 	for off := int(u16(b, 0x14)); ; {
 		if off+4 > used {
 			return nil, recErr(n, off, "attribute list runs past bytes in use without an end marker")
@@ -171,11 +171,27 @@ func (r *record) value(a *attr) []byte { return r.b[a.valOff : a.valOff+a.valLen
 // find returns the first attribute of type typ with the given name.
 func find(as []attr, typ uint32, name string) *attr {
 	for i := range as {
-		if as[i].typ == typ && string(utf16.Decode(as[i].name)) == name {
+		if as[i].typ == typ && sameName(as[i].name, name) {
 			return &as[i]
 		}
 	}
 	return nil
+}
+
+// sameName compares a UTF-16 attribute name with name without decoding
+// it (attribute names are compared on every record lookup).
+func sameName(u []uint16, name string) bool {
+	i := 0
+	for _, r := range name {
+		if r >= 0x10000 {
+			return string(utf16.Decode(u)) == name // a surrogate pair: the slow way
+		}
+		if i >= len(u) || rune(u[i]) != r {
+			return false
+		}
+		i++
+	}
+	return i == len(u)
 }
 
 // resizeAttr changes the length of the attribute record at off to n bytes

@@ -360,7 +360,8 @@ func (v *vol) write(b []byte, off int64) error {
 // writeMerged writes the pieces of m in offset order, pieces that touch
 // joined into one write of at most 1 MiB.
 func (v *vol) writeMerged(m map[int64][]byte) error {
-	var buf []byte
+	// One buffer for every run: WriteAt does not keep it (io.WriterAt).
+	buf := make([]byte, 0, 1<<20)
 	start := int64(-1)
 	for _, off := range sortedKeys(m) {
 		b := m[off]
@@ -373,7 +374,7 @@ func (v *vol) writeMerged(m map[int64][]byte) error {
 				return err
 			}
 		}
-		start, buf = off, append(buf[:0:0], b...)
+		start, buf = off, append(buf[:0], b...)
 	}
 	if start >= 0 {
 		return v.write(buf, start)
