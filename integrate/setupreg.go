@@ -70,24 +70,9 @@ func (p *Plan) setupRegLoad() (*setupRegState, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrMissingFiles, name)
 	}
-	probs, err := hive.Check(bytes.NewReader(b), int64(len(b)))
+	f, ed, err := CheckedHive(b, name)
 	if err != nil {
-		return nil, fmt.Errorf("integrate: %s: %w", name, err)
-	}
-	if len(probs) > 0 {
-		more := ""
-		if len(probs) > 1 {
-			more = fmt.Sprintf(" (and %d more problems)", len(probs)-1)
-		}
-		return nil, fmt.Errorf("integrate: %s fails the hive check, not edited: %w%s", name, probs[0], more)
-	}
-	f, err := hive.NewFile(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		return nil, fmt.Errorf("integrate: %s: %w", name, err)
-	}
-	ed, err := hive.NewEditor(f)
-	if err != nil {
-		return nil, fmt.Errorf("integrate: %s: %w", name, err)
+		return nil, fmt.Errorf("integrate: %w", err)
 	}
 	s := &setupRegState{path: name, orig: b, file: f, ed: ed, ccs: "ControlSet001",
 		vals: map[string]hive.Value{}, created: map[string]string{}}

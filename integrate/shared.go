@@ -1,6 +1,7 @@
 package integrate
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"fmt"
 	"strings"
@@ -80,3 +81,30 @@ func (j *Journal) Remove(name string, orig []byte) error {
 // name failed with err, and returns the error to report: err with what
 // was restored, or also what could not be.
 func (j *Journal) Rollback(name string, err error) error { return j.j.fail(name, err) }
+
+// CheckedHive parses hive bytes for editing once hive.Check finds no fault
+// in them: a hive with problems (dirty, bad checksum, broken cells) is
+// refused, naming the first problem, before anything is planned. name
+// stands for the hive in messages.
+func CheckedHive(b []byte, name string) (*hive.File, *hive.Editor, error) {
+	probs, err := hive.Check(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(probs) > 0 {
+		more := ""
+		if len(probs) > 1 {
+			more = fmt.Sprintf(" (and %d more problems)", len(probs)-1)
+		}
+		return nil, nil, fmt.Errorf("%s fails the hive check, not edited: %w%s", name, probs[0], more)
+	}
+	f, err := hive.NewFile(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	ed, err := hive.NewEditor(f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return f, ed, nil
+}

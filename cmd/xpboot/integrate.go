@@ -288,15 +288,7 @@ func (e *env) integrate(c *cli.Context) error {
 		if err := plan.AddDriver(p.pkg, p.devs); err != nil {
 			return integrateFail(p.pkg.Dir, err)
 		}
-		rd := integrateDriver{Dir: p.pkg.Dir}
-		for _, d := range p.devs {
-			dev := integrateDevice{HardwareID: d.HardwareID, Description: d.Description, INF: d.INF}
-			for _, s := range d.Services {
-				dev.Services = append(dev.Services, s.Name)
-			}
-			rd.Devices = append(rd.Devices, dev)
-		}
-		report.Drivers = append(report.Drivers, rd)
+		report.Drivers = append(report.Drivers, driverReport(p.pkg.Dir, p.devs))
 	}
 	warnings = append(warnings, plan.Warnings...)
 	files, err := plan.Files()
@@ -328,17 +320,8 @@ func (e *env) integrate(c *cli.Context) error {
 		if err != nil {
 			return integrateFail(target, err)
 		}
-		if c.Bool("json") {
-			report.Diff = diff
-			return e.printJSON(report)
-		}
-		if _, err := fmt.Fprint(e.stdout, diff); err != nil {
-			return err
-		}
-		if !quiet {
-			e.log.Info("dry run: nothing written", "target", target, "files_to_change", report.Changed)
-		}
-		return nil
+		report.Diff = diff
+		return e.dryRunOutput(c, report, diff, target, report.Changed, quiet)
 	}
 
 	// SIGINT and SIGTERM cancel the context instead of killing the
@@ -358,13 +341,7 @@ func (e *env) integrate(c *cli.Context) error {
 		return e.printJSON(report)
 	}
 	if !quiet {
-		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		for _, f := range files {
-			if f.Changed {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Action, f.Path, f.Kind)
-			}
-		}
-		if err := tw.Flush(); err != nil {
+		if err := e.listChanged(files); err != nil {
 			return err
 		}
 		e.log.Info("integrated", "target", target, "os", tree.OS, "sp", tree.ServicePack, "arch", tree.Arch,
@@ -613,15 +590,7 @@ func (e *env) integrateInstalled(c *cli.Context) error {
 		if err := plan.AddDriver(pkg, devs[i]); err != nil {
 			return integrateFail(pkg.Dir, err)
 		}
-		rd := integrateDriver{Dir: pkg.Dir}
-		for _, d := range devs[i] {
-			dev := integrateDevice{HardwareID: d.HardwareID, Description: d.Description, INF: d.INF}
-			for _, s := range d.Services {
-				dev.Services = append(dev.Services, s.Name)
-			}
-			rd.Devices = append(rd.Devices, dev)
-		}
-		report.Drivers = append(report.Drivers, rd)
+		report.Drivers = append(report.Drivers, driverReport(pkg.Dir, devs[i]))
 	}
 	files, err := plan.Files()
 	if err != nil {
@@ -653,17 +622,8 @@ func (e *env) integrateInstalled(c *cli.Context) error {
 		if err != nil {
 			return integrateFail(target, err)
 		}
-		if c.Bool("json") {
-			report.Diff = diff
-			return e.printJSON(report)
-		}
-		if _, err := fmt.Fprint(e.stdout, diff); err != nil {
-			return err
-		}
-		if !quiet {
-			e.log.Info("dry run: nothing written", "target", target, "files_to_change", report.Changed)
-		}
-		return nil
+		report.Diff = diff
+		return e.dryRunOutput(c, report, diff, target, report.Changed, quiet)
 	}
 	if c.Context.Err() != nil {
 		return cli.Exit("integrate: interrupted; nothing written", 130)
@@ -685,13 +645,7 @@ func (e *env) integrateInstalled(c *cli.Context) error {
 		return e.printJSON(report)
 	}
 	if !quiet {
-		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		for _, f := range files {
-			if f.Changed {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Action, f.Path, f.Kind)
-			}
-		}
-		if err := tw.Flush(); err != nil {
+		if err := e.listChanged(files); err != nil {
 			return err
 		}
 		e.log.Info("integrated", "target", target, "os", sys.OS, "sp", sys.ServicePack, "arch", sys.Arch,
@@ -699,4 +653,44 @@ func (e *env) integrateInstalled(c *cli.Context) error {
 			"edits", len(report.Edits))
 	}
 	return nil
+}
+
+// driverReport describes a driver package and the devices integrated from
+// it, for the report (--json).
+func driverReport(dir string, devs []*drivers.Device) integrateDriver {
+	rd := integrateDriver{Dir: dir}
+	for _, d := range devs {
+		dev := integrateDevice{HardwareID: d.HardwareID, Description: d.Description, INF: d.INF}
+		for _, s := range d.Services {
+			dev.Services = append(dev.Services, s.Name)
+		}
+		rd.Devices = append(rd.Devices, dev)
+	}
+	return rd
+}
+
+// dryRunOutput prints a dry run: the report (which carries the diff) with
+// --json, else the diff and a log line.
+func (e *env) dryRunOutput(c *cli.Context, report any, diff, target string, changed int, quiet bool) error {
+	if c.Bool("json") {
+		return e.printJSON(report)
+	}
+	if _, err := fmt.Fprint(e.stdout, diff); err != nil {
+		return err
+	}
+	if !quiet {
+		e.log.Info("dry run: nothing written", "target", target, "files_to_change", changed)
+	}
+	return nil
+}
+
+// listChanged prints one line per file the integration changed.
+func (e *env) listChanged(files []integrate.FileChange) error {
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	for _, f := range files {
+		if f.Changed {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Action, f.Path, f.Kind)
+		}
+	}
+	return tw.Flush()
 }

@@ -35,24 +35,9 @@ func loadHive(fsys integrate.FS, p, name string) (*regHive, error) {
 	if err != nil {
 		return nil, fmt.Errorf("installed: %s: %w", p, err)
 	}
-	probs, err := hive.Check(bytes.NewReader(b), int64(len(b)))
+	f, ed, err := integrate.CheckedHive(b, p)
 	if err != nil {
-		return nil, fmt.Errorf("installed: %s: %w", p, err)
-	}
-	if len(probs) > 0 {
-		more := ""
-		if len(probs) > 1 {
-			more = fmt.Sprintf(" (and %d more problems)", len(probs)-1)
-		}
-		return nil, fmt.Errorf("installed: %s fails the hive check, not edited: %w%s", p, probs[0], more)
-	}
-	f, err := hive.NewFile(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		return nil, fmt.Errorf("installed: %s: %w", p, err)
-	}
-	ed, err := hive.NewEditor(f)
-	if err != nil {
-		return nil, fmt.Errorf("installed: %s: %w", p, err)
+		return nil, fmt.Errorf("installed: %w", err)
 	}
 	return &regHive{path: p, name: name, orig: b, file: f, ed: ed,
 		vals: map[string]hive.Value{}, created: map[string]string{}}, nil
