@@ -184,15 +184,14 @@ func (d *dataInSeq) stream(res *scsiResult) error {
 		if !c.mem.acquire(rn, c.quit) {
 			return errConnClosing
 		}
-		buf := l.pool.get(rn)
+		buf := c.mem.buffer(rn)
 		_, err := l.dev.ReadAt(buf, res.srcOff+int64(d.off))
 		if err != nil {
 			err = &mediumError{err}
 		} else if err = d.add(buf[:n]); err == nil {
 			err = d.flush()
 		}
-		l.pool.put(buf)
-		c.mem.release(rn)
+		c.mem.recycle(buf, rn)
 		if err != nil {
 			return err
 		}

@@ -127,7 +127,6 @@ func FuzzSCSIDispatch(f *testing.F) {
 			t.Fatalf("command %x hangs", c)
 		}
 		grown := allocated() - before
-		defer res.release()
 		if res.src != nil {
 			if res.srcLen <= 0 || res.srcLen > fuzzMaxXfer || res.srcOff < 0 || res.srcOff+int64(res.srcLen) > res.src.dev.Size() {
 				t.Fatalf("streamed Data-In %d bytes at %d: outside the limit or the device", res.srcLen, res.srcOff)

@@ -59,7 +59,6 @@ type scsiResult struct {
 	sense   []byte
 	data    []byte
 	wantOut int
-	pool    *bufPool
 
 	src    *lu
 	srcOff int64
@@ -72,13 +71,6 @@ func (r *scsiResult) dataLen() int {
 		return r.srcLen
 	}
 	return len(r.data)
-}
-
-func (r *scsiResult) release() {
-	if r.pool != nil && r.data != nil {
-		r.pool.put(r.data)
-		r.data = nil
-	}
 }
 
 func good(data []byte) *scsiResult { return &scsiResult{status: statusGood, data: data} }
@@ -103,34 +95,6 @@ func checkCondition(key byte, asc uint16) *scsiResult {
 
 func illegal(asc uint16) *scsiResult { return checkCondition(senseIllegalRequest, asc) }
 
-// bufPool recycles data buffers by power-of-two size class.
-type bufPool struct{ classes [16]sync.Pool }
-
-func (p *bufPool) get(n int) []byte {
-	c := 0
-	for (4096 << c) < n {
-		c++
-	}
-	if c >= len(p.classes) {
-		return make([]byte, n)
-	}
-	if b, ok := p.classes[c].Get().(*[]byte); ok {
-		return (*b)[:n]
-	}
-	return make([]byte, n, 4096<<c)
-}
-
-func (p *bufPool) put(b []byte) {
-	c := 0
-	for (4096 << c) < cap(b) {
-		c++
-	}
-	if c < len(p.classes) && cap(b) == 4096<<c {
-		b = b[:cap(b)]
-		p.classes[c].Put(&b)
-	}
-}
-
 // lu is a logical unit: a block device with SCSI state.
 type lu struct {
 	tgt     *target
@@ -142,8 +106,7 @@ type lu struct {
 	naa     [8]byte
 	punch   func(off, n int64) error // nil unless the backend can deallocate
 	maxXfer int                      // bytes per command (VPD B0)
-	pool    bufPool
-	cawMu   sync.RWMutex // COMPARE AND WRITE excludes other writes
+	cawMu   sync.RWMutex             // COMPARE AND WRITE excludes other writes
 
 	mu      sync.Mutex
 	swp     bool   // software write protect (control mode page)

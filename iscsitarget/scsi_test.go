@@ -112,7 +112,6 @@ func TestSCSICommands(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := execSCSI(tc.lu, sess, tc.cdb, tc.out, len(tc.out))
-			defer r.release()
 			key, asc := senseOf(r)
 			if tc.key != 0 {
 				if r.status != statusCheckCondition || key != tc.key || asc != tc.asc {
@@ -326,6 +325,5 @@ func TestTransferLimit(t *testing.T) {
 		if r.src != nil && r.srcLen > 1<<20 {
 			t.Errorf("%s: streams %d bytes", tc.name, r.srcLen)
 		}
-		r.release()
 	}
 }

@@ -23,12 +23,11 @@ type task struct {
 	wflag     bool
 	edtl      int
 
-	data        []byte   // write data received so far, in order
-	pool        *bufPool // where data came from, if pooled
-	held        int      // bytes of data booked in the connection's memory budget
-	growing     bool     // waiting for budget to grow data to the whole EDTL
-	unsolEnd    int      // offset where unsolicited data ends
-	unsolOpen   bool     // unsolicited Data-Out PDUs still expected
+	data        []byte // write data received so far, in order; cap is held
+	held        int    // bytes of data booked in the connection's memory budget
+	growing     bool   // waiting for budget to grow data to the whole EDTL
+	unsolEnd    int    // offset where unsolicited data ends
+	unsolOpen   bool   // unsolicited Data-Out PDUs still expected
 	unsolDataSN uint32
 	r2tNext     int // next offset to solicit
 	r2tSN       uint32
@@ -221,12 +220,7 @@ func (c *conn) allocData(t *task, first []byte, unsolEnd, size int) {
 
 func (c *conn) allocDataLocked(t *task, first []byte, unsolEnd, size int) {
 	t.held = size
-	if l := c.sess.lu(t.lun); l != nil && t.lunOK {
-		t.pool = &l.pool
-		t.data = l.pool.get(size)[:len(first)]
-	} else {
-		t.data = make([]byte, len(first), size)
-	}
+	t.data = c.mem.buffer(size)[:len(first)]
 	copy(t.data, first)
 	t.unsolEnd = max(len(first), unsolEnd)
 	t.unsolOpen = t.unsolEnd > len(t.data)
@@ -236,16 +230,9 @@ func (c *conn) allocDataLocked(t *task, first []byte, unsolEnd, size int) {
 // growLocked books extra more bytes for t's buffer (already acquired) and
 // moves the data received so far into a buffer of the whole EDTL.
 func (c *conn) growLocked(t *task, extra int) {
-	var b []byte
-	if t.pool != nil {
-		b = t.pool.get(t.edtl)[:len(t.data)]
-	} else {
-		b = make([]byte, len(t.data), t.edtl)
-	}
+	b := c.mem.buffer(t.edtl)[:len(t.data)]
 	copy(b, t.data)
-	if t.pool != nil {
-		t.pool.put(t.data)
-	}
+	c.mem.recycle(t.data, 0) // the booking moves to b
 	t.data = b
 	t.held += extra
 }
@@ -484,14 +471,12 @@ func (c *conn) finishTask(t *task) {
 		delete(c.ttts, r.ttt)
 	}
 	t.open = nil
-	if t.pool != nil {
-		t.pool.put(t.data)
-		t.data, t.pool = nil, nil
-	}
-	held := t.held
-	t.held = 0
+	data, held := t.data, t.held
+	t.data, t.held = nil, 0
 	c.mu.Unlock()
-	c.mem.release(held)
+	if held > 0 {
+		c.mem.recycle(data, held)
+	}
 	close(t.done)
 	if !t.immediate {
 		c.sess.mu.Lock()
@@ -525,11 +510,9 @@ func (c *conn) runTask(t *task, emit func([]*pdu, []bool) error) error {
 		c.log.Debug("SCSI command", "itt", t.itt, "command", cmdName(t.cdb), "cdb", fmt.Sprintf("%x", t.cdb[:cdbLen(t.cdb[0])]), "edtl", t.edtl, "status", res.status, "sense", fmt.Sprintf("%x", res.sense))
 	}
 	if t.aborted.Load() {
-		res.release()
 		return nil
 	}
 	err := c.sendResult(t, res, emit)
-	res.release()
 	c.mu.Lock()
 	late := t.lateAbort
 	t.lateAbort = nil
