@@ -204,6 +204,9 @@ func (e *Editor) appendBin(size uint32) (uint32, error) {
 	for len(e.dirty)*64 < len(e.f.binOf) {
 		e.dirty = append(e.dirty, 0)
 	}
+	for len(e.dsec)*64 < len(data)/logSector {
+		e.dsec = append(e.dsec, 0)
+	}
 	e.touch(off, int(bsize))
 	e.free.scanned = uint32(len(data))
 	cell := off + binHeaderSize

@@ -28,14 +28,14 @@
 // with free neighbours when freed) or from a bin appended at the end, and
 // only the cells an edit touches are written. Edit maps the file
 // copy-on-write, so opening a large hive reads only what the edit needs.
-// Save writes just the changed 4 KiB pages and the base block, with
+// Save writes just the changed 512-byte sectors and the base block, with
 // Windows' crash protocol: an old-format transaction log (HIVE.LOG)
-// first, then the primary marked dirty, the pages, and the primary marked
+// first, then the primary marked dirty, the sectors, and the primary marked
 // clean, each step synced; a crash leaves the old hive or a dirty one that
 // its log completes (Edit replays it, as Windows does at boot). An edit
-// that changes more than an eighth of the pages, and a save to another path,
-// write the whole file to a temporary file that is synced and renamed
-// instead. A file changed by another program since it was read is not
+// whose sectors, written twice, would exceed half the file, and a save to
+// another path, write the whole file to a temporary file that is synced
+// and renamed instead. A file changed by another program since it was read is not
 // overwritten.
 //
 // Every written hive satisfies Check if the input did: equal sequence

@@ -32,6 +32,8 @@ type Editor struct {
 	f      *File               // the image; f.data is edited in place and grows at the end
 	seq    uint32              // sequence number of the hive as last written
 	dirty  []uint64            // one bit per 4 KiB page of f.data changed since the last write
+	dsec   []uint64            // one bit per 512-byte sector of f.data changed since the last write
+	nsec   int                 // sectors changed since the last save
 	all    bool                // the whole file must be written (nothing on disk to update)
 	src    *source             // the file the hive was read from, for saving in place
 	free   freeCells           // every free cell of the bins scanned so far
@@ -246,6 +248,7 @@ func editorFor(f *File) (*Editor, error) {
 func newEditor(f *File) *Editor {
 	return &Editor{f: f, seq: f.Seq1,
 		dirty: make([]uint64, (len(f.data)/binAlign+63)/64),
+		dsec:  make([]uint64, (len(f.data)/logSector+63)/64),
 		kids:  map[uint32]*kidList{}, vals: map[uint32]*valList{}}
 }
 
@@ -260,11 +263,23 @@ func (e *Editor) now() time.Time {
 func (e *Editor) Minor() uint32 { return e.f.Minor }
 
 // touch marks the pages holding data[off:off+n] as changed.
+//
+// Pages decide how the edit is saved and where bulk edits allocate;
+// sectors are what the in-place save logs and writes (the old-format
+// log's dirty vector has a bit per 512-byte sector, as Windows keeps it),
+// so a changed field costs its sector, not its page.
 func (e *Editor) touch(off uint32, n int) {
-	for p := off / binAlign; p <= (off+uint32(n)-1)/binAlign; p++ {
+	last := off + uint32(n) - 1
+	for p := off / binAlign; p <= last/binAlign; p++ {
 		if e.dirty[p/64]&(1<<(p%64)) == 0 {
 			e.dirty[p/64] |= 1 << (p % 64)
 			e.ndirty++
+		}
+	}
+	for s := off / logSector; s <= last/logSector; s++ {
+		if e.dsec[s/64]&(1<<(s%64)) == 0 {
+			e.dsec[s/64] |= 1 << (s % 64)
+			e.nsec++
 		}
 	}
 }

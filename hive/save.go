@@ -15,18 +15,18 @@ import (
 // the old or the new hive.
 //
 // When path is the file the hive was read from (Edit), is still that file
-// with the base block it had, and at most an eighth of its pages changed, the
-// changed pages are written in place with Windows' own protocol
-// (HvpWriteLog, HvpDoWriteHive): first an old-format transaction log,
-// path+".LOG" (the base block of the new hive, the DIRT bitmap and the
-// changed pages), synced; then the primary's base block with only the
-// first sequence number raised (the hive is now marked dirty), synced;
-// then the changed pages, synced; then the base block with both sequence
+// with the base block it had, and its changed sectors, written twice, come
+// to at most half the file, they are written in place with Windows' own
+// protocol (HvpWriteLog, HvpDoWriteHive): first an old-format transaction
+// log, path+".LOG" (the base block of the new hive, the DIRT bitmap and
+// the changed sectors), synced; then the primary's base block with only
+// the first sequence number raised (the hive is now marked dirty), synced;
+// then the changed sectors, synced; then the base block with both sequence
 // numbers equal (not synced: until it is on disk, a crash leaves a dirty
 // hive that the log completes to the same new hive). Windows, and Edit,
 // replay the log over a hive left dirty; a clean hive ignores its log.
-// Otherwise the whole file is
-// written to a temporary file in the same directory, synced and renamed
+// Otherwise the whole file is written to a temporary file in the same
+// directory, synced and renamed
 // over path (keeping its mode). On an error before the primary is marked
 // dirty the file is untouched.
 func (e *Editor) Save(path string) error {
@@ -39,12 +39,11 @@ func (e *Editor) Save(path string) error {
 		if err := e.checkSource(path); err != nil {
 			return err
 		}
-		// Scattered page writes, each synced twice (log and hive), lose to
-		// one sequential write of the whole file once more than an eighth
-		// of the pages changed (measured on the benchmark's 10 MB hive:
-		// a quarter of its pages changed took 40–300 ms in place, 35–70 ms
-		// rewritten).
-		inPlace = !e.all && 8*e.dirtyPages() <= len(e.f.binOf)
+		// In place, each changed sector is written twice (log and hive,
+		// each synced) and scattered; a rewrite writes the whole file
+		// once, sequentially. In place wins while it writes less than
+		// half the bytes of the file (see docs/performance.md).
+		inPlace = !e.all && 4*e.nsec*logSector <= len(e.f.data)
 	}
 	var err error
 	if inPlace {
@@ -60,7 +59,8 @@ func (e *Editor) Save(path string) error {
 	copy(e.f.base, base)
 	e.f.Seq1, e.f.Seq2 = e.seq, e.seq
 	clear(e.dirty)
-	e.ndirty = 0
+	clear(e.dsec)
+	e.ndirty, e.nsec = 0, 0
 	e.hot = freeCells{}
 	e.all = false
 	e.src = nil
@@ -78,18 +78,23 @@ func (e *Editor) dirtyPages() int {
 	return n
 }
 
-// dirtyRuns returns the changed pages as runs [first, end).
+// dirtyRuns returns the changed sectors as runs [first, end).
 func (e *Editor) dirtyRuns() [][2]uint32 {
 	var runs [][2]uint32
-	pages := uint32(len(e.f.binOf))
-	for p := uint32(0); p < pages; p++ {
-		if e.dirty[p/64]&(1<<(p%64)) == 0 {
-			continue
-		}
-		if n := len(runs); n > 0 && runs[n-1][1] == p {
-			runs[n-1][1] = p + 1
-		} else {
-			runs = append(runs, [2]uint32{p, p + 1})
+	sectors := uint32(len(e.f.data) / logSector)
+	for i, w := range e.dsec {
+		for w != 0 {
+			b := uint32(bits.TrailingZeros64(w))
+			sec := uint32(i)*64 + b
+			w &^= 1 << b
+			if sec >= sectors {
+				break
+			}
+			if n := len(runs); n > 0 && runs[n-1][1] == sec {
+				runs[n-1][1] = sec + 1
+			} else {
+				runs = append(runs, [2]uint32{sec, sec + 1})
+			}
 		}
 	}
 	return runs
@@ -104,7 +109,7 @@ func (e *Editor) oldLog(base []byte, runs [][2]uint32) []byte {
 	dataOff := (logHeaderSize + 4 + vecLen + logSector - 1) / logSector * logSector
 	n := dataOff
 	for _, r := range runs {
-		n += int(r[1]-r[0]) * binAlign
+		n += int(r[1]-r[0]) * logSector
 	}
 	out := make([]byte, dataOff, n)
 	copy(out, base[:logHeaderSize])
@@ -114,10 +119,10 @@ func (e *Editor) oldLog(base []byte, runs [][2]uint32) []byte {
 	copy(out[logHeaderSize:], "DIRT")
 	vec := out[logHeaderSize+4:]
 	for _, r := range runs {
-		for p := r[0]; p < r[1]; p++ {
-			vec[p] = 0xFF // the 8 sectors of page p
+		for sec := r[0]; sec < r[1]; sec++ {
+			vec[sec/8] |= 1 << (sec % 8)
 		}
-		out = append(out, e.f.data[r[0]*binAlign:r[1]*binAlign]...)
+		out = append(out, e.f.data[r[0]*logSector:r[1]*logSector]...)
 	}
 	return out
 }
@@ -209,7 +214,7 @@ func (e *Editor) saveInPlace(path string, base []byte) error {
 		if e.crashAt == 3 && i == len(runs)/2 {
 			return errCrash // half the pages written
 		}
-		if _, err := fh.WriteAt(e.f.data[r[0]*binAlign:r[1]*binAlign], baseBlockSize+int64(r[0])*binAlign); err != nil {
+		if _, err := fh.WriteAt(e.f.data[r[0]*logSector:r[1]*logSector], baseBlockSize+int64(r[0])*logSector); err != nil {
 			return fail(fmt.Errorf("%w (the hive is dirty; %s.LOG completes it)", err, path))
 		}
 	}
