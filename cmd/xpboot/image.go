@@ -26,6 +26,8 @@ func imageCommand(e *env) *cli.Command {
 			imageMkdirCommand(e),
 			imageRmCommand(e),
 			convertCommand(e),
+			imageCheckCommand(e),
+			imageCompareCommand(e),
 		},
 	}
 }
