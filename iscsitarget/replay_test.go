@@ -2,11 +2,13 @@ package iscsitarget
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,12 +25,26 @@ var update = flag.Bool("update", false, "re-record testdata/*.pdus with real ini
 // recorded CHAP_R, are the same on every replay.
 var recordings = []struct {
 	file string
-	url  func(addr string) string
-	env  []string
+	// run drives a real initiator against the recording proxy at addr
+	// until it is done or enough is closed.
+	run func(t *testing.T, addr string, enough <-chan struct{})
+	// keep, when set, says where the recording ends: the length of the
+	// initiator's stream to keep once it holds enough. The initiator is
+	// stopped there; without keep the recording runs to the initiator's
+	// close.
+	keep func(stream []byte) (n int, ok bool)
 }{
-	{"libiscsi-mutual-chap.pdus", func(a string) string { return "iscsi://testuser%userpassword@" + a + "/" + testIQN + "/0" },
-		[]string{"LIBISCSI_CHAP_TARGET_USERNAME=testtarget", "LIBISCSI_CHAP_TARGET_PASSWORD=targetpassword"}},
-	{"libiscsi-no-auth.pdus", func(a string) string { return "iscsi://" + a + "/" + testIQN + "-open/1" }, nil},
+	{"libiscsi-mutual-chap.pdus", iscsiInq(func(a string) string { return "iscsi://testuser%userpassword@" + a + "/" + testIQN + "/0" },
+		"LIBISCSI_CHAP_TARGET_USERNAME=testtarget", "LIBISCSI_CHAP_TARGET_PASSWORD=targetpassword"), nil},
+	{"libiscsi-no-auth.pdus", iscsiInq(func(a string) string { return "iscsi://" + a + "/" + testIQN + "-open/1" }), nil},
+	// iPXE keeps its session until the OS takes over and never logs
+	// out, so its recordings end with its first READ: the login, TEST
+	// UNIT READY, READ CAPACITY(10), then READ(10) of 4 blocks at LBA 64
+	// (Debian's 1.0.0+git-20190125 build, sanbooting a blank disk).
+	{"ipxe-mutual-chap.pdus", ipxeSanboot(0, testIQN,
+		"set username testuser", "set password userpassword",
+		"set reverse-username testtarget", "set reverse-password targetpassword"), throughFirstRead},
+	{"ipxe-no-auth.pdus", ipxeSanboot(1, testIQN+"-open"), throughFirstRead},
 }
 
 func replayConfig(t *testing.T) Config {
@@ -41,16 +57,24 @@ func replayConfig(t *testing.T) Config {
 	return cfg
 }
 
-// TestReplayLogins feeds recorded libiscsi sessions (login with mutual CHAP
-// or none, INQUIRY, logout) to the target over net.Pipe and compares the
-// target's answers with testdata/*.golden. `go test -run TestReplayLogins
-// -update` records them again with iscsi-inq.
+// TestReplayLogins feeds recorded sessions of real initiators to the target
+// over net.Pipe and compares the target's answers with testdata/*.golden:
+// libiscsi (login with mutual CHAP or none, INQUIRY, logout) and iPXE
+// (sanboot's login with mutual CHAP or none and its first SCSI commands).
+// The replay needs neither peer. `go test -run TestReplayLogins -update`
+// records them again with iscsi-inq and with iPXE in QEMU, and rewrites the
+// goldens. Fields the initiators randomise change on every recording: the
+// ISID qualifier, libiscsi's ITTs and CmdSNs, and the mutual-CHAP
+// challenge (CHAP_C, and iPXE's CHAP_I, whose digits can change the
+// PDU's length), hence the target's CHAP_R in the golden. The CHAP_R the
+// initiators send stays the same: the target's challenge comes from a
+// fixed Rand.
 func TestReplayLogins(t *testing.T) {
 	for _, rec := range recordings {
 		t.Run(rec.file, func(t *testing.T) {
 			path := filepath.Join("testdata", rec.file)
 			if *update {
-				record(t, rec.file, rec.url, rec.env)
+				record(t, rec.file, rec.run, rec.keep)
 			}
 			raw, err := os.ReadFile(path)
 			if err != nil {
@@ -105,9 +129,10 @@ func TestReplayLogins(t *testing.T) {
 	}
 }
 
-// record runs iscsi-inq through a recording TCP proxy in front of a server.
-func record(t *testing.T, file string, url func(string) string, env []string) {
-	bin := peertest.Need(t, "iscsi-inq", "libiscsi-bin")
+// record runs an initiator (run) through a recording TCP proxy in front of
+// a server configured as the replay's, and writes what the initiator sent,
+// cut where keep says, to testdata/file.
+func record(t *testing.T, file string, run func(*testing.T, string, <-chan struct{}), keep func([]byte) (int, bool)) {
 	_, addr := startServer(t, replayConfig(t))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -116,6 +141,8 @@ func record(t *testing.T, file string, url func(string) string, env []string) {
 	defer l.Close()
 	var mu sync.Mutex
 	var sent bytes.Buffer
+	kept := -1 // all of it unless keep says otherwise
+	enough := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -135,6 +162,12 @@ func record(t *testing.T, file string, url func(string) string, env []string) {
 			n, err := c.Read(buf)
 			mu.Lock()
 			sent.Write(buf[:n])
+			if keep != nil && kept < 0 {
+				if k, ok := keep(sent.Bytes()); ok {
+					kept = k
+					close(enough)
+				}
+			}
 			mu.Unlock()
 			if n > 0 {
 				s.Write(buf[:n])
@@ -144,10 +177,8 @@ func record(t *testing.T, file string, url func(string) string, env []string) {
 			}
 		}
 	}()
-	out, err := runEnv(t, 30*time.Second, env, bin, url(l.Addr().String()))
-	if err != nil {
-		t.Fatalf("iscsi-inq: %v\n%s", err, out)
-	}
+	run(t, l.Addr().String(), enough)
+	l.Close()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
@@ -155,7 +186,103 @@ func record(t *testing.T, file string, url func(string) string, env []string) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if err := os.WriteFile(filepath.Join("testdata", file), sent.Bytes(), 0o644); err != nil {
+	b := sent.Bytes()
+	if keep != nil {
+		if kept < 0 {
+			t.Fatalf("the initiator stopped before the recording was complete; it sent %d bytes", len(b))
+		}
+		b = b[:kept]
+	}
+	if err := os.WriteFile(filepath.Join("testdata", file), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// iscsiInq runs libiscsi's iscsi-inq (login, INQUIRY, logout) on the URL
+// url makes for the proxy's address, with env added to its environment.
+func iscsiInq(url func(addr string) string, env ...string) func(*testing.T, string, <-chan struct{}) {
+	return func(t *testing.T, addr string, _ <-chan struct{}) {
+		bin := peertest.Need(t, "iscsi-inq", "libiscsi-bin")
+		out, err := runEnv(t, 30*time.Second, env, bin, url(addr))
+		if err != nil {
+			t.Fatalf("iscsi-inq: %v\n%s", err, out)
+		}
+	}
+}
+
+// ipxeRecordTimeout bounds one iPXE recording: QEMU (TCG on a loaded
+// machine) starting iPXE, DHCP from QEMU's user network, and the login.
+const ipxeRecordTimeout = 120 * time.Second
+
+// ipxeSanboot boots Debian's iPXE (ipxe.lkrn as QEMU's -kernel) with a
+// script as its initrd, which iPXE runs because it starts with #!ipxe. The
+// script sets the initiator name and the settings lines, then sanboots
+// LUN lun of target iqn at the proxy. QEMU's user-mode network lets the
+// guest reach the proxy on the host's 127.0.0.1 as 10.0.2.2, so nothing
+// listens beyond loopback. QEMU is killed as soon as the proxy has enough.
+func ipxeSanboot(lun int, iqn string, settings ...string) func(*testing.T, string, <-chan struct{}) {
+	return func(t *testing.T, addr string, enough <-chan struct{}) {
+		qemu := peertest.Need(t, "qemu-system-x86_64", "qemu-system-x86")
+		lkrn := peertest.NeedFile(t, "/usr/lib/ipxe/ipxe.lkrn", "ipxe")
+		_, port, _ := net.SplitHostPort(addr)
+		script := "#!ipxe\ndhcp\nset initiator-iqn iqn.2010-04.org.ipxe:xpboot-replay\n"
+		for _, s := range settings {
+			script += s + "\n"
+		}
+		script += fmt.Sprintf("sanboot --no-describe iscsi:10.0.2.2::%s:%d:%s\n", port, lun, iqn)
+		path := filepath.Join(t.TempDir(), "record.ipxe")
+		if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), ipxeRecordTimeout)
+		defer cancel()
+		// romfile= keeps QEMU from loading a NIC boot ROM: the iPXE
+		// that runs is the -kernel one. With 64 MiB of guest memory
+		// Debian's ipxe.lkrn never reaches its script; 128 MiB works.
+		args := append([]string{"-m", "128", "-display", "none", "-no-reboot", "-monitor", "none", "-serial", "none",
+			"-kernel", lkrn, "-initrd", path,
+			"-netdev", "user,id=n0", "-device", "e1000,netdev=n0,romfile="}, peertest.QEMUAccel()...)
+		cmd := exec.CommandContext(ctx, qemu, args...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var waitErr error
+		exited := make(chan struct{})
+		go func() { waitErr = cmd.Wait(); close(exited) }()
+		stop := func() {
+			cmd.Process.Kill()
+			<-exited
+		}
+		t.Cleanup(stop)
+		select {
+		case <-enough:
+			stop() // now, so that the proxy sees the connection close
+		case <-exited:
+			t.Fatalf("QEMU ended before iPXE logged in: %v\n%s", waitErr, out.String())
+		case <-ctx.Done():
+			t.Fatalf("iPXE did not log in within %v (script %q)\n%s", ipxeRecordTimeout, script, out.String())
+		}
+	}
+}
+
+// throughFirstRead keeps the stream up to and including the first READ
+// command: the whole login, then the SCSI commands iPXE sends before it
+// reads the boot sector.
+func throughFirstRead(stream []byte) (int, bool) {
+	for off := 0; off < len(stream); {
+		p, n, err := parsePDU(stream[off:], 1<<20)
+		if err != nil {
+			return 0, false // incomplete: wait for more
+		}
+		off += n
+		if p.opcode() == opSCSICmd {
+			switch p.bhs[32] {
+			case cmdRead6, cmdRead10, cmdRead12, cmdRead16:
+				return off, true
+			}
+		}
+	}
+	return 0, false
 }
