@@ -310,7 +310,7 @@ func (c *conn) serve(ctx context.Context) {
 	// commands waiting for memory give up.
 	c.closeQuit()
 	c.abortAll(nil, true)
-	c.waitTasks(30 * time.Second)
+	c.waitTasks(30*time.Second, nil)
 	c.srv.unbind(c.sess, c)
 	switch {
 	case err == nil, c.stopping.Load(), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
@@ -320,11 +320,12 @@ func (c *conn) serve(ctx context.Context) {
 	}
 }
 
-func (c *conn) waitTasks(d time.Duration) {
+func (c *conn) waitTasks(d time.Duration, quit <-chan struct{}) {
 	done := make(chan struct{})
 	go func() { c.taskWG.Wait(); close(done) }()
 	select {
 	case <-done:
+	case <-quit:
 	case <-time.After(d):
 		c.log.Warn("commands still running at connection end")
 	}
@@ -648,7 +649,11 @@ func (c *conn) logout(p *pdu) (bool, error) {
 			return false, c.send1(r, true)
 		}
 		// Outstanding commands complete before the response (§11.14).
-		c.waitTasks(30 * time.Second)
+		// Those still waiting for Data-Out (or for their CmdSN) never
+		// would: this reader is the one that would read their data. They
+		// end here, and a server shutting down does not wait at all.
+		c.abortAll(func(t *task) bool { return !t.running }, false)
+		c.waitTasks(30*time.Second, c.quit)
 		binary.BigEndian.PutUint16(r.bhs[40:], uint16(c.p.defaultTime2Wait))
 		binary.BigEndian.PutUint16(r.bhs[42:], uint16(c.p.defaultTime2Retain))
 		if err := c.send1(r, true); err != nil {
