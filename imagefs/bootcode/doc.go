@@ -1,7 +1,7 @@
 // Package bootcode holds xpboot's own x86 boot code, written for xpboot and
 // shipped as NASM sources with the binaries assembled from them: a master
-// boot record that starts the active partition, and a FAT32 volume boot
-// record that hands over to NTLDR as Windows XP's FAT32 boot sector does
+// boot record that starts the active partition, and FAT32 and NTFS volume
+// boot records that hand over to NTLDR as Windows XP's boot sectors do
 // (NTLDR at 2000:0000, DL = boot drive, the BPB at 0:7C00). No Microsoft,
 // syslinux, ms-sys or FreeDOS code is used.
 //
@@ -55,6 +55,21 @@
 // fallback is only right when the BPB's geometry is the one the BIOS
 // translates with (INT 13h AH=08h): 255 heads and 63 sectors on large disks,
 // but SeaBIOS, for one, reports 16 heads for a disk under 504 MiB.
+//
+// # NTFS boot record
+//
+// NTFS returns the 16-sector $Boot template (the BPB area 0x0B..0x53 zero,
+// for the formatter to fill) and InstallNTFS writes the code into a
+// formatted NTFS volume, keeping its BPB and updating the backup boot
+// sector. At boot, stage 1 loads sectors 1..15, stage 2 reads $MFT's record
+// 0 (update sequence fixups applied) and through its runlist the root
+// directory, walks the $I30 B+tree ($INDEX_ROOT, INDX blocks, $BITMAP) for
+// NTLDR comparing ASCII case-insensitively, and loads NTLDR's unnamed
+// $DATA (resident, or any number of runs) to 2000:0000. Messages: "Disk
+// error", "Boot code damaged", "NTFS not supported", "NTFS damaged", "NTLDR
+// is missing", "NTLDR is compressed", "NTLDR is too big". The details, the
+// hand-over and the limits (no $ATTRIBUTE_LIST, 512-byte sectors, records
+// and index blocks up to 4 KiB, 2^32 sectors) are in docs/bootcode.md.
 //
 // The binaries are rebuilt with go generate (nasm 2.16); the package tests
 // re-assemble the sources when nasm is installed and fail if the embedded
