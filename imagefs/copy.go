@@ -1,6 +1,7 @@
 package imagefs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -171,8 +172,12 @@ func Put(fs FS, sources []string, dest string, progress func(done, total int64))
 			return nil, fmt.Errorf("put: %w", err)
 		}
 	}
+	// One lookup per distinct path: under a directory that does not exist
+	// yet nothing needs looking up (thousands of files into a new
+	// directory cost no lookups before they are written).
+	paths := newPathCache(fs)
 	for _, it := range items {
-		if err := CheckNewPath(fs, it.dst); err != nil {
+		if err := paths.checkNew(it.dst); err != nil {
 			return nil, fmt.Errorf("put: %w", err)
 		}
 	}
@@ -180,7 +185,10 @@ func Put(fs FS, sources []string, dest string, progress func(done, total int64))
 		// Files that are replaced give their space back.
 		var reclaimed int64
 		for _, it := range items {
-			if fi, err := fs.Stat(it.dst); err == nil && !it.dir && !fi.IsDir() {
+			if it.dir || !paths.exists(it.dst) {
+				continue
+			}
+			if fi, err := fs.Stat(it.dst); err == nil && !fi.IsDir() {
 				reclaimed += fi.Size()
 			}
 		}
@@ -195,7 +203,9 @@ func Put(fs FS, sources []string, dest string, progress func(done, total int64))
 			return stats, fmt.Errorf("put: %w", err)
 		}
 	}
-	for _, it := range items {
+	ahead := readAhead(items)
+	defer ahead.stop()
+	for i, it := range items {
 		if it.dir {
 			if err := fs.MkdirAll(it.dst, it.mtime); err != nil {
 				return stats, fmt.Errorf("put: %w", err)
@@ -203,12 +213,23 @@ func Put(fs FS, sources []string, dest string, progress func(done, total int64))
 			stats.Dirs++
 			continue
 		}
-		f, err := os.Open(it.src)
-		if err != nil {
-			return stats, fmt.Errorf("put: %w", err)
+		var src io.Reader
+		if got, ok := ahead.take(i); ok {
+			if got.err != nil {
+				return stats, fmt.Errorf("put: %w", got.err)
+			}
+			src = bytes.NewReader(got.b)
+		} else {
+			f, err := os.Open(it.src)
+			if err != nil {
+				return stats, fmt.Errorf("put: %w", err)
+			}
+			src = f
 		}
-		err = fs.WriteFile(it.dst, &progressReader{r: f, base: stats.Bytes, total: total, cb: progress}, it.size, it.mtime)
-		f.Close()
+		err := fs.WriteFile(it.dst, &progressReader{r: src, base: stats.Bytes, total: total, cb: progress}, it.size, it.mtime)
+		if f, ok := src.(*os.File); ok {
+			f.Close()
+		}
 		if err != nil {
 			return stats, fmt.Errorf("put %s: %w", it.src, err)
 		}
@@ -219,6 +240,83 @@ func Put(fs FS, sources []string, dest string, progress func(done, total int64))
 		}
 	}
 	return stats, fs.Flush()
+}
+
+// readAheadMax is the largest file read ahead, and readAheadFiles how many
+// read-ahead files may wait: at most 16 MiB held.
+const (
+	readAheadMax   = 256 << 10
+	readAheadFiles = 64
+)
+
+// aheadFile is a local file read ahead for Put: its index in the items,
+// its content or why it could not be read.
+type aheadFile struct {
+	i   int
+	b   []byte
+	err error
+}
+
+// aheadReader reads Put's small files on another goroutine, in order,
+// while the image is written: opening and reading thousands of small
+// files costs as much as writing them, and the two overlap on a second
+// CPU.
+type aheadReader struct {
+	files chan aheadFile
+	done  chan struct{}
+	next  *aheadFile
+}
+
+func readAhead(items []localItem) *aheadReader {
+	r := &aheadReader{files: make(chan aheadFile, readAheadFiles), done: make(chan struct{})}
+	go func() {
+		defer close(r.files)
+		for i, it := range items {
+			if it.dir || it.size > readAheadMax {
+				continue
+			}
+			b, err := readExactly(it.src, it.size)
+			select {
+			case r.files <- aheadFile{i: i, b: b, err: err}:
+			case <-r.done:
+				return
+			}
+		}
+	}()
+	return r
+}
+
+// take returns item i's content if it was read ahead.
+func (r *aheadReader) take(i int) (aheadFile, bool) {
+	if r.next == nil {
+		f, ok := <-r.files
+		if !ok {
+			return aheadFile{}, false
+		}
+		r.next = &f
+	}
+	if r.next.i != i {
+		return aheadFile{}, false
+	}
+	f := *r.next
+	r.next = nil
+	return f, true
+}
+
+func (r *aheadReader) stop() { close(r.done) }
+
+// readExactly reads the size bytes the file at p had when Put listed it.
+func readExactly(p string, size int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, size)
+	if _, err := io.ReadFull(f, b); err != nil {
+		return nil, fmt.Errorf("%s: %w (it changed while being copied?)", p, err)
+	}
+	return b, nil
 }
 
 // Get copies the file or directory src out of fs to the local path dest,
@@ -512,6 +610,34 @@ func CheckName(name string) error {
 // CheckNewPath checks, with CheckName, every component of p that does not
 // exist in fs yet: the names a write to p would create.
 func CheckNewPath(fs FS, p string) error {
+	return newPathCache(fs).checkNew(p)
+}
+
+// pathCache remembers which paths of fs exist, looking each up once; a
+// path under one that does not exist is known not to without a lookup.
+type pathCache struct {
+	fs    FS
+	known map[string]bool
+}
+
+func newPathCache(fs FS) *pathCache { return &pathCache{fs: fs, known: map[string]bool{"/": true}} }
+
+// exists reports whether the clean path p exists in fs (a lookup error
+// counts as not existing, as for CheckNewPath).
+func (c *pathCache) exists(p string) bool {
+	if v, ok := c.known[p]; ok {
+		return v
+	}
+	v := false
+	if c.exists(path.Dir(p)) {
+		_, err := c.fs.Stat(p)
+		v = err == nil
+	}
+	c.known[p] = v
+	return v
+}
+
+func (c *pathCache) checkNew(p string) error {
 	p = cleanPath(p)
 	if p == "/" {
 		return nil
@@ -519,7 +645,7 @@ func CheckNewPath(fs FS, p string) error {
 	cur := ""
 	for _, part := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
 		cur += "/" + part
-		if _, err := fs.Stat(cur); err == nil {
+		if c.exists(cur) {
 			continue
 		}
 		if err := CheckName(part); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/xpboot/xpboot/internal/atomicfile"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -26,11 +27,23 @@ func main() {
 	// Temporary files that killed xpboot runs left in this directory go
 	// (their owner process is gone); outputs clean their own directories.
 	atomicfile.Clean(".")
+	// XPBOOT_CPUPROFILE=FILE writes a CPU profile of the whole command (for
+	// `go tool pprof`; docs/performance.md); commands that end with an exit
+	// status other than 0 and 1 leave it unfinished.
+	if path := os.Getenv("XPBOOT_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() {
+				pprof.StopCPUProfile()
+				f.Close()
+			}()
+		}
+	}
 	app := newApp(os.Stdin, os.Stdout, os.Stderr)
 	if err := runApp(ctx, app, os.Args); err != nil {
 		// cli.Exit errors are printed and turned into exit codes by the
 		// app's ExitErrHandler; anything else lands here.
 		app.ErrWriter.Write([]byte("xpboot: " + err.Error() + "\n"))
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -255,15 +255,16 @@ func (p *pending) empty() bool { return p.blks == nil }
 // pendLimit bounds the bytes held back before they are written.
 const pendLimit = 8 << 20
 
-// commit writes the tx's file data, then queues its metadata in v.pend.
+// commit queues the tx's file data in v.dataQ and its metadata in v.pend.
 // An operation that freed clusters or records writes everything queued,
-// its own metadata included, before it returns: freed space may be reused
-// by the next operation's data, which must not land while a record on the
-// device still points at it. The queue is also written when it holds
-// pendLimit bytes and at Flush. Each write of the queue goes index
-// blocks, bitmaps, records, then the $MFTMirr copies, all after the data
-// they describe, so that a crash half-way leaves at worst
-// allocated-but-unreferenced space rather than references to garbage.
+// its own included, before it returns: freed space may be reused by the
+// next operation's data, which must not land while a record on the
+// device still points at it. The queues are also written when they hold
+// pendLimit bytes together and at Flush. Each write of the queues goes
+// file data, index blocks, bitmaps, records, then the $MFTMirr copies, so
+// that everything lands after the data it describes and a crash half-way
+// leaves at worst allocated-but-unreferenced space rather than references
+// to garbage.
 func (t *tx) commit() error {
 	v := t.v
 	// Resolve every offset first: a damaged runlist fails the commit
@@ -302,9 +303,7 @@ func (t *tx) commit() error {
 		}
 	}
 	for _, d := range t.data {
-		if err := v.write(d.b, d.off); err != nil {
-			return err
-		}
+		v.dataQ.add(d.off, d.b)
 	}
 	p := &v.pend
 	if p.empty() {
@@ -340,8 +339,55 @@ func (t *tx) commit() error {
 	}
 	frees := t.frees
 	t.recs, t.blks, t.data, t.undo, t.idx, t.parsed = nil, nil, nil, nil, nil, nil
-	if frees || p.bytes >= pendLimit {
+	if frees || p.bytes+v.dataQ.bytes >= pendLimit {
 		return v.flush()
+	}
+	return nil
+}
+
+// dataQueue is file data committed operations wrote, held back so that
+// the data of many small files goes out in few large writes; pieces that
+// touch are joined (up to 1 MiB). It is written before any queued
+// metadata (v.flush), and before a read that overlaps it.
+type dataQueue struct {
+	ws     []dataWrite
+	bytes  int
+	lo, hi int64 // the volume range the pieces lie in
+}
+
+func (q *dataQueue) add(off int64, b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	if len(q.ws) == 0 {
+		q.lo, q.hi = off, off
+	}
+	if n := len(q.ws); n > 0 {
+		last := &q.ws[n-1]
+		if last.off+int64(len(last.b)) == off && len(last.b)+len(b) <= 1<<20 {
+			last.b = append(last.b, b...)
+			q.bytes += len(b)
+			q.hi = max(q.hi, off+int64(len(b)))
+			return
+		}
+	}
+	q.ws = append(q.ws, dataWrite{off: off, b: b})
+	q.bytes += len(b)
+	q.lo, q.hi = min(q.lo, off), max(q.hi, off+int64(len(b)))
+}
+
+func (q *dataQueue) overlaps(off, n int64) bool {
+	return q.bytes > 0 && off < q.hi && off+n > q.lo
+}
+
+// write writes the queued pieces and empties the queue.
+func (q *dataQueue) write(v *vol) error {
+	ws := q.ws
+	*q = dataQueue{}
+	for _, d := range ws {
+		if err := v.write(d.b, d.off); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -382,8 +428,13 @@ func (v *vol) writeMerged(m map[int64][]byte) error {
 	return nil
 }
 
-// flush writes the queue (see commit) and empties it.
+// flush writes the queues (see commit), file data first, and empties
+// them.
 func (v *vol) flush() error {
+	if err := v.dataQ.write(v); err != nil {
+		v.broken = err
+		return err
+	}
 	p := v.pend
 	if p.empty() {
 		return nil

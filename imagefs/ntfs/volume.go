@@ -56,8 +56,9 @@ type vol struct {
 	// in place; a node taken from here gets its own entries slice.
 	nodeCache map[int64][]ientry
 	pend      pending
-	broken    error // a queued write failed: the device no longer matches
-	hint      int64 // no free cluster outside the MFT zone lies below it
+	dataQ     dataQueue // file data of committed operations not yet written
+	broken    error     // a queued write failed: the device no longer matches
+	hint      int64     // no free cluster outside the MFT zone lies below it
 	secCache  map[uint64]secChoice
 }
 
@@ -75,7 +76,14 @@ func (v *vol) readAt(b []byte, off int64) error {
 	}
 	// Metadata still queued (see tx.commit) never needs to be read
 	// back from here: queued records and INDX blocks are in recCache and
-	// blkCache, the bitmaps in memory, and file data is written at commit.
+	// blkCache, the bitmaps in memory. Queued file data is written first
+	// when the read overlaps it.
+	if v.dataQ.overlaps(off, int64(len(b))) {
+		if err := v.dataQ.write(v); err != nil {
+			v.broken = err
+			return err
+		}
+	}
 	if _, err := v.dev.ReadAt(b, v.base+off); err != nil {
 		return fmt.Errorf("ntfs: read at volume byte 0x%x: %w", off, err)
 	}

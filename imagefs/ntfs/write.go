@@ -1009,10 +1009,9 @@ func (fs *FS) Remove(p string) error {
 	})
 }
 
-// Flush writes the metadata that operations which only allocated left
-// queued (see tx.commit). imagefs calls it at the end of a put and when
-// the image is closed; file data is always written before an operation
-// returns.
+// Flush writes the file data and metadata that operations which only
+// allocated left queued (see tx.commit), data first. imagefs calls it at
+// the end of a put and when the image is closed.
 func (fs *FS) Flush() error {
 	if fs.w == nil {
 		return nil
