@@ -55,6 +55,7 @@ export XPBOOT # the scripts that take a binary use this one
 LIST=(
 	"hive|bench/hive/run.sh|240|no|RUNS=9"
 	"convert|bench/convert/run.sh|480|no|SIZE_GIB=2 RUNS=3"
+	"capture|bench/capture/run.sh|600|no|RUNS=3"
 	"image-put|bench/image-put.sh|300|no|FILES=800 RUNS=3"
 	"ntfs-put|bench/ntfs/put.sh|240|yes|RUNS=3"
 	"iscsi|bench/iscsi/bench.sh|300|yes|SECS=5 RUNS=3"

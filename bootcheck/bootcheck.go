@@ -204,18 +204,15 @@ func (r *reg) subkeys(key string) []string {
 }
 
 // currentSet returns the control set Select\Current names (ControlSet001
-// when a setup hive has no Select).
+// when a setup hive has no Select), through hive's one resolver.
 func (r *reg) currentSet(required bool) (string, error) {
-	n, ok := r.dword("Select", "Current")
-	if !ok {
-		if required {
-			return "", fmt.Errorf("bootcheck: %s: no REG_DWORD Select\\Current", r.name)
-		}
-		n = 1
+	def := "ControlSet001"
+	if required {
+		def = ""
 	}
-	cs := fmt.Sprintf("ControlSet%03d", n)
-	if n == 0 || n > 999 || !r.has(cs) {
-		return "", fmt.Errorf("bootcheck: %s: Select\\Current names %s, which is missing", r.name, cs)
+	cs, err := r.f.CurrentControlSet(def)
+	if err != nil {
+		return "", fmt.Errorf("bootcheck: %s: %w", r.name, err)
 	}
 	return cs, nil
 }

@@ -8,8 +8,9 @@
 // sign; numeric tokens such as %12% are DIRIDs and stay as they are), the
 // [Strings] section and its locale variants [Strings.LLLL], UTF-16LE and
 // UTF-8 files with a byte-order mark and ANSI files in the code page of the
-// locale (windows-1252 by default). Errors are *[Error] values naming the
-// file and the line.
+// locale (windows-1252 by default). The lexical rules are package
+// internal/inftext's, shared with integrate's setup-file editor. Errors are
+// *[Error] values naming the file and the line.
 //
 // [ParseTxtSetupOEM] parses a text-mode driver disk's txtsetup.oem.
 //

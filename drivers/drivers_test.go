@@ -180,15 +180,26 @@ func TestSanbootconf(t *testing.T) {
 	}
 	op := s.Registry[0]
 	if op.Root != "HKR" || op.Key != "Parameters" || op.Value != "BootText" || op.Type != RegDWORD ||
-		op.Data != uint32(1) || !op.NoClobber() {
+		op.Data.Kind != KindDWORD || op.Data.DWord != 1 || !op.NoClobber() {
 		t.Errorf("reg %+v", op)
 	}
 }
 
+// regValue returns the data of the value name set for d as the Go value
+// of its kind, for comparison with literals.
 func regValue(d *Device, name string) any {
 	for _, op := range d.Registry {
 		if op.Value == name && op.Op == OpSet {
-			return op.Data
+			switch op.Data.Kind {
+			case KindString:
+				return op.Data.Str
+			case KindMulti:
+				return op.Data.Multi
+			case KindDWORD:
+				return op.Data.DWord
+			case KindBinary:
+				return op.Data.Bin
+			}
 		}
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/xpboot/xpboot/internal/inftext"
 )
 
 // An INF is a parsed setup information file.
@@ -116,7 +118,7 @@ func ParseINFOptions(name string, data []byte, opt ParseOptions) (*INF, error) {
 	if opt.LangID == 0 {
 		opt.LangID = 0x0409
 	}
-	text, enc, err := decodeText(data, opt.LangID)
+	text, enc, err := inftext.Decode(data, opt.LangID)
 	if err != nil {
 		return nil, errorf(name, 0, "decoding %s: %v", enc, err)
 	}
@@ -137,32 +139,20 @@ func ParseINFOptions(name string, data []byte, opt ParseOptions) (*INF, error) {
 	return f, nil
 }
 
-// parseRaw splits text into sections of logical lines. continuations
-// joins a line ending in a backslash with the next, as setupapi does for
-// INFs; txtsetup.oem has no continuations (its [Disks] lines commonly end
-// in `\`, the disk's root directory).
+// parseRaw splits text into sections of logical lines by the rules of
+// package inftext. continuations joins a line ending in a backslash with
+// the next, as setupapi does for INFs; txtsetup.oem has no continuations
+// (its [Disks] lines commonly end in `\`, the disk's root directory).
 func (f *INF) parseRaw(text string, continuations bool) error {
-	lines := splitLines(text)
+	lines := inftext.SplitLines(text)
 	var cur *Section
-	for i := 0; i < len(lines); i++ {
+	for i := 0; i < len(lines); {
 		num := i + 1
-		s := strings.TrimSpace(stripComment(lines[i]))
-		// Continuation: a backslash ending the line (comment and trailing
-		// blanks removed) joins the next line.
-		for continuations && strings.HasSuffix(s, `\`) && i+1 < len(lines) {
+		if name, closed, ok := inftext.Header(lines[i]); ok {
 			i++
-			s = strings.TrimSpace(s[:len(s)-1]) + " " + strings.TrimSpace(stripComment(lines[i]))
-			s = strings.TrimSpace(s)
-		}
-		if s == "" {
-			continue
-		}
-		if s[0] == '[' {
-			end := strings.IndexByte(s, ']')
-			if end < 0 {
-				return errorf(f.Name, num, "section header \"%s\" lacks ]", s)
+			if !closed {
+				return errorf(f.Name, num, "section header \"%s\" lacks ]", strings.TrimSpace(lines[num-1]))
 			}
-			name := strings.TrimSpace(s[1:end])
 			if name == "" {
 				return errorf(f.Name, num, "empty section name")
 			}
@@ -176,6 +166,14 @@ func (f *INF) parseRaw(text string, continuations bool) error {
 			}
 			continue
 		}
+		s, n := inftext.StripComment(lines[i]), 1
+		if continuations {
+			s, n = inftext.Logical(lines[i:])
+		}
+		i += n
+		if s == "" {
+			continue
+		}
 		if cur == nil {
 			// setupapi ignores text before the first section header.
 			f.Warnings = append(f.Warnings, fmt.Sprintf("%s:%d: line outside any section ignored", f.Name, num))
@@ -187,6 +185,8 @@ func (f *INF) parseRaw(text string, continuations bool) error {
 }
 
 // buildStrings fills Strings from [Strings] then the locale's section.
+// A string's value is the whole text after =, unquoted: commas in it do
+// not split it.
 func (f *INF) buildStrings() {
 	f.Strings = map[string]string{}
 	add := func(s *Section) {
@@ -194,11 +194,11 @@ func (f *INF) buildStrings() {
 			return
 		}
 		for _, l := range s.Lines {
-			kv := splitOutside(l.raw, '=', 2)
-			if len(kv) != 2 {
+			k, v, ok := inftext.SplitKey(l.raw)
+			if !ok {
 				continue
 			}
-			f.Strings[strings.ToLower(unquote(kv[0]))] = unquote(kv[1])
+			f.Strings[strings.ToLower(inftext.Unquote(k))] = inftext.Unquote(v)
 		}
 	}
 	add(f.Section("Strings"))
@@ -209,66 +209,28 @@ func (f *INF) buildStrings() {
 }
 
 // expand substitutes %strkey% tokens (case-insensitive) in a raw field
-// and removes its quotes. %% is a percent sign; numeric tokens (DIRIDs)
-// and unknown tokens are kept as written.
+// and removes its quotes (inftext.Expand); an unknown non-numeric token
+// is kept and warned about.
 func (f *INF) expand(raw string, line int) string {
-	s := strings.TrimSpace(raw)
-	if !strings.ContainsAny(s, `"%`) {
-		return s
-	}
-	var b strings.Builder
-	inq := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch c {
-		case '"':
-			if inq && i+1 < len(s) && s[i+1] == '"' {
-				b.WriteByte('"')
-				i++
-				continue
-			}
-			inq = !inq
-		case '%':
-			if i+1 < len(s) && s[i+1] == '%' {
-				b.WriteByte('%')
-				i++
-				continue
-			}
-			j := strings.IndexByte(s[i+1:], '%')
-			if j < 0 {
-				b.WriteByte('%') // a lone percent sign stays
-				continue
-			}
-			name := s[i+1 : i+1+j]
-			if v, ok := f.Strings[strings.ToLower(name)]; ok {
-				b.WriteString(v)
-			} else {
-				if _, err := strconv.Atoi(name); err != nil {
-					f.Warnings = append(f.Warnings, fmt.Sprintf("%s:%d: string %%%s%% is not defined", f.Name, line, name))
-				}
-				b.WriteString(s[i : i+j+2])
-			}
-			i += j + 1
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
+	return inftext.Expand(raw, func(name string) (string, bool) {
+		v, ok := f.Strings[strings.ToLower(name)]
+		return v, ok
+	}, func(name string) {
+		f.Warnings = append(f.Warnings, fmt.Sprintf("%s:%d: string %%%s%% is not defined", f.Name, line, name))
+	})
 }
 
 func (f *INF) tokenize(l *Line, stringsSection bool) {
-	rest := l.raw
-	kv := splitOutside(l.raw, '=', 2)
-	if len(kv) == 2 {
+	key, rest, hasKey := inftext.SplitKey(l.raw)
+	if hasKey {
 		l.HasKey = true
-		l.Key = f.expand(kv[0], l.Num)
-		rest = kv[1]
+		l.Key = f.expand(key, l.Num)
 	}
 	if stringsSection {
-		l.Fields = []string{unquote(rest)}
+		l.Fields = []string{inftext.Unquote(rest)}
 		return
 	}
-	for _, p := range splitOutside(rest, ',', 0) {
+	for _, p := range inftext.Split(rest) {
 		l.Fields = append(l.Fields, f.expand(p, l.Num))
 	}
 	// "key =" has one empty field; a bare empty value list is no fields.

@@ -153,10 +153,10 @@ type RegOp struct {
 	Value string // value name, "" for the default value
 	Flags uint32 // the line's FLG_ADDREG_* / FLG_DELREG_* flags
 	Type  uint32 // RegSZ … for OpSet
-	// Data is string (SZ, EXPAND_SZ, and the string of OpDelString),
-	// []string (MULTI_SZ), uint32 (DWORD) or Binary (BINARY, NONE and
-	// other types).
-	Data any
+	// Data is the value's data for OpSet (KindString for SZ and
+	// EXPAND_SZ, KindMulti, KindDWORD, KindBinary for BINARY, NONE and
+	// other types) and the string OpDelString removes.
+	Data RegData
 	INF  string
 	Line int
 }
@@ -595,7 +595,7 @@ func parseRegLine(l *Line, del bool) (RegOp, error) {
 	if del {
 		switch {
 		case op.Flags&FlagDelStringMulti == FlagDelStringMulti:
-			op.Op, op.Type, op.Data = OpDelString, RegMultiSZ, l.Field(4)
+			op.Op, op.Type, op.Data = OpDelString, RegMultiSZ, StringData(l.Field(4))
 		case len(l.Fields) < 3:
 			op.Op = OpDelKey
 		default:
@@ -616,16 +616,16 @@ func parseRegLine(l *Line, del bool) (RegOp, error) {
 	if op.Flags&FlagBinValueType == 0 {
 		switch op.Flags >> 16 {
 		case 0:
-			op.Type, op.Data = RegSZ, strings.Join(data[:min(1, len(data))], "")
+			op.Type, op.Data = RegSZ, StringData(strings.Join(data[:min(1, len(data))], ""))
 		case 1:
 			op.Type = RegMultiSZ
 			ms := []string{}
 			for _, s := range data {
 				ms = append(ms, s)
 			}
-			op.Data = ms
+			op.Data = MultiData(ms)
 		case 2:
-			op.Type, op.Data = RegExpandSZ, strings.Join(data[:min(1, len(data))], "")
+			op.Type, op.Data = RegExpandSZ, StringData(strings.Join(data[:min(1, len(data))], ""))
 		default:
 			return op, fmt.Errorf("flags 0x%08x: unknown string type", op.Flags)
 		}
@@ -649,7 +649,7 @@ func parseRegLine(l *Line, del bool) (RegOp, error) {
 				return op, fmt.Errorf("DWORD %v", err)
 			}
 		}
-		op.Data = v
+		op.Data = DWORDData(v)
 		return op, nil
 	}
 	b := Binary{}
@@ -674,10 +674,10 @@ func parseRegLine(l *Line, del bool) (RegOp, error) {
 		for i, c := range b {
 			v |= uint32(c) << (8 * i)
 		}
-		op.Data = v
+		op.Data = DWORDData(v)
 		return op, nil
 	}
-	op.Data = b
+	op.Data = BinaryData(b)
 	return op, nil
 }
 

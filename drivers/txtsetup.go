@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+
+	"github.com/xpboot/xpboot/internal/inftext"
 )
 
 // TxtSetupOEM is a parsed txtsetup.oem: the description of a text-mode
@@ -62,8 +64,8 @@ type OEMConfigValue struct {
 	DriverKey string
 	Subkey    string
 	Name      string
-	Type      uint32 // RegSZ …
-	Data      any    // string, []string, uint32 or Binary, as RegOp.Data
+	Type      uint32  // RegSZ …
+	Data      RegData // as RegOp.Data
 	Line      int
 }
 
@@ -71,7 +73,7 @@ var oemComponents = []string{"computer", "display", "keyboard", "mouse", "scsi"}
 
 // ParseTxtSetupOEM parses a txtsetup.oem (ANSI, or UTF-16 with a BOM).
 func ParseTxtSetupOEM(name string, data []byte) (*TxtSetupOEM, error) {
-	text, enc, err := decodeText(data, 0x0409)
+	text, enc, err := inftext.Decode(data, 0x0409)
 	if err != nil {
 		return nil, errorf(name, 0, "decoding %s: %v", enc, err)
 	}
@@ -81,14 +83,11 @@ func ParseTxtSetupOEM(name string, data []byte) (*TxtSetupOEM, error) {
 	}
 	for _, s := range raw.Sections {
 		for _, l := range s.Lines {
-			kv := splitOutside(l.raw, '=', 2)
-			rest := l.raw
-			if len(kv) == 2 {
-				l.HasKey, l.Key, rest = true, unquote(kv[0]), kv[1]
+			key, rest, hasKey := inftext.SplitKey(l.raw)
+			if hasKey {
+				l.HasKey, l.Key = true, inftext.Unquote(key)
 			}
-			for _, p := range splitOutside(rest, ',', 0) {
-				l.Fields = append(l.Fields, unquote(p))
-			}
+			l.Fields = inftext.Fields(rest)
 		}
 	}
 	o := &TxtSetupOEM{Name: name, Defaults: map[string]string{}}
@@ -236,19 +235,19 @@ func parseOEMValue(key string, l *Line) (OEMConfigValue, error) {
 		if _, err := fmt.Sscanf(s, "%x", &n); err != nil || n > 0xffffffff || len(s) > 8 {
 			return v, fmt.Errorf("REG_DWORD data \"%s\" is not hexadecimal", s)
 		}
-		v.Type, v.Data = RegDWORD, uint32(n)
+		v.Type, v.Data = RegDWORD, DWORDData(uint32(n))
 	case "REG_SZ":
-		v.Type, v.Data = RegSZ, strings.Join(data[:min(1, len(data))], "")
+		v.Type, v.Data = RegSZ, StringData(strings.Join(data[:min(1, len(data))], ""))
 	case "REG_EXPAND_SZ":
-		v.Type, v.Data = RegExpandSZ, strings.Join(data[:min(1, len(data))], "")
+		v.Type, v.Data = RegExpandSZ, StringData(strings.Join(data[:min(1, len(data))], ""))
 	case "REG_MULTI_SZ":
-		v.Type, v.Data = RegMultiSZ, append([]string{}, data...)
+		v.Type, v.Data = RegMultiSZ, MultiData(append([]string{}, data...))
 	case "REG_BINARY":
 		b, err := hex.DecodeString(strings.Join(data, ""))
 		if err != nil {
 			return v, fmt.Errorf("REG_BINARY data: %v", err)
 		}
-		v.Type, v.Data = RegBinary, Binary(b)
+		v.Type, v.Data = RegBinary, BinaryData(b)
 	default:
 		return v, fmt.Errorf("unknown value type \"%s\"", l.Field(2))
 	}

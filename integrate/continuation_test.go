@@ -75,7 +75,10 @@ var continuations = []struct {
 	{"backslash-in-open-quote",
 		[]byte("[a]\r\nk = \"C:\\dir\\\r\nnext = 1\r\n"),
 		"a",
-		[]Entry{{"k", `"C:\dir\`, []string{`"C:\dir\`}}, {"next", "1", []string{"1"}}}, 3},
+		// The field reads as setupapi reads an unterminated quote: it runs
+		// to the end of the line and the quote is dropped (inftext's
+		// rule; the old integrate lexer kept the quote).
+		[]Entry{{"k", `"C:\dir\`, []string{`C:\dir\`}}, {"next", "1", []string{"1"}}}, 3},
 	{"eof",
 		[]byte("[a]\r\nx,\\\r\n  y,\\"),
 		"a",
@@ -241,7 +244,7 @@ func TestHiveSysContinuedGroupOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := groupOrder(integratetest.XPServiceGroupOrder)
-	l, err := regLine(sgo, "List", drivers.RegMultiSZ, want)
+	l, err := regLine(sgo, "List", drivers.RegMultiSZ, drivers.MultiData(want))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/xpboot/xpboot/drivers"
+	"github.com/xpboot/xpboot/internal/inftext"
 )
 
 // Errors Detect wraps, for errors.Is.
@@ -224,7 +225,7 @@ func (t *Tree) identify() error {
 		return err
 	}
 	num := func(s string) (int, bool) {
-		n, err := strconv.ParseInt(strings.TrimSpace(unquote(s)), 0, 64)
+		n, err := strconv.ParseInt(strings.TrimSpace(inftext.Unquote(s)), 0, 64)
 		return int(n), err == nil
 	}
 	t.Major, t.Minor = 5, -1

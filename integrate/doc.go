@@ -8,7 +8,9 @@
 // collects, for each driver package resolved by package drivers
 // (AddDriver) or txtsetup.oem disk (AddTextModeDriver), every edit of
 // research §9: txtsetup.sif, dosnet.inf and the hive INFs through a
-// byte-preserving text editor (Text), setupreg.hiv through package hive,
+// byte-preserving text editor (Text, which reads lines by the rules of
+// internal/inftext, as package drivers does), setupreg.hiv through a
+// hive.Editor that the plan also reads back (no copy of its own edits),
 // packed INFs through integrate/cab, driver files under their text-mode
 // names, the staging tree, and the PE patches (import rename, setup
 // loader kernel name, checksums).

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/xpboot/xpboot/drivers"
+	"github.com/xpboot/xpboot/internal/inftext"
 )
 
 // Logical names of the hive INFs in Edit.File.
@@ -26,7 +27,7 @@ const OpReplace Op = "replace"
 // It reports whether it changed t.
 func (t *Text) ReplaceLine(section string, n int, text string) bool {
 	t.EnsureSection(section)
-	want := splitFields(stripComment(strings.TrimSpace(text)))
+	want := inftext.Fields(inftext.StripComment(text))
 	for _, i := range t.sectionLines(section) {
 		l := t.lines[i]
 		if l.kind != kindEntry || l.key != "" || len(l.fields) < n || len(want) < n || !sameFields(l.fields[:n], want[:n]) {
@@ -79,42 +80,39 @@ const (
 
 // regLine formats `HKLM,"key","name",flags,data` as hivesys.inf writes
 // it: strings quoted with "" doubled, DWORDs decimal, binary as hex bytes.
-func regLine(key, name string, typ uint32, data any) (string, error) {
+func regLine(key, name string, typ uint32, data drivers.RegData) (string, error) {
 	var flags uint32
 	var d string
+	mismatch := fmt.Errorf("type %d with %s data %s", typ, kindName(data.Kind), data)
 	switch typ {
 	case drivers.RegSZ, drivers.RegExpandSZ:
-		s, ok := data.(string)
-		if !ok {
-			return "", fmt.Errorf("type %d with %T data", typ, data)
+		if data.Kind != drivers.KindString {
+			return "", mismatch
 		}
-		flags, d = hiveSZ, quote(s)
+		flags, d = hiveSZ, quote(data.Str)
 		if typ == drivers.RegExpandSZ {
 			flags = hiveExpandSZ
 		}
 	case drivers.RegMultiSZ:
-		ss, ok := data.([]string)
-		if !ok {
-			return "", fmt.Errorf("type %d with %T data", typ, data)
+		if data.Kind != drivers.KindMulti {
+			return "", mismatch
 		}
-		q := make([]string, len(ss))
-		for i, s := range ss {
+		q := make([]string, len(data.Multi))
+		for i, s := range data.Multi {
 			q[i] = quote(s)
 		}
 		flags, d = hiveMultiSZ, strings.Join(q, ",")
 	case drivers.RegDWORD:
-		v, ok := data.(uint32)
-		if !ok {
-			return "", fmt.Errorf("type %d with %T data", typ, data)
+		if data.Kind != drivers.KindDWORD {
+			return "", mismatch
 		}
-		flags, d = hiveDWORD, strconv.FormatUint(uint64(v), 10)
+		flags, d = hiveDWORD, strconv.FormatUint(uint64(data.DWord), 10)
 	case drivers.RegBinary:
-		b, ok := data.(drivers.Binary)
-		if !ok {
-			return "", fmt.Errorf("type %d with %T data", typ, data)
+		if data.Kind != drivers.KindBinary {
+			return "", mismatch
 		}
-		h := make([]string, len(b))
-		for i, c := range b {
+		h := make([]string, len(data.Bin))
+		for i, c := range data.Bin {
 			h[i] = fmt.Sprintf("%02x", c)
 		}
 		flags, d = hiveBinary, strings.Join(h, ",")
@@ -127,7 +125,7 @@ func regLine(key, name string, typ uint32, data any) (string, error) {
 const ccs = `SYSTEM\CurrentControlSet\`
 
 // setReg plans one hivesys.inf value.
-func (p *Plan) setReg(key, name string, typ uint32, data any, why string) {
+func (p *Plan) setReg(key, name string, typ uint32, data drivers.RegData, why string) {
 	l, err := regLine(key, name, typ, data)
 	if err != nil {
 		p.warn("%s: %s\\%s: %v", why, key, name, err)
@@ -172,21 +170,21 @@ func (p *Plan) hiveSysServices(devs []*drivers.Device) {
 func serviceVals(s *drivers.Service, image bool) []regVal {
 	var vals []regVal
 	if s.DisplayName != "" {
-		vals = append(vals, regVal{"DisplayName", drivers.RegSZ, s.DisplayName})
+		vals = append(vals, regVal{"DisplayName", drivers.RegSZ, drivers.StringData(s.DisplayName)})
 	}
-	vals = append(vals, regVal{"ErrorControl", drivers.RegDWORD, s.ErrorControl})
+	vals = append(vals, regVal{"ErrorControl", drivers.RegDWORD, drivers.DWORDData(s.ErrorControl)})
 	if s.LoadOrderGroup != "" {
-		vals = append(vals, regVal{"Group", drivers.RegSZ, s.LoadOrderGroup})
+		vals = append(vals, regVal{"Group", drivers.RegSZ, drivers.StringData(s.LoadOrderGroup)})
 	}
-	vals = append(vals, regVal{"Start", drivers.RegDWORD, uint32(0)}, regVal{"Type", drivers.RegDWORD, s.ServiceType})
+	vals = append(vals, regVal{"Start", drivers.RegDWORD, drivers.DWORDData(0)}, regVal{"Type", drivers.RegDWORD, drivers.DWORDData(s.ServiceType)})
 	if image && s.ImagePath != "" {
-		vals = append(vals, regVal{"ImagePath", drivers.RegExpandSZ, s.ImagePath})
+		vals = append(vals, regVal{"ImagePath", drivers.RegExpandSZ, drivers.StringData(s.ImagePath)})
 	}
 	if len(s.DependOnService) > 0 {
-		vals = append(vals, regVal{"DependOnService", drivers.RegMultiSZ, s.DependOnService})
+		vals = append(vals, regVal{"DependOnService", drivers.RegMultiSZ, drivers.MultiData(s.DependOnService)})
 	}
 	if len(s.DependOnGroup) > 0 {
-		vals = append(vals, regVal{"DependOnGroup", drivers.RegMultiSZ, s.DependOnGroup})
+		vals = append(vals, regVal{"DependOnGroup", drivers.RegMultiSZ, drivers.MultiData(s.DependOnGroup)})
 	}
 	return vals
 }
@@ -213,19 +211,18 @@ func (p *Plan) hiveSysOp(base string, r drivers.RegOp, why string) {
 			return
 		case r.NoClobber() && exists:
 			l, err := regLine(key, r.Value, r.Type, r.Data)
-			if err != nil || !sameFields(p.hiveSysLine(key, r.Value), splitFields(l)) {
+			if err != nil || !sameFields(p.hiveSysLine(key, r.Value), inftext.Fields(l)) {
 				return
 			}
 		case r.Append():
-			add, ok := r.Data.([]string)
-			if !ok || r.Type != drivers.RegMultiSZ {
+			if r.Data.Kind != drivers.KindMulti || r.Type != drivers.RegMultiSZ {
 				p.warn("%s: %s:%d: FLG_ADDREG_APPEND to a value that is not REG_MULTI_SZ; skipped", why, r.INF, r.Line)
 				return
 			}
 			if len(cur) == 1 && cur[0] == "" {
 				cur = nil
 			}
-			p.setRegFinal(key, r.Value, r.Type, appendNew(cur, add...), why)
+			p.setRegFinal(key, r.Value, r.Type, drivers.MultiData(appendNew(cur, r.Data.Multi...)), why)
 			return
 		}
 		p.setReg(key, r.Value, r.Type, r.Data, why)
@@ -258,9 +255,9 @@ func (p *Plan) hiveSysCriticalDevices(devs []*drivers.Device) {
 				continue
 			}
 			key := ccs + `Control\CriticalDeviceDatabase\` + strings.ReplaceAll(strings.ToLower(id), `\`, "#")
-			p.setReg(key, "Service", drivers.RegSZ, s.Name, d.Description)
+			p.setReg(key, "Service", drivers.RegSZ, drivers.StringData(s.Name), d.Description)
 			if isNIC(d) {
-				p.setReg(key, "ClassGUID", drivers.RegSZ, NetClassGUID, d.Description)
+				p.setReg(key, "ClassGUID", drivers.RegSZ, drivers.StringData(NetClassGUID), d.Description)
 			}
 		}
 	}
@@ -278,15 +275,15 @@ func (p *Plan) hiveSysTCPIP() {
 	}
 	for _, s := range svcs {
 		key := ccs + `Services\` + s
-		p.setReg(key, "Start", drivers.RegDWORD, uint32(0), why)
-		p.setReg(key, "Group", drivers.RegSZ, "PNP_TDI", why)
-		p.setReg(key, "Type", drivers.RegDWORD, uint32(1), why)
+		p.setReg(key, "Start", drivers.RegDWORD, drivers.DWORDData(0), why)
+		p.setReg(key, "Group", drivers.RegSZ, drivers.StringData("PNP_TDI"), why)
+		p.setReg(key, "Type", drivers.RegDWORD, drivers.DWORDData(1), why)
 	}
 	if p.Tree.Minor != 0 {
-		p.setReg(ccs+`Services\Tcpip`, "DependOnService", drivers.RegMultiSZ, []string{"IPSec"}, why)
+		p.setReg(ccs+`Services\Tcpip`, "DependOnService", drivers.RegMultiSZ, drivers.MultiData([]string{"IPSec"}), why)
 	}
-	p.setReg(ccs+`Control\Session Manager\Memory Management`, "DisablePagingExecutive", drivers.RegDWORD, uint32(1), why)
-	p.setReg(ccs+`Services\Tcpip\Parameters`, "DisableDHCPMediaSense", drivers.RegDWORD, uint32(1), why)
+	p.setReg(ccs+`Control\Session Manager\Memory Management`, "DisablePagingExecutive", drivers.RegDWORD, drivers.DWORDData(1), why)
+	p.setReg(ccs+`Services\Tcpip\Parameters`, "DisableDHCPMediaSense", drivers.RegDWORD, drivers.DWORDData(1), why)
 }
 
 // devicePath puts the staging directories first in the DevicePath that
@@ -317,7 +314,7 @@ func (p *Plan) devicePath(dirs []string) {
 				parts = append([]string{dirs[i]}, parts...)
 			}
 		}
-		l, _ := regLine(f.key, "DevicePath", drivers.RegExpandSZ, strings.Join(parts, ";"))
+		l, _ := regLine(f.key, "DevicePath", drivers.RegExpandSZ, drivers.StringData(strings.Join(parts, ";")))
 		p.do(Edit{File: f.logical, Op: OpReplace, Section: "AddReg", Fields: 3, Value: l, Why: "staging directories for GUI-mode setup"})
 	}
 }

@@ -13,30 +13,61 @@ import (
 // image checksum the loaders verify. Layout: Microsoft's "PE Format"
 // specification (https://learn.microsoft.com/windows/win32/debug/pe-format).
 
+// peHeader returns the offset of the PE signature that e_lfanew points
+// to, requiring need bytes from there to be in b. Every reader of PE
+// headers in xpboot starts here.
+func peHeader(b []byte, need int64) (int64, error) {
+	if len(b) < 0x40 || b[0] != 'M' || b[1] != 'Z' {
+		return 0, &peFormatError{0, "no MZ header"}
+	}
+	off := int64(binary.LittleEndian.Uint32(b[0x3c:]))
+	if off+max(need, 4) > int64(len(b)) || string(b[off:off+4]) != "PE\x00\x00" {
+		return 0, &peFormatError{0x3c, "no PE signature where e_lfanew points"}
+	}
+	return off, nil
+}
+
 // peMachine returns the COFF machine of a PE image, or 0 when b is not
 // one. Only the headers are read: a driver's architecture is all we need.
 func peMachine(b []byte) uint16 {
-	if len(b) < 0x40 || b[0] != 'M' || b[1] != 'Z' {
-		return 0
-	}
-	off := int64(binary.LittleEndian.Uint32(b[0x3c:]))
-	if off+6 > int64(len(b)) || string(b[off:off+4]) != "PE\x00\x00" {
+	off, err := peHeader(b, 6)
+	if err != nil {
 		return 0
 	}
 	return binary.LittleEndian.Uint16(b[off+4:])
 }
 
+// COFF machine types of the architectures NT 5.x runs on.
+const (
+	peI386  = 0x14c
+	peAMD64 = 0x8664
+)
+
+// PEArch returns the architecture of a PE image ("x86" or "amd64") from
+// its COFF header; any other machine is an error naming it.
+func PEArch(b []byte) (string, error) {
+	off, err := peHeader(b, 6)
+	if err != nil {
+		return "", err
+	}
+	switch m := binary.LittleEndian.Uint16(b[off+4:]); m {
+	case peI386:
+		return "x86", nil
+	case peAMD64:
+		return "amd64", nil
+	default:
+		return "", &peFormatError{off + 4, fmt.Sprintf("machine type 0x%04x is not x86 or amd64", m)}
+	}
+}
+
 // peChecksumOffset returns the offset of the optional header's CheckSum
 // field, or -1 when b is not a PE image.
 func peChecksumOffset(b []byte) int {
-	if len(b) < 0x40 || b[0] != 'M' || b[1] != 'Z' {
+	off, err := peHeader(b, 24+68)
+	if err != nil {
 		return -1
 	}
-	off := int(binary.LittleEndian.Uint32(b[0x3c:]))
-	if off < 0 || off+24+68 > len(b) || string(b[off:off+4]) != "PE\x00\x00" {
-		return -1
-	}
-	return off + 24 + 64 // signature, COFF header, then CheckSum at 64 in both PE32 and PE32+
+	return int(off) + 24 + 64 // signature, COFF header, then CheckSum at 64 in both PE32 and PE32+
 }
 
 // peChecksum computes the image checksum the loader and setupldr verify
@@ -126,14 +157,11 @@ type peFile struct {
 // parsePE reads the headers of the PE image b, checking every offset and
 // count against the size of b.
 func parsePE(b []byte) (*peFile, error) {
-	if len(b) < 0x40 || b[0] != 'M' || b[1] != 'Z' {
-		return nil, &peFormatError{0, "no MZ header"}
+	off, err := peHeader(b, 24)
+	if err != nil {
+		return nil, err
 	}
 	le := binary.LittleEndian
-	off := int64(le.Uint32(b[0x3c:]))
-	if off+24 > int64(len(b)) || string(b[off:off+4]) != "PE\x00\x00" {
-		return nil, &peFormatError{0x3c, "no PE signature where e_lfanew points"}
-	}
 	f := &peFile{b: b, Machine: le.Uint16(b[off+4:])}
 	nsec := int64(le.Uint16(b[off+6:]))
 	optSize := int64(le.Uint16(b[off+20:]))

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/xpboot/xpboot/drivers"
+	"github.com/xpboot/xpboot/internal/inftext"
 )
 
 // Logical names of the files a Plan edits (Edit.File); see also HiveSysINF.
@@ -115,16 +116,46 @@ type Plan struct {
 	Options  Options
 	Edits    []Edit
 	Warnings []string
-	files    []*planFile
-	outs     []*fileOut
-	seen     map[string]bool
-	nicDone  bool
+	// seen holds the edits recorded in Edits (Edit.String), so that each
+	// is listed once whichever planner makes it.
+	seen map[string]bool
+
+	// The work is shared by three planners, each owning the state of one
+	// kind of output; their methods are on Plan (they record Edits and
+	// Warnings) and live in the files named on each.
+	textPlanner
+	hivePlanner
+	copyPlanner
+}
+
+// textPlanner holds the edited setup text files: txtsetup.sif (and its
+// copies), dosnet.inf, hivesys.inf and hivesft.inf, edited through Text.
+// Methods: plan.go, textfiles.go, hivesys.go, textmode.go, and packed*.go
+// for the packed and plain INFs of the setup directory.
+type textPlanner struct {
+	files []*planFile
+	// nicDone is set once text-mode TCP/IP, common to every adapter
+	// (tcpipTextMode: txtsetup.sif entries and hivesys.inf's boot set),
+	// is planned.
+	nicDone bool
+}
+
+// hivePlanner holds setupreg.hiv and what its planning allocates.
+// Methods: setupreg.go, setupreg_device.go, setupreg_finish.go.
+type hivePlanner struct {
 	// setupReg is the in-memory setupreg.hiv, loaded on first use.
 	setupReg *setupRegState
 	// nics are the network adapters' class instances, in the order
 	// integrated.
 	nics []*nicInstance
-	// driverFiles is the content hash of each driver file output (copies.go).
+}
+
+// copyPlanner holds the output files of the plan: every file it writes
+// or removes, and the driver files copied. Methods: outputs.go,
+// copies.go, loader.go.
+type copyPlanner struct {
+	outs []*fileOut
+	// driverFiles is the content hash of each driver file output.
 	driverFiles map[string][32]byte
 }
 
@@ -599,7 +630,7 @@ func (p *Plan) enableGUIBoot() {
 		return
 	}
 	var kept []string
-	for _, o := range strings.Fields(unquote(v)) {
+	for _, o := range strings.Fields(inftext.Unquote(v)) {
 		if !strings.EqualFold(o, "/noguiboot") {
 			kept = append(kept, o)
 		}

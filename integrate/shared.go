@@ -26,7 +26,7 @@ func RenderValue(t hive.ValueType, b []byte) string { return renderValue(t, b) }
 
 // EncodeReg encodes INF registry data (drivers.RegOp.Data with its
 // drivers.Reg* type) as registry bytes.
-func EncodeReg(typ uint32, data any) ([]byte, error) { return encodeReg(typ, data) }
+func EncodeReg(typ uint32, data drivers.RegData) ([]byte, error) { return encodeReg(typ, data) }
 
 // FunctionService returns the device's function driver: the service
 // flagged SPSVCINST_ASSOCSERVICE, else the first one, or nil.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/xpboot/xpboot/internal/inftext"
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/unicode"
@@ -121,6 +122,16 @@ func ParseText(name string, data []byte, opt *TextOptions) (*Text, error) {
 			}
 		}
 		body := content[:len(content)-eolLen]
+		if !trailer {
+			// Setup stops at a Ctrl-Z wherever it is (inftext.EOF): text
+			// before it on the same line is a line of its own, without
+			// an ending, so new lines can go between it and the mark.
+			if k := eofAt(body, unit); k > 0 {
+				t.lines = append(t.lines, &line{raw: raw[:k:k], text: t.decode(body[:k])})
+				t.lines[len(t.lines)-1].classify()
+				raw, body = raw[k:], body[k:]
+			}
+		}
 		l := &line{raw: raw, text: t.decode(body), eol: t.decode(content[len(content)-eolLen:])}
 		switch l.eol {
 		case "":
@@ -132,7 +143,7 @@ func ParseText(name string, data []byte, opt *TextOptions) (*Text, error) {
 		// txtsetup.sif ends with an EOF mark (0x1A, then CRLF on 2000);
 		// setup ignores what follows it, so new lines go before it
 		// (IntegrateDrv's INIFile.cs does the same).
-		if strings.HasPrefix(l.text, "\x1a") {
+		if strings.HasPrefix(l.text, string(rune(inftext.EOF))) {
 			trailer = true
 		}
 		if trailer {
@@ -197,48 +208,30 @@ func (t *Text) joinContinued() {
 	t.lines = out
 }
 
-// continued reports whether a physical line ends in a continuation
-// backslash (after its comment and trailing blanks).
-func continued(s string) bool {
-	return endsContinued(stripComment(strings.TrimSpace(s)))
+// eofAt returns the byte offset of the first Ctrl-Z code unit in b, or -1.
+func eofAt(b []byte, unit int) int {
+	for i := 0; i+unit <= len(b); i += unit {
+		if b[i] == inftext.EOF && (unit == 1 || b[i+1] == 0) {
+			return i
+		}
+	}
+	return -1
 }
 
-// endsContinued reports whether code (a physical line without its
-// comment) ends in a backslash outside quotes: inside an unterminated
-// quote it is a character, as in Wine's parser. So no quote spans the
-// lines of an entry, and its logical content, written on one line, reads
-// back the same.
-func endsContinued(code string) bool {
-	return strings.HasSuffix(code, `\`) && strings.Count(code, `"`)%2 == 0
-}
+// continued reports whether a physical line ends in a continuation
+// backslash (inftext.Continued).
+func continued(s string) bool { return inftext.Continued(s) }
 
 // lastLine returns the last physical line of a line's text.
 func lastLine(s string) string {
 	return s[strings.LastIndexByte(s, '\n')+1:]
 }
 
-// logical returns an entry's content as setup reads it: each physical
-// line without its comment and surrounding blanks, those ending in a
-// continuation backslash joined to the next by a space, the backslash
-// dropped. A backslash on the last line (at the end of the file or before
-// the EOF mark) joins nothing and is dropped too, as Wine's and ReactOS's
-// parsers do.
+// logical returns an entry's content as setup reads it
+// (inftext.Logical over its physical lines).
 func logical(text string) string {
-	var parts []string
-	for _, p := range strings.Split(text, "\n") {
-		p = stripComment(strings.TrimSpace(p))
-		more := endsContinued(p)
-		if more {
-			p = strings.TrimSpace(p[:len(p)-1])
-		}
-		if p != "" {
-			parts = append(parts, p)
-		}
-		if !more {
-			break
-		}
-	}
-	return strings.Join(parts, " ")
+	l, _ := inftext.Logical(strings.Split(text, "\n"))
+	return l
 }
 
 // editText is what an edit of entry l starts from: its text when it is
@@ -285,77 +278,30 @@ func (t *Text) encode(s string) ([]byte, error) {
 	return b, nil
 }
 
-// classify parses a line's content. Comments start with ';' (INF
-// syntax); a header without its closing ']' still opens a section, as
-// setupapi tolerates.
+// classify parses a line's content by the rules of package inftext. A
+// header without its closing ']' still opens a section here: an editor
+// keeps what it cannot read rather than refuse the file.
 func (l *line) classify() {
 	first, _, _ := strings.Cut(l.text, "\n")
-	s := strings.TrimSpace(first)
 	l.kind, l.name, l.key, l.value, l.fields = kindEntry, "", "", "", nil
-	switch {
-	case s == "":
+	if strings.TrimSpace(first) == "" {
 		l.kind = kindBlank
 		return
-	case s[0] == ';':
+	}
+	if inftext.IsComment(first) {
 		l.kind = kindComment
 		return
-	case s[0] == '[':
-		l.kind = kindHeader
-		n := s[1:]
-		if i := strings.IndexByte(n, ']'); i >= 0 {
-			n = n[:i]
-		}
-		l.name = strings.TrimSpace(n)
+	}
+	if name, _, ok := inftext.Header(first); ok {
+		l.kind, l.name = kindHeader, name
 		return
 	}
-	s = logical(l.text)
-	if i := indexUnquoted(s, '='); i >= 0 {
-		l.key = unquote(strings.TrimSpace(s[:i]))
-		l.value = strings.TrimSpace(s[i+1:])
-	} else {
-		l.value = s
+	key, value, hasKey := inftext.SplitKey(logical(l.text))
+	if hasKey {
+		l.key = inftext.Unquote(key)
 	}
-	l.fields = splitFields(l.value)
-}
-
-// indexUnquoted returns the index of the first c outside double quotes.
-func indexUnquoted(s string, c byte) int {
-	q := false
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '"':
-			q = !q
-		case s[i] == c && !q:
-			return i
-		}
-	}
-	return -1
-}
-
-func stripComment(s string) string {
-	if i := indexUnquoted(s, ';'); i >= 0 {
-		return strings.TrimSpace(s[:i])
-	}
-	return s
-}
-
-func unquote(s string) string {
-	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
-		return strings.ReplaceAll(s[1:len(s)-1], `""`, `"`)
-	}
-	return s
-}
-
-func splitFields(v string) []string {
-	var out []string
-	for {
-		i := indexUnquoted(v, ',')
-		if i < 0 {
-			return append(out, unquote(strings.TrimSpace(v)))
-		}
-		out = append(out, unquote(strings.TrimSpace(v[:i])))
-		v = v[i+1:]
-	}
+	l.value = value
+	l.fields = inftext.Fields(value)
 }
 
 // Bytes returns the file: original bytes for untouched lines, new or
@@ -578,11 +524,11 @@ func (t *Text) SetMatch(section, key string, field int, fieldValue, value string
 		if field >= 0 && (field >= len(l.fields) || !strings.EqualFold(l.fields[field], fieldValue)) {
 			continue
 		}
-		if sameFields(l.fields, splitFields(value)) {
+		if sameFields(l.fields, inftext.Fields(value)) {
 			return false
 		}
 		src := l.editText()
-		eq := indexUnquoted(src, '=')
+		eq := inftext.IndexUnquoted(src, '=')
 		j := eq + 1
 		for j < len(src) && (src[j] == ' ' || src[j] == '\t') {
 			j++

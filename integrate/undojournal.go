@@ -15,6 +15,7 @@ import (
 
 	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/internal/atomicfile"
 )
 
 // An image's undo journal keeps, for one integration, the original bytes
@@ -128,26 +129,20 @@ func (d *recordingDevice) writeJournal() error {
 		return err
 	}
 	name := filepath.Join(dir, fmt.Sprintf("%03d.journal", n+1))
-	tmp := name + ".tmp"
-	f, err := os.Create(tmp)
+	// atomicfile: the journal appears whole or not at all, and its name
+	// survives a crash (the directory is synced too).
+	f, err := atomicfile.Create(name, 0o644)
 	if err != nil {
 		return fmt.Errorf("undo journal: %w", err)
 	}
 	if _, err := f.Write(buf.Bytes()); err != nil {
-		f.Close()
-		os.Remove(tmp)
+		f.Abort()
 		return fmt.Errorf("undo journal: %w", err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
+	if err := f.Commit(); err != nil {
 		return fmt.Errorf("undo journal: %w", err)
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("undo journal: %w", err)
-	}
-	return os.Rename(tmp, name)
+	return nil
 }
 
 // lastJournal returns the number of the newest journal in dir, 0 if none.

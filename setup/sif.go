@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/xpboot/xpboot/integrate"
+	"github.com/xpboot/xpboot/internal/inftext"
 )
 
 // Answers are the winnt.sif answers given by flags; empty fields are not
@@ -43,8 +44,6 @@ func required(os string) [][3]string {
 	}
 }
 
-func sifQuote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-
 // winntSIF builds $WIN_NT$.~BT\WINNT.SIF: the user's answer file (if any)
 // with the [Data] keys of a floppyless local-source run and the answers
 // given as options set over it.
@@ -70,19 +69,19 @@ func winntSIF(m *Media, opts *Options) ([]byte, error) {
 		keyName = "ProductID"
 	}
 	if a.ProductKey != "" {
-		set("UserData", keyName, sifQuote(a.ProductKey))
+		set("UserData", keyName, inftext.Quote(a.ProductKey))
 	}
 	if a.ComputerName != "" {
-		set("UserData", "ComputerName", sifQuote(a.ComputerName))
+		set("UserData", "ComputerName", inftext.Quote(a.ComputerName))
 	}
 	if a.FullName != "" {
-		set("UserData", "FullName", sifQuote(a.FullName))
+		set("UserData", "FullName", inftext.Quote(a.FullName))
 	}
 	if a.Org != "" {
-		set("UserData", "OrgName", sifQuote(a.Org))
+		set("UserData", "OrgName", inftext.Quote(a.Org))
 	}
 	if a.AdminPassword != "" {
-		set("GuiUnattended", "AdminPassword", sifQuote(a.AdminPassword))
+		set("GuiUnattended", "AdminPassword", inftext.Quote(a.AdminPassword))
 	}
 	if a.TimeZone != "" {
 		set("GuiUnattended", "TimeZone", a.TimeZone)
@@ -108,7 +107,7 @@ func winntSIF(m *Media, opts *Options) ([]byte, error) {
 		var missing []string
 		for _, r := range required(m.OS) {
 			v, ok := x.Value(r[0], r[1])
-			if !ok || strings.Trim(strings.TrimSpace(v), `"`) == "" {
+			if !ok || strings.TrimSpace(inftext.Unquote(v)) == "" {
 				missing = append(missing, fmt.Sprintf("[%s] %s (%s)", r[0], r[1], r[2]))
 			}
 		}
@@ -125,7 +124,7 @@ func winntSIF(m *Media, opts *Options) ([]byte, error) {
 func bootINI(existing []byte, title string) ([]byte, error) {
 	if len(existing) == 0 {
 		return []byte("[boot loader]\r\ntimeout=5\r\ndefault=" + bootEntry + "\r\n[operating systems]\r\n" +
-			bootEntry + "=" + sifQuote(title) + "\r\n"), nil
+			bootEntry + "=" + inftext.Quote(title) + "\r\n"), nil
 	}
 	x, err := integrate.ParseText("BOOT.INI", existing, nil)
 	if err != nil {
@@ -141,7 +140,7 @@ func bootINI(existing []byte, title string) ([]byte, error) {
 	}
 	if _, ok := x.Value("operating systems", bootEntry); !ok {
 		x.EnsureSection("operating systems")
-		x.AddLine("operating systems", bootEntry+"="+sifQuote(title))
+		x.AddLine("operating systems", bootEntry+"="+inftext.Quote(title))
 	}
 	return x.Bytes()
 }

@@ -37,8 +37,13 @@ func convertCommand(e *env) *cli.Command {
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "compressing threads for vmdk-stream (default: all cores)"},
 			&cli.BoolFlag{Name: "sync", Usage: "fsync the output before renaming it into place (qemu-img and cp do not)"},
 			&cli.BoolFlag{Name: "json", Usage: "print a summary as JSON"},
+			&cli.BoolFlag{Name: "skip-free", Usage: "read only the clusters the FAT32 and NTFS file systems use, as image capture does"},
+			&cli.BoolFlag{Name: "force-share", Aliases: []string{"U"}, Usage: "with --skip-free: copy a mounted block device, or a source that changes meanwhile (reported)"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.Bool("skip-free") {
+				return e.convertImage(c, "image convert", true)
+			}
 			if c.NArg() != 2 {
 				return cli.Exit("image convert: need IN and OUT; usage: xpboot image convert [--to FORMAT] IN OUT", 2)
 			}
@@ -87,18 +92,9 @@ func convertCommand(e *env) *cli.Command {
 	}
 }
 
-// convertBytes renders a byte count with a binary unit.
-func convertBytes(n int64) string {
-	if n < 1024 {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, u := float64(n), 0
-	for v >= 1024 && u < 5 {
-		v /= 1024
-		u++
-	}
-	return fmt.Sprintf("%.1f %ciB", v, " KMGTP"[u])
-}
+// convertBytes renders a byte count with a binary unit: humanSize, the
+// CLI's one byte formatter.
+func convertBytes(n int64) string { return humanSize(n) }
 
 // convertFormat returns the output format: --to when given, else the one
 // OUT's extension names. A --to that contradicts the extension is refused:

@@ -28,6 +28,7 @@ func imageCommand(e *env) *cli.Command {
 			convertCommand(e),
 			imageCheckCommand(e),
 			imageCompareCommand(e),
+			captureCommand(e),
 		},
 	}
 }

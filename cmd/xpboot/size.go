@@ -38,6 +38,8 @@ func parseSize(s string) (int64, error) {
 	return int64(v * float64(mult)), nil
 }
 
+// humanSize renders a byte count with a binary unit (1.5 KiB, 4.0 GiB):
+// the one byte formatter of the CLI; convertBytes is a name for it.
 func humanSize(n int64) string {
 	const unit = 1024
 	if n < unit {

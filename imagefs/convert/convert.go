@@ -61,6 +61,16 @@ type Options struct {
 	// Log receives notices (size rounding, replaced base disks); nil
 	// discards them.
 	Log *slog.Logger
+	// SkipFree reads only what the file systems of the source use (see
+	// skipfree.go and docs/convert.md): free clusters of FAT32 and NTFS
+	// partitions become holes; everything else is copied. The source must
+	// not change meanwhile (ErrSourceChanged), and a source block device
+	// must not be mounted (ErrInUse).
+	SkipFree bool
+	// ForceShare opens the source without its lock and, with SkipFree,
+	// copies a block device in use and keeps a copy whose source changed,
+	// with a notice.
+	ForceShare bool
 }
 
 // Summary reports what a conversion did; it is the --json output of
@@ -78,6 +88,8 @@ type Summary struct {
 	FileBytes    int64          `json:"file_bytes"`    // space the output file(s) occupy on disk
 	Notices      []string       `json:"notices,omitempty"`
 	Seconds      float64        `json:"seconds"`
+	// Partitions says how each partition was read, with SkipFree.
+	Partitions []PartitionCapture `json:"partitions,omitempty"`
 }
 
 // OutputSize returns the virtual size an image of format to gets for a
@@ -232,7 +244,11 @@ func Convert(ctx context.Context, in, out string, opts Options) (*Summary, error
 			return nil, fmt.Errorf("convert: %s: input and output are the same file", out)
 		}
 	}
-	src, inFmt, err := imagefs.OpenDevice(in, false)
+	open := imagefs.OpenDevice
+	if opts.ForceShare {
+		open = func(p string, _ bool) (blockdev.Device, imagefs.Format, error) { return imagefs.OpenDeviceUnlocked(p) }
+	}
+	src, inFmt, err := open(in, false)
 	if err != nil {
 		return nil, err
 	}
@@ -241,6 +257,12 @@ func Convert(ctx context.Context, in, out string, opts Options) (*Summary, error
 	sum.OutputSize, sum.Notices, err = OutputSize(opts.To, src.Size(), opts.Exact)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", in, err)
+	}
+	var capt *capture
+	if opts.SkipFree {
+		if capt, src, err = beginSkipFree(in, src, sum, opts); err != nil {
+			return nil, err
+		}
 	}
 
 	// Final names, and the existing files they replace.
@@ -337,6 +359,16 @@ func Convert(ctx context.Context, in, out string, opts Options) (*Summary, error
 		}
 		if err != nil {
 			return nil, err
+		}
+	}
+	if capt != nil {
+		notice, err := capt.finish()
+		if err != nil {
+			return nil, err
+		}
+		if notice != "" {
+			sum.Notices = append(sum.Notices, notice)
+			log.Warn(notice, "image", in)
 		}
 	}
 	// Data files first, the file that names them last.

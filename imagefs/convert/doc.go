@@ -27,6 +27,16 @@
 //     it; each rounding is reported as a notice (Summary.Notices and the
 //     logger), or refused with Options.Exact. Data in the last sector is
 //     always kept.
+//   - With Options.SkipFree (image capture) only what the file systems
+//     use is read: FAT32 through its FAT, NTFS through $Bitmap; free
+//     clusters read as zeros and are stored as holes. The MBR, extended
+//     boot records, space outside partitions and every partition that is
+//     not FAT32 or NTFS, is damaged, or is an NTFS volume not cleanly
+//     unmounted are copied whole, each named in Summary.Partitions with
+//     the reason. A block device in use is refused (ErrInUse), and a
+//     source whose allocation, size or modification time changed during
+//     the copy gives ErrSourceChanged and no output, unless
+//     Options.ForceShare.
 //   - Progress is reported through Options.Progress; the package never
 //     prints.
 package convert

@@ -108,7 +108,7 @@ func Detect(fsys integrate.FS) (*System, error) {
 	if err != nil {
 		return nil, fmt.Errorf("installed: %s/system32/ntoskrnl.exe: %w", s.Root, err)
 	}
-	if s.Arch, err = peArch(kernel); err != nil {
+	if s.Arch, err = integrate.PEArch(kernel); err != nil {
 		return nil, fmt.Errorf("installed: %s/system32/ntoskrnl.exe: %w", s.Root, err)
 	}
 	sys, err := readHive(fsys, s.SystemHive())
@@ -148,29 +148,28 @@ func Detect(fsys integrate.FS) (*System, error) {
 
 // controlSets returns the control sets \Select names: Current first, then
 // Default, LastKnownGood and Failed, each once, only those that exist.
+// Current is resolved by hive.File.CurrentControlSet; a hive without a
+// non-zero REG_DWORD Current is not an installed system's.
 func controlSets(f *hive.File, name string) ([]string, string, error) {
-	var out []string
-	current := ""
-	for _, v := range []string{"Current", "Default", "LastKnownGood", "Failed"} {
+	if n, ok := hiveDWORD(f, "Select", "Current"); !ok || n == 0 {
+		return nil, "", fmt.Errorf("%w: %s has no REG_DWORD Select\\Current", ErrNotInstalled, name)
+	}
+	current, err := f.CurrentControlSet("")
+	if err != nil {
+		return nil, "", fmt.Errorf("installed: %s: %w", name, err)
+	}
+	out := []string{current}
+	for _, v := range []string{"Default", "LastKnownGood", "Failed"} {
 		n, ok := hiveDWORD(f, "Select", v)
 		if !ok || n == 0 {
-			if v == "Current" {
-				return nil, "", fmt.Errorf("%w: %s has no REG_DWORD Select\\Current", ErrNotInstalled, name)
-			}
 			continue
 		}
-		if n > 999 {
-			return nil, "", fmt.Errorf("installed: %s: Select\\%s is %d, not a control set number", name, v, n)
+		cs, err := hive.ControlSetName(n)
+		if err != nil {
+			return nil, "", fmt.Errorf("installed: %s: Select\\%s: %w", name, v, err)
 		}
-		cs := fmt.Sprintf("ControlSet%03d", n)
 		if _, err := f.Key(cs); err != nil {
-			if v == "Current" {
-				return nil, "", fmt.Errorf("installed: %s: Select\\Current names %s, which is missing", name, cs)
-			}
 			continue
-		}
-		if v == "Current" {
-			current = cs
 		}
 		if !hasFold(out, cs) {
 			out = append(out, cs)
@@ -214,25 +213,6 @@ func hiveDWORD(f *hive.File, key, name string) (uint32, bool) {
 		return 0, false
 	}
 	return binary.LittleEndian.Uint32(v.Data), true
-}
-
-// peArch returns the architecture of a PE image from its COFF header.
-func peArch(b []byte) (string, error) {
-	if len(b) < 0x40 || b[0] != 'M' || b[1] != 'Z' {
-		return "", errors.New("not a PE image (no MZ header)")
-	}
-	off := int(binary.LittleEndian.Uint32(b[0x3c:]))
-	if off < 0x40 || off+6 > len(b) || string(b[off:off+4]) != "PE\x00\x00" {
-		return "", fmt.Errorf("no PE signature at offset 0x%x", off)
-	}
-	switch m := binary.LittleEndian.Uint16(b[off+4:]); m {
-	case 0x14c:
-		return "x86", nil
-	case 0x8664:
-		return "amd64", nil
-	default:
-		return "", fmt.Errorf("machine type 0x%04x at offset 0x%x is not x86 or amd64", m, off+4)
-	}
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -328,7 +328,7 @@ func (p *Plan) regOps(cs, base string, ops []drivers.RegOp, why string) error {
 			case r.Append() && r.Type == drivers.RegMultiSZ:
 				if exists && cur.Type == hive.MultiSZ {
 					list := hive.DecodeMultiString(cur.Data)
-					for _, s := range r.Data.([]string) {
+					for _, s := range r.Data.Multi {
 						if !hasFold(list, s) {
 							list = append(list, s)
 						}

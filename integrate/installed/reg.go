@@ -12,19 +12,17 @@ import (
 )
 
 // regHive is one hive of the installed system as a plan leaves it: the
-// file as read, an Editor holding the edits, and the values set and keys
-// created (hive.Editor has no read API, so reads look there first, then
-// in the file as read). A set that leaves a value as it was is not an
-// edit, so a second run finds nothing to do and writes nothing.
+// file as read (for what was there) and an Editor holding the edits,
+// which reads back the hive as the plan leaves it. A set that leaves a
+// value as it was is not an edit, so a second run finds nothing to do and
+// writes nothing.
 type regHive struct {
-	path    string // path in the tree, for messages and the file list
-	name    string // SYSTEM or SOFTWARE
-	orig    []byte
-	file    *hive.File
-	ed      *hive.Editor
-	vals    map[string]hive.Value // regKey(key, name) → value set
-	created map[string]string     // lower-case path → path, keys created
-	edits   []Edit
+	path  string // path in the tree, for messages and the file list
+	name  string // SYSTEM or SOFTWARE
+	orig  []byte
+	file  *hive.File
+	ed    *hive.Editor
+	edits []Edit
 }
 
 // loadHive reads and checks a hive of the tree: a hive that hive.Check
@@ -39,11 +37,8 @@ func loadHive(fsys integrate.FS, p, name string) (*regHive, error) {
 	if err != nil {
 		return nil, fmt.Errorf("installed: %w", err)
 	}
-	return &regHive{path: p, name: name, orig: b, file: f, ed: ed,
-		vals: map[string]hive.Value{}, created: map[string]string{}}, nil
+	return &regHive{path: p, name: name, orig: b, file: f, ed: ed}, nil
 }
-
-func regKey(key, name string) string { return strings.ToLower(key) + "\x00" + strings.ToLower(name) }
 
 // origValue returns a value of the hive as read.
 func (h *regHive) origValue(key, name string) (hive.Value, bool) {
@@ -60,19 +55,16 @@ func (h *regHive) origValue(key, name string) (hive.Value, bool) {
 
 // value returns a value as the plan leaves it.
 func (h *regHive) value(key, name string) (hive.Value, bool) {
-	if v, ok := h.vals[regKey(key, name)]; ok {
-		return v, true
+	v, err := h.ed.Value(key, name)
+	if err != nil {
+		return hive.Value{}, false
 	}
-	return h.origValue(key, name)
+	return *v, true
 }
 
 // hasKey reports whether key exists as the plan leaves the hive.
 func (h *regHive) hasKey(key string) bool {
-	if _, ok := h.created[strings.ToLower(key)]; ok {
-		return true
-	}
-	_, err := h.file.Key(key)
-	return err == nil
+	return h.ed.HasKey(key)
 }
 
 // str returns a REG_SZ or REG_EXPAND_SZ value.
@@ -111,20 +103,7 @@ func (h *regHive) dword(key, name string) (uint32, bool) {
 // subkeys returns the names of key's subkeys as the plan leaves them,
 // sorted.
 func (h *regHive) subkeys(key string) []string {
-	var out []string
-	if k, err := h.file.Key(key); err == nil {
-		if subs, err := k.Subkeys(); err == nil {
-			for _, c := range subs {
-				out = append(out, c.Name())
-			}
-		}
-	}
-	prefix := strings.ToLower(key) + `\`
-	for l, c := range h.created {
-		if strings.HasPrefix(l, prefix) && !strings.Contains(l[len(prefix):], `\`) {
-			out = append(out, c[len(prefix):])
-		}
-	}
+	out, _ := h.ed.Subkeys(key)
 	slices.SortFunc(out, func(a, b string) int { return strings.Compare(strings.ToUpper(a), strings.ToUpper(b)) })
 	return out
 }
@@ -138,7 +117,6 @@ func (h *regHive) createKey(key, why string) error {
 	for i := range parts {
 		k := strings.Join(parts[:i+1], `\`)
 		if !h.hasKey(k) {
-			h.created[strings.ToLower(k)] = k
 			h.edits = append(h.edits, Edit{Hive: h.name, Key: k, Why: why})
 		}
 	}
@@ -159,7 +137,6 @@ func (h *regHive) set(key, name string, t hive.ValueType, b []byte, why string) 
 	if err := h.ed.SetValue(key, name, t, b); err != nil {
 		return fmt.Errorf("installed: %s: %s\\%s: %w", h.path, key, name, err)
 	}
-	h.vals[regKey(key, name)] = hive.Value{Name: name, Type: t, Data: bytes.Clone(b)}
 	e := Edit{Hive: h.name, Key: key, Name: name, Value: integrate.RenderValue(t, b), Why: why}
 	if o, ok := h.origValue(key, name); ok {
 		e.Was = integrate.RenderValue(o.Type, o.Data)
