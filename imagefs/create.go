@@ -11,13 +11,20 @@ import (
 	"github.com/xpboot/xpboot/imagefs/blockdev"
 	"github.com/xpboot/xpboot/imagefs/fat32"
 	"github.com/xpboot/xpboot/imagefs/mbr"
+	"github.com/xpboot/xpboot/imagefs/ntfs"
 )
 
 // CreateOptions describe a new disk image.
 type CreateOptions struct {
 	Size  int64  // bytes; rounded down to whole sectors
-	FS    string // "fat32" or "none"
-	Label string // FAT32 volume label
+	FS    string // "fat32", "ntfs" or "none"
+	Label string // volume label (FAT32: 11 characters, NTFS: 32)
+	// ClusterSize is the NTFS cluster size in bytes; 0 picks XP's default
+	// for the partition size (ntfs.DefaultClusterSize). FAT32 ignores it.
+	ClusterSize int
+	// Serial is the volume serial number (FAT32: the low 32 bits); 0 picks
+	// a random one.
+	Serial uint64
 	// Align is the first sector of the partition: 63 (the XP layout, the
 	// default) or 2048 (1 MiB, for Vista and later).
 	Align uint32
@@ -42,7 +49,7 @@ var ErrExists = errors.New("output file exists (use --force to replace it)")
 
 // Create writes a new raw disk image: xpboot's MBR code, a disk signature,
 // one active primary partition laid out for XP, and optionally an empty FAT32
-// file system with xpboot's boot code that loads NTLDR. The image is built
+// or NTFS file system with xpboot's boot code that loads NTLDR. The image is built
 // in a temporary file next to path and renamed into place only when complete.
 func Create(path string, opts CreateOptions) (*CreateResult, error) {
 	if opts.Align == 0 {
@@ -58,11 +65,19 @@ func Create(path string, opts CreateOptions) (*CreateResult, error) {
 	switch opts.FS {
 	case FSFAT32:
 		partType = mbr.TypeFAT32LBA
+	case FSNTFS:
+		partType = mbr.TypeNTFS
 	case "none":
 		// An unformatted partition typed for NTFS, which XP setup offers to format.
 		partType = mbr.TypeNTFS
 	default:
-		return nil, fmt.Errorf("file system %q: use fat32 or none", opts.FS)
+		return nil, fmt.Errorf("file system %q: use fat32, ntfs or none", opts.FS)
+	}
+	if opts.ClusterSize != 0 && opts.FS != FSNTFS {
+		return nil, fmt.Errorf("a cluster size is only chosen for --fs ntfs")
+	}
+	if opts.FS == FSFAT32 && opts.Serial > 0xFFFFFFFF {
+		return nil, fmt.Errorf("serial number %x: FAT32 volume serial numbers have 8 hex digits", opts.Serial)
 	}
 	sectors := uint64(opts.Size) / mbr.SectorSize
 	if sectors > mbr.MaxDiskSectors {
@@ -80,6 +95,11 @@ func Create(path string, opts CreateOptions) (*CreateResult, error) {
 				return nil, fmt.Errorf("size %d bytes is too small for FAT32 (fewer than 65,525 clusters): the smallest disk is %dM (%d bytes)",
 					opts.Size, min>>20, min)
 			}
+			return nil, fmt.Errorf("size %d bytes (partition of %d bytes): %w", opts.Size, part.Size, err)
+		}
+	}
+	if opts.FS == FSNTFS {
+		if err := ntfs.CheckFormat(part.Size, ntfs.FormatOptions{ClusterSize: opts.ClusterSize, Label: opts.Label}); err != nil {
 			return nil, fmt.Errorf("size %d bytes (partition of %d bytes): %w", opts.Size, part.Size, err)
 		}
 	}
@@ -106,7 +126,7 @@ func Create(path string, opts CreateOptions) (*CreateResult, error) {
 		if err != nil {
 			return err
 		}
-		progress := newMeter(dev, opts.Progress, metadataBytes(opts.FS, part.Size))
+		progress := newMeter(dev, opts.Progress, metadataBytes(opts.FS, part.Size, opts.ClusterSize))
 		m := &mbr.MBR{Signature: sig}
 		m.Entries[0] = entry
 		if err := installMBRCode(m); err != nil {
@@ -118,11 +138,18 @@ func Create(path string, opts CreateOptions) (*CreateResult, error) {
 		if opts.FS == FSFAT32 {
 			fopts := fat32.FormatOptions{Label: opts.Label, HiddenSectors: entry.Start,
 				Heads: uint16(mbr.XPGeometry.Heads), SectorsPerTrack: uint16(mbr.XPGeometry.SectorsPerTrack),
-				Fresh: true} // the file was just created, all zeros
+				VolumeID: uint32(opts.Serial), Fresh: true} // the file was just created, all zeros
 			if err := fat32.Format(progress, part.Offset, part.Size, fopts); err != nil {
 				return err
 			}
 			if err := installFAT32Code(progress, part.Offset); err != nil {
+				return err
+			}
+		}
+		if opts.FS == FSNTFS {
+			nopts := ntfs.FormatOptions{ClusterSize: opts.ClusterSize, Label: opts.Label, Serial: opts.Serial, HiddenSectors: entry.Start,
+				Heads: uint16(mbr.XPGeometry.Heads), SectorsPerTrack: uint16(mbr.XPGeometry.SectorsPerTrack)}
+			if err := ntfs.Format(progress, part.Offset, part.Size, nopts); err != nil {
 				return err
 			}
 		}
@@ -136,11 +163,14 @@ func Create(path string, opts CreateOptions) (*CreateResult, error) {
 }
 
 // metadataBytes is what Create writes, for the progress bar.
-func metadataBytes(fs string, partSize int64) int64 {
-	if fs != FSFAT32 {
-		return mbr.SectorSize
+func metadataBytes(fs string, partSize int64, clusterSize int) int64 {
+	switch fs {
+	case FSFAT32:
+		return mbr.SectorSize + fat32.MetadataSize(partSize)
+	case FSNTFS:
+		return mbr.SectorSize + ntfs.FormatMetadataSize(partSize, clusterSize)
 	}
-	return mbr.SectorSize + fat32.MetadataSize(partSize)
+	return mbr.SectorSize
 }
 
 // writeAtomically builds path through an unnamed file in the same

@@ -47,14 +47,18 @@ func imageCreateCommand(e *env) *cli.Command {
 		Description: "Writes a raw disk with xpboot's MBR boot code, a disk signature and one active\n" +
 			"primary partition at LBA 63 on a 255-head, 63-sector geometry, ending on a cylinder\n" +
 			"boundary. With --fs fat32 (the default) the partition holds an empty FAT32 file system\n" +
-			"whose boot code loads NTLDR; with --fs none it is left unformatted (type 0x07) for XP\n" +
+			"whose boot code loads NTLDR; with --fs ntfs an empty NTFS 3.1 volume laid out as XP's\n" +
+			"format makes it (cluster size by volume size as XP picks it, or --cluster-size), with\n" +
+			"xpboot's NTFS boot code; with --fs none it is left unformatted (type 0x07) for XP\n" +
 			"setup to format.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "size", Value: "4G", Usage: "disk size: bytes, or with a K, M, G or T suffix (powers of 1024)"},
 			&cli.StringFlag{Name: "format", Aliases: []string{"O"}, Value: "raw", Usage: "container: raw, vmdk, vmdk-flat, vmdk-stream, vhd or vhd-fixed"},
 			&cli.BoolFlag{Name: "exact", Usage: "refuse a size the container cannot hold exactly (VHD rounds up to its CHS geometry otherwise)"},
-			&cli.StringFlag{Name: "fs", Value: "fat32", Usage: "file system: fat32 or none"},
-			&cli.StringFlag{Name: "label", Value: "XPBOOT", Usage: "FAT32 volume label (up to 11 characters)"},
+			&cli.StringFlag{Name: "fs", Value: "fat32", Usage: "file system: fat32, ntfs or none"},
+			&cli.StringFlag{Name: "label", Value: "XPBOOT", Usage: "volume label (FAT32: up to 11 characters, NTFS: up to 32)"},
+			&cli.StringFlag{Name: "serial", Usage: "volume serial number in hex (NTFS: up to 16 digits, FAT32: up to 8); random when omitted"},
+			&cli.StringFlag{Name: "cluster-size", Usage: "NTFS cluster size, 512 to 64K (a power of two); default: XP's choice for the volume size"},
 			&cli.UintFlag{Name: "align", Value: 63, Usage: "first sector of the partition: 63 (XP) or 2048 (1 MiB)"},
 			&cli.StringFlag{Name: "disk-signature", Usage: "MBR disk signature as 8 hex digits; random when omitted"},
 			&cli.BoolFlag{Name: "force", Usage: "replace OUT if it exists"},
@@ -79,11 +83,28 @@ func imageCreateCommand(e *env) *cli.Command {
 			if err != nil {
 				return cli.Exit("image create: --format: "+err.Error(), 2)
 			}
+			var cluster int64
+			if s := c.String("cluster-size"); s != "" {
+				if c.String("fs") != imagefs.FSNTFS {
+					return cli.Exit("image create: --cluster-size applies to --fs ntfs only", 2)
+				}
+				cluster, err = parseSize(s)
+				if err != nil || cluster < 512 || cluster > 64<<10 || cluster&(cluster-1) != 0 {
+					return cli.Exit(fmt.Sprintf("image create: --cluster-size %q: want a power of two from 512 to 64K", s), 2)
+				}
+			}
+			var serial uint64
+			if s := c.String("serial"); s != "" {
+				serial, err = strconv.ParseUint(strings.TrimPrefix(strings.ToLower(s), "0x"), 16, 64)
+				if err != nil || serial == 0 {
+					return cli.Exit(fmt.Sprintf("image create: --serial %q: want 1 to 16 hex digits, not all zero", s), 2)
+				}
+			}
 			update, finish := e.meter("create")
 			// The converter logs size notices (VHD rounding) itself.
 			res, _, err := convert.CreateImage(c.Context, c.Args().First(), format, imagefs.CreateOptions{
 				Size: size, FS: c.String("fs"), Label: c.String("label"), Align: uint32(c.Uint("align")),
-				DiskSignature: uint32(sig), Force: c.Bool("force"),
+				ClusterSize: int(cluster), Serial: serial, DiskSignature: uint32(sig), Force: c.Bool("force"),
 				Progress: update,
 			}, convert.Options{Exact: c.Bool("exact"), Log: e.log})
 			finish()
