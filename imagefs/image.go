@@ -315,7 +315,7 @@ func (f fatFS) Open(p string) (File, error) {
 type ntfsFS struct{ *ntfs.FS }
 
 func (n ntfsFS) Type() string           { return FSNTFS }
-func (n ntfsFS) Label() (string, error) { return "", nil }
+func (n ntfsFS) Label() (string, error) { return n.FS.Label() }
 func (n ntfsFS) Stat(p string) (FileInfo, error) {
 	fi, err := n.FS.Stat(p)
 	if err != nil {

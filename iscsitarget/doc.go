@@ -25,6 +25,12 @@
 // and pr.go (persistent reservations); scsi.go holds the LU and sense
 // helpers.
 //
+// Target names must pass auth.CheckName, the one iSCSI name validator of
+// xpboot; Account is auth.Account, and secrets outside auth.CheckSecret's
+// 12 to 16 bytes (what the Windows initiator accepts) are logged as a
+// warning, not refused, since Linux initiators take any length (xpboot
+// serve refuses them before it builds a Server).
+//
 // Who may use which target is the caller's: Config.Authorize sees the
 // initiator and target names before authentication and refuses a login
 // with status 0x0202 (authorization failure); it also filters SendTargets

@@ -9,20 +9,18 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/iscsitarget/auth"
 )
 
-// Account is one CHAP user name and secret.
-type Account struct {
-	User   string
-	Secret []byte
-}
+// Account is one CHAP user name and secret: the one credential type of
+// xpboot, shared with sanboot and serve through package auth.
+type Account = auth.Account
 
 // Auth is the authentication policy of a target or of discovery sessions,
 // in the shape of IETD's IncomingUser/OutgoingUser lines.
@@ -249,8 +247,6 @@ type target struct {
 	open  map[uint16]LUN // LUNs with Open: per-initiator devices
 }
 
-var iqnRE = regexp.MustCompile(`^(iqn\.[0-9]{4}-[0-9]{2}\.[^ ]+|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16,32})$`)
-
 // NewServer checks cfg, applies defaults and returns a server ready to Serve.
 // It refuses configurations that could not work or would be insecure: no
 // targets, duplicate names or LUNs, a missing LUN device, CHAP required
@@ -339,8 +335,8 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	for i := range cfg.Targets {
 		t := &cfg.Targets[i]
-		if !iqnRE.MatchString(t.Name) {
-			return nil, fmt.Errorf("iscsitarget: target name %q is not an iqn., eui. or naa. name", t.Name)
+		if err := auth.CheckName(t.Name); err != nil {
+			return nil, fmt.Errorf("iscsitarget: target: %w", err)
 		}
 		name := strings.ToLower(t.Name) // iSCSI names compare case-insensitively
 		if s.targets[name] != nil {
@@ -404,7 +400,9 @@ func sortU16(v []uint16) {
 }
 
 // checkAuth validates one policy and warns about secrets the Windows
-// initiator would refuse (it wants 12 to 16 bytes without IPsec).
+// initiator would refuse (auth.CheckSecret: 12 to 16 bytes without IPsec).
+// It warns rather than refuses because the library also serves Linux
+// initiators, which take any length; xpboot serve refuses them.
 func (s *Server) checkAuth(where string, a *Auth) error {
 	if a.chapRequired() && len(a.Incoming) == 0 && s.cfg.CHAPSecret == nil {
 		return fmt.Errorf("iscsitarget: %s requires CHAP but has no users and no CHAPSecret callback", where)
@@ -412,10 +410,10 @@ func (s *Server) checkAuth(where string, a *Auth) error {
 	if a.RequireMutual && a.Outgoing == nil && s.cfg.MutualSecret == nil {
 		return fmt.Errorf("iscsitarget: %s requires mutual CHAP but has no outgoing account", where)
 	}
-	warn := func(kind, user string, n int) {
-		if n < 12 || n > 16 {
+	warn := func(kind, user string, secret []byte) {
+		if auth.CheckSecret(kind, user, secret) != nil {
 			s.log.Warn("CHAP secret length outside 12..16 bytes; the Windows iSCSI initiator will refuse it",
-				"where", where, "kind", kind, "user", user, "length", n)
+				"where", where, "kind", kind, "user", user, "length", len(secret))
 		}
 	}
 	seen := map[string]bool{}
@@ -427,7 +425,7 @@ func (s *Server) checkAuth(where string, a *Auth) error {
 			return fmt.Errorf("iscsitarget: %s: CHAP user %q listed twice", where, in.User)
 		}
 		seen[in.User] = true
-		warn("incoming", in.User, len(in.Secret))
+		warn("incoming", in.User, in.Secret)
 		if a.Outgoing != nil && bytes.Equal(in.Secret, a.Outgoing.Secret) {
 			return fmt.Errorf("iscsitarget: %s: incoming secret of %q equals the outgoing secret (RFC 7143 §9.2.1 forbids it)", where, in.User)
 		}
@@ -436,7 +434,7 @@ func (s *Server) checkAuth(where string, a *Auth) error {
 		if a.Outgoing.User == "" || len(a.Outgoing.Secret) == 0 {
 			return fmt.Errorf("iscsitarget: %s: outgoing CHAP user and secret must not be empty", where)
 		}
-		warn("outgoing", a.Outgoing.User, len(a.Outgoing.Secret))
+		warn("outgoing", a.Outgoing.User, a.Outgoing.Secret)
 	}
 	return nil
 }

@@ -1,12 +1,15 @@
 // Package sanboot answers the network half of an iPXE SAN boot: DHCP (full
 // or proxy), the PXE port 4011, and read-only TFTP for the iPXE binaries and
 // generated boot scripts. The iSCSI target itself lives in package
-// iscsitarget; `xpboot serve` composes both.
+// iscsitarget; package serve composes both for `xpboot serve`.
 //
 // # Contract
 //
 //   - A [Target] names one iSCSI disk (server, port, target IQN, LUN) and the
-//     CHAP credentials a client presents; [Target.RootPath] is iPXE's
+//     CHAP credentials a client presents: the client's view of a served
+//     target. [Target.Validate] applies package auth's rules (the iSCSI
+//     name validator, CHAP secrets of 12 to 16 characters, mutual CHAP
+//     only with one-way CHAP and another secret); [Target.RootPath] is iPXE's
 //     `iscsi:<server>:<protocol>:<port>:<LUN>:<IQN>` form and [ParseRootPath]
 //     reads it back.
 //   - A [Policy] maps a client MAC to a [Client]: its initiator IQN, target,
@@ -15,7 +18,8 @@
 //     [NewStaticPolicy] builds one from the configuration's clients section
 //     and an unknown-client rule ([UnknownServe] or [UnknownIgnore]);
 //     [StaticPolicy.ClientByIQN] maps an initiator name back to its client
-//     for the target, and [StaticPolicy.Reserved] feeds the lease table's
+//     for the target (client initiator IQNs must pass auth.CheckName),
+//     and [StaticPolicy.Reserved] feeds the lease table's
 //     fixed addresses. Client.Image and Client.Overlay are carried for the
 //     target; DHCP and TFTP do not use them.
 //   - Options are typed values on github.com/insomniacslk/dhcp: [OptRootPath]

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+
+	"github.com/xpboot/xpboot/iscsitarget/auth"
 )
 
 // ErrIgnoredClient is returned by a Policy for a client that must get no
@@ -134,6 +136,9 @@ func NewStaticPolicy(cfg PolicyConfig) (*StaticPolicy, error) {
 			c.Address = a
 		}
 		if e.IQN != "" {
+			if err := auth.CheckName(e.IQN); err != nil {
+				return nil, fmt.Errorf("sanboot: client %s: initiator IQN: %w", key, err)
+			}
 			c.InitiatorIQN = e.IQN
 		}
 		if other, dup := iqns[c.InitiatorIQN]; dup {

@@ -36,6 +36,11 @@ type ServeConfig struct {
 	// Policy is the clients configuration. Its targets' empty Server
 	// fields are filled with ServerIP.
 	Policy PolicyConfig
+	// Prepared, if set, is the policy itself, built by the caller (xpboot
+	// serve builds it once, from the address its iSCSI target is bound
+	// to, and answers the target's questions from it too); Policy is then
+	// not used.
+	Prepared *StaticPolicy
 	// Probe, when positive, is how long full mode waits for another DHCP
 	// server's answer to one DISCOVER before starting; an answer is logged
 	// as a warning, never fatal.
@@ -88,6 +93,27 @@ func InterfaceIPv4(name string) (net.IP, net.IPMask, error) {
 		}
 	}
 	return nil, nil, fmt.Errorf("sanboot: interface %s has no IPv4 address; give it one or pass the server address", name)
+}
+
+// ServerAddress returns the address clients use for TFTP and iSCSI on
+// interface name, and its netmask: ip when given (it must be an IPv4
+// address of that interface), else the interface's first IPv4 address.
+func ServerAddress(name string, ip net.IP) (net.IP, net.IPMask, error) {
+	if ip == nil {
+		return InterfaceIPv4(name)
+	}
+	if ip.To4() == nil {
+		return nil, nil, fmt.Errorf("sanboot: server address %s is not IPv4", ip)
+	}
+	ip = ip.To4()
+	mask := maskFor(name, ip)
+	if mask == nil {
+		if _, err := net.InterfaceByName(name); err != nil {
+			return nil, nil, fmt.Errorf("sanboot: interface %s: %w", name, err)
+		}
+		return nil, nil, fmt.Errorf("sanboot: server address %s is not on interface %s", ip, name)
+	}
+	return ip, mask, nil
 }
 
 // maskFor returns the netmask of the interface network that holds ip.
@@ -144,42 +170,28 @@ func NewNetboot(ctx context.Context, cfg ServeConfig) (_ *Netboot, err error) {
 			n.Close()
 		}
 	}()
-	if cfg.ServerIP == nil {
-		ip, mask, err := InterfaceIPv4(cfg.Interface)
-		if err != nil {
+	if n.ServerIP, n.Netmask, err = ServerAddress(cfg.Interface, cfg.ServerIP); err != nil {
+		return nil, err
+	}
+	if n.Policy = cfg.Prepared; n.Policy == nil {
+		pc := cfg.Policy
+		fill := func(t Target) Target {
+			if t.Server == "" {
+				t.Server = n.ServerIP.String()
+			}
+			return t
+		}
+		pc.Default = fill(pc.Default)
+		if len(pc.Images) > 0 {
+			imgs := make(map[string]Target, len(pc.Images))
+			for k, t := range pc.Images {
+				imgs[k] = fill(t)
+			}
+			pc.Images = imgs
+		}
+		if n.Policy, err = NewStaticPolicy(pc); err != nil {
 			return nil, err
 		}
-		n.ServerIP, n.Netmask = ip, mask
-	} else {
-		if cfg.ServerIP.To4() == nil {
-			return nil, fmt.Errorf("sanboot: server address %s is not IPv4", cfg.ServerIP)
-		}
-		n.ServerIP = cfg.ServerIP.To4()
-		n.Netmask = maskFor(cfg.Interface, n.ServerIP)
-		if n.Netmask == nil {
-			if _, err := net.InterfaceByName(cfg.Interface); err != nil {
-				return nil, fmt.Errorf("sanboot: interface %s: %w", cfg.Interface, err)
-			}
-			return nil, fmt.Errorf("sanboot: server address %s is not on interface %s", n.ServerIP, cfg.Interface)
-		}
-	}
-	pc := cfg.Policy
-	fill := func(t Target) Target {
-		if t.Server == "" {
-			t.Server = n.ServerIP.String()
-		}
-		return t
-	}
-	pc.Default = fill(pc.Default)
-	if len(pc.Images) > 0 {
-		imgs := make(map[string]Target, len(pc.Images))
-		for k, t := range pc.Images {
-			imgs[k] = fill(t)
-		}
-		pc.Images = imgs
-	}
-	if n.Policy, err = NewStaticPolicy(pc); err != nil {
-		return nil, err
 	}
 	if cfg.Script || cfg.Mode == ModeProxy {
 		for _, c := range n.Policy.Clients() {
@@ -290,6 +302,13 @@ func (n *Netboot) Close() error {
 // MAC that leased (or fetched a file from) the remote address, else the MAC
 // encoded in or listed for the initiator name, else the remote address.
 func (n *Netboot) ISCSIClient(remote net.Addr, initiator string) string {
+	return ClientOf(n.Events, n.Policy, remote, initiator)
+}
+
+// ClientOf names the client behind an iSCSI connection from the shared
+// EventLog and the policy, as Netboot.ISCSIClient describes; a nil events
+// or policy is skipped.
+func ClientOf(events *EventLog, policy *StaticPolicy, remote net.Addr, initiator string) string {
 	var ip net.IP
 	switch a := remote.(type) {
 	case *net.TCPAddr:
@@ -297,13 +316,13 @@ func (n *Netboot) ISCSIClient(remote net.Addr, initiator string) string {
 	case *net.UDPAddr:
 		ip = a.IP
 	}
-	if ip != nil {
-		if who := n.Events.ClientFor(ip); who != ip.String() {
+	if ip != nil && events != nil {
+		if who := events.ClientFor(ip); who != ip.String() {
 			return who
 		}
 	}
-	if initiator != "" {
-		if c, err := n.Policy.ClientByIQN(initiator); err == nil {
+	if initiator != "" && policy != nil {
+		if c, err := policy.ClientByIQN(initiator); err == nil {
 			return c.MAC.String()
 		}
 	}

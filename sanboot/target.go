@@ -5,15 +5,21 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/xpboot/xpboot/iscsitarget/auth"
 )
 
 // DefaultISCSIPort is the iSCSI port an empty root-path port stands for.
 const DefaultISCSIPort = 3260
 
-// MinCHAPSecret is the shortest CHAP secret the Microsoft iSCSI initiator
-// accepts (see research/netboot.md §2.6); shorter secrets are refused here so
-// that the boot does not fail later inside Windows.
-const MinCHAPSecret = 12
+// MinCHAPSecret and MaxCHAPSecret bound the CHAP secrets the Microsoft iSCSI
+// initiator accepts (auth.CheckSecret, the one secret rule of xpboot);
+// other lengths are refused here so that the boot does not fail later
+// inside Windows.
+const (
+	MinCHAPSecret = auth.MinSecret
+	MaxCHAPSecret = auth.MaxSecret
+)
 
 // ErrTarget is wrapped by every Target validation and root-path parse error.
 var ErrTarget = errors.New("sanboot: bad target")
@@ -48,23 +54,32 @@ func (t Target) Validate() error {
 		return bad("port %d out of range", t.Port)
 	case t.IQN == "":
 		return bad("no target IQN")
-	case strings.ContainsAny(t.IQN, " \t\r\n"):
-		return bad("target IQN %q contains white space", t.IQN)
 	case t.LUN < 0 || t.LUN > 255:
 		return bad("LUN %d: want 0…255", t.LUN)
 	case t.CHAPSecret != "" && t.CHAPUser == "":
 		return bad("CHAP secret without a user")
-	case t.CHAPUser != "" && len(t.CHAPSecret) < MinCHAPSecret:
-		return bad("CHAP secret for %q is %d characters; the Microsoft initiator needs at least %d", t.CHAPUser, len(t.CHAPSecret), MinCHAPSecret)
-	case t.MutualUser != "" && t.CHAPUser == "":
-		return bad("mutual CHAP needs one-way CHAP too")
 	case t.MutualSecret != "" && t.MutualUser == "":
 		return bad("mutual CHAP secret without a user")
-	case t.MutualUser != "" && len(t.MutualSecret) < MinCHAPSecret:
-		return bad("mutual CHAP secret for %q is %d characters; the Microsoft initiator needs at least %d", t.MutualUser, len(t.MutualSecret), MinCHAPSecret)
-	case t.MutualSecret != "" && t.MutualSecret == t.CHAPSecret:
-		// RFC 7143 §12.1.3: the same secret must not serve both directions.
-		return bad("mutual CHAP secret equals the CHAP secret")
+	}
+	if err := auth.CheckName(t.IQN); err != nil {
+		return bad("target IQN: %v", err)
+	}
+	var in []auth.Account
+	if t.CHAPUser != "" {
+		a := auth.Account{User: t.CHAPUser, Secret: []byte(t.CHAPSecret)}
+		if err := auth.CheckAccount("CHAP", a); err != nil {
+			return bad("%v", err)
+		}
+		in = append(in, a)
+	}
+	if t.MutualUser != "" {
+		a := auth.Account{User: t.MutualUser, Secret: []byte(t.MutualSecret)}
+		if err := auth.CheckPair(in, &a); err != nil {
+			return bad("%v", err)
+		}
+		if err := auth.CheckAccount("mutual CHAP", a); err != nil {
+			return bad("%v", err)
+		}
 	}
 	return nil
 }

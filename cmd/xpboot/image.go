@@ -26,6 +26,7 @@ func imageCommand(e *env) *cli.Command {
 			imageMkdirCommand(e),
 			imageRmCommand(e),
 			convertCommand(e),
+			imageResizeCommand(e),
 			imageCheckCommand(e),
 			imageCompareCommand(e),
 			captureCommand(e),

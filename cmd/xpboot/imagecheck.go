@@ -34,8 +34,11 @@ func imageCheckCommand(e *env) *cli.Command {
 				return cli.Exit("image check: want exactly one image", exitUsage)
 			}
 			path := c.Args().First()
-			rep, err := check.Image(path, check.Options{Unlocked: c.Bool("force-share")})
+			rep, err := check.Image(c.Context, path, check.Options{Unlocked: c.Bool("force-share")})
 			if err != nil {
+				if c.Context.Err() != nil {
+					return err // exit 130 (applyConventions)
+				}
 				return cli.Exit(fmt.Sprintf("image check: %v", err), exitUnreadable)
 			}
 			if c.Bool("json") {

@@ -20,6 +20,7 @@ import (
 	"github.com/xpboot/xpboot/imagefs/vmdk"
 	"github.com/xpboot/xpboot/internal/peertest"
 	"github.com/xpboot/xpboot/sanboot"
+	"github.com/xpboot/xpboot/serve"
 )
 
 // startServe runs `xpboot serve args…` on 127.0.0.1:0 and returns its
@@ -124,7 +125,7 @@ func TestServeOverlays(t *testing.T) {
 		t.Fatal("the base image changed")
 	}
 	for ini := range clients {
-		ov := filepath.Join(ovDir, overlayName(ini))
+		ov := filepath.Join(ovDir, serve.OverlayName(ini))
 		info := peertest.Run(t, time.Minute, qemu, "info", ov)
 		if !bytes.Contains(info, []byte("backing file: ")) {
 			t.Errorf("qemu-img info %s: no backing file\n%s", ov, info)
@@ -139,7 +140,7 @@ func TestServeOverlays(t *testing.T) {
 	}
 	// An overlay becomes a new base with xpboot image convert.
 	{
-		ov := filepath.Join(ovDir, overlayName("iqn.2026-01.org.xpboot:client-a"))
+		ov := filepath.Join(ovDir, serve.OverlayName("iqn.2026-01.org.xpboot:client-a"))
 		nb := filepath.Join(dir, "new-base.vmdk")
 		app := newApp(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{})
 		app.ExitErrHandler = func(*cli.Context, error) {}
@@ -157,14 +158,14 @@ func TestServeOverlays(t *testing.T) {
 			t.Error("image convert of an overlay is not base + the client's writes")
 		}
 	}
-	if got := overlayName("iqn.2026-01.org.xpboot:Client A/../x"); got != "iqn.2026-01.org.xpboot_client_a_.._x.vmdk" {
+	if got := serve.OverlayName("iqn.2026-01.org.xpboot:Client A/../x"); got != "iqn.2026-01.org.xpboot_client_a_.._x.vmdk" {
 		t.Errorf("overlayName = %q", got)
 	}
 
 	// Restart: client a's overlay is reopened; b is reset by deleting its
 	// overlay.
 	a, b := "iqn.2026-01.org.xpboot:client-a", "iqn.2026-01.org.xpboot:client-b"
-	if err := os.Remove(filepath.Join(ovDir, overlayName(b))); err != nil {
+	if err := os.Remove(filepath.Join(ovDir, serve.OverlayName(b))); err != nil {
 		t.Fatal(err)
 	}
 	var stderr2 syncBuffer
@@ -235,11 +236,11 @@ func TestOverlayWanted(t *testing.T) {
 		"iqn.2026-01.org.xpboot:client-52-54-00-00-00-99":  true, // unlisted, served by default
 		"iqn.1991-05.com.microsoft:somewhere-else.example": true,
 	} {
-		if got := overlayWanted(p, iqn); got != want {
-			t.Errorf("overlayWanted(%s) = %v, want %v", iqn, got, want)
+		if got := serve.OverlayWanted(p, iqn); got != want {
+			t.Errorf("serve.OverlayWanted(%s) = %v, want %v", iqn, got, want)
 		}
 	}
-	if !overlayWanted(nil, "iqn.2026-01.x:y") {
+	if !serve.OverlayWanted(nil, "iqn.2026-01.x:y") {
 		t.Error("no policy (--dhcp off): want an overlay")
 	}
 }
@@ -336,7 +337,7 @@ func TestServeOverlayKill9(t *testing.T) {
 	}
 	busy.Wait()
 
-	ov := filepath.Join(ovDir, overlayName(ini))
+	ov := filepath.Join(ovDir, serve.OverlayName(ini))
 	peertest.Run(t, time.Minute, qemu, "check", "-f", "vmdk", ov)
 	flat := filepath.Join(dir, "flat.raw")
 	peertest.Run(t, time.Minute, qemu, "convert", "-f", "vmdk", "-O", "raw", ov, flat)
@@ -620,7 +621,7 @@ func TestServeOverlayE2E(t *testing.T) {
 	}
 	for i, mac := range macs {
 		iqn := "iqn.2026-01.org.xpboot:client-" + strings.ReplaceAll(mac, ":", "-")
-		ov := filepath.Join(ovDir, overlayName(iqn))
+		ov := filepath.Join(ovDir, serve.OverlayName(iqn))
 		peertest.Run(t, time.Minute, qemu, "check", "-f", "vmdk", ov)
 		od, err := vmdk.Open(ov, false)
 		if err != nil {
@@ -683,7 +684,7 @@ func TestServeOverlayRawBase(t *testing.T) {
 	if b, _ := os.ReadFile(base); !bytes.Equal(b, baseBytes) {
 		t.Fatal("the raw base changed")
 	}
-	ov := filepath.Join(ovDir, overlayName(ini))
+	ov := filepath.Join(ovDir, serve.OverlayName(ini))
 	chain := peertest.Run(t, time.Minute, qemu, "info", "--backing-chain", ov)
 	if !bytes.Contains(chain, []byte("@base-base.img.vmdk")) {
 		t.Errorf("qemu-img info --backing-chain:\n%s", chain)
@@ -701,7 +702,7 @@ func TestServeOverlayRawBase(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := xpboot(t, dir, "image", "put", "NEW.TXT", "base.img:/")
-	if r.code == 0 || !strings.Contains(r.stderr, "base of delta disks") || !strings.Contains(r.stderr, overlayName(ini)) {
+	if r.code == 0 || !strings.Contains(r.stderr, "base of delta disks") || !strings.Contains(r.stderr, serve.OverlayName(ini)) {
 		t.Errorf("image put into a base with an overlay elsewhere: %+v", r)
 	}
 	if b, _ := os.ReadFile(base); !bytes.Equal(b, baseBytes) {

@@ -8,9 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/xpboot/xpboot/imagefs"
-	"github.com/xpboot/xpboot/iscsitarget"
 	"github.com/xpboot/xpboot/sanboot"
+	"github.com/xpboot/xpboot/serve"
 )
 
 // serveStatus prints `serve --json`: one JSON object per line on stdout,
@@ -35,7 +34,6 @@ type serveStatus struct {
 	drained chan struct{} // closed when the writer goroutine ends
 
 	mu      sync.Mutex
-	targets []statusTarget
 	counts  map[sanboot.State]int
 	dropped int  // client lines not queued because the queue was full
 	closed  bool // stopped has begun: no more client lines
@@ -45,40 +43,12 @@ type serveStatus struct {
 // lines are dropped.
 const statusQueue = 1024
 
-// statusTarget is one served target in the "listening" line.
-type statusTarget struct {
-	IQN        string      `json:"iqn"`
-	CHAP       bool        `json:"chap"`
-	MutualCHAP bool        `json:"mutual_chap"`
-	RootPath   string      `json:"root_path,omitempty"` // with --dhcp: what clients are told
-	LUNs       []statusLUN `json:"luns"`
-}
-
-type statusLUN struct {
-	LUN        uint16 `json:"lun"`
-	Path       string `json:"path"`
-	Format     string `json:"format"`
-	Size       int64  `json:"size"`
-	ReadOnly   bool   `json:"read_only"`
-	OverlayDir string `json:"overlay_dir,omitempty"`
-}
-
-type statusDHCP struct {
-	Mode      string `json:"mode"`
-	Interface string `json:"interface"`
-	ServerIP  string `json:"server_ip"`
-	DHCP      string `json:"dhcp"`
-	PXE       string `json:"pxe,omitempty"` // proxy mode's port 4011
-	TFTP      string `json:"tftp"`
-	Script    bool   `json:"script"`
-}
-
+// statusListening is the "listening" line: the bound sockets and the
+// served targets as package serve describes them.
 type statusListening struct {
-	Event   string         `json:"event"` // "listening"
-	Time    time.Time      `json:"time"`
-	ISCSI   string         `json:"iscsi"`
-	Targets []statusTarget `json:"targets"`
-	DHCP    *statusDHCP    `json:"dhcp,omitempty"`
+	Event string    `json:"event"` // "listening"
+	Time  time.Time `json:"time"`
+	serve.Listening
 }
 
 type statusEvent struct {
@@ -169,48 +139,12 @@ func (s *serveStatus) put(v any) bool {
 	}
 }
 
-// lun adds a served LUN of target ft to the "listening" line.
-func (s *serveStatus) lun(ft iscsitarget.FileTarget, fl iscsitarget.FileLUN, format imagefs.Format, size int64, overlayDir string) {
+// listening prints the "listening" line; dhcp is nil without --dhcp.
+func (s *serveStatus) listening(addr net.Addr, targets []serve.TargetStatus, dhcp *serve.DHCPStatus) {
 	if !s.on {
 		return
 	}
-	if n := len(s.targets); n == 0 || s.targets[n-1].IQN != ft.Name {
-		s.targets = append(s.targets, statusTarget{IQN: ft.Name, CHAP: len(ft.Auth.Incoming) > 0, MutualCHAP: ft.Auth.Outgoing != nil})
-	}
-	t := &s.targets[len(s.targets)-1]
-	t.LUNs = append(t.LUNs, statusLUN{LUN: fl.Number, Path: fl.Path, Format: string(format), Size: size,
-		ReadOnly: fl.ReadOnly && overlayDir == "", OverlayDir: overlayDir})
-}
-
-// listening prints the "listening" line; nb and cfg are nil without --dhcp.
-func (s *serveStatus) listening(addr net.Addr, nb *sanboot.Netboot, cfg *sanboot.ServeConfig) {
-	if !s.on {
-		return
-	}
-	l := statusListening{Event: "listening", Time: time.Now(), ISCSI: addr.String(), Targets: s.targets}
-	if nb != nil {
-		for i := range l.Targets {
-			if t, ok := cfg.Policy.Images[l.Targets[i].IQN]; ok {
-				if t.Server == "" {
-					t.Server = nb.ServerIP.String()
-				}
-				l.Targets[i].RootPath = t.RootPath()
-			}
-		}
-		d := &statusDHCP{Mode: string(cfg.Mode), Interface: cfg.Interface, ServerIP: nb.ServerIP.String(),
-			Script: cfg.Script || cfg.Mode == sanboot.ModeProxy}
-		if c := nb.Server.DHCPConn; c != nil {
-			d.DHCP = c.LocalAddr().String()
-		}
-		if c := nb.Server.PXEConn; c != nil {
-			d.PXE = c.LocalAddr().String()
-		}
-		if c := nb.Server.TFTPConn; c != nil {
-			d.TFTP = c.LocalAddr().String()
-		}
-		l.DHCP = d
-	}
-	s.put(l)
+	s.put(statusListening{Event: "listening", Time: time.Now(), Listening: serve.Listening{ISCSI: addr.String(), Targets: targets, DHCP: dhcp}})
 }
 
 // stopped prints the summary line after every queued line and waits (at

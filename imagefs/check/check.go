@@ -1,6 +1,7 @@
 package check
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -75,14 +76,20 @@ type Options struct {
 	Unlocked bool
 }
 
-// Image checks the image at path; see the package documentation.
-func Image(path string, opts Options) (*Report, error) {
+// Image checks the image at path; see the package documentation. It
+// returns ctx's error, and no report, once ctx is cancelled: the
+// container, FAT32 and partition table checks poll it as they go, the
+// NTFS check only before and after it runs.
+func Image(ctx context.Context, path string, opts Options) (*Report, error) {
 	format, err := imagefs.Detect(path)
 	if err != nil {
 		return nil, err
 	}
 	rep := &Report{Path: path, Format: format, Checked: []Checked{}, Findings: []Finding{}}
-	if err := rep.container(path, format); err != nil {
+	if err := rep.container(ctx, path, format); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	open := func(p string) (blockdev.Device, imagefs.Format, error) { return imagefs.OpenDevice(p, false) }
@@ -99,18 +106,21 @@ func Image(path string, opts Options) (*Report, error) {
 	}
 	defer dev.Close()
 	rep.VirtualSize = dev.Size()
-	rep.disk(dev)
+	rep.disk(ctx, dev)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	return rep, nil
 }
 
 func (r *Report) add(f Finding) { r.Findings = append(r.Findings, f) }
 
 // container runs the container format's own check.
-func (r *Report) container(path string, format imagefs.Format) error {
+func (r *Report) container(ctx context.Context, path string, format imagefs.Format) error {
 	c := Checked{What: "container", Kind: string(format)}
 	switch {
 	case format.IsVMDK():
-		fs, err := vmdk.Check(path)
+		fs, err := vmdk.Check(ctx, path)
 		if err != nil {
 			return err
 		}
@@ -118,7 +128,7 @@ func (r *Report) container(path string, format imagefs.Format) error {
 			r.add(Finding{Severity: f.Severity, Structure: "vmdk " + f.Structure, Offset: f.Offset, Message: f.Message, File: f.File})
 		}
 	case format.IsVHD():
-		fs, err := vhd.Check(path)
+		fs, err := vhd.Check(ctx, path)
 		if err != nil {
 			return err
 		}
@@ -149,7 +159,7 @@ type part struct {
 }
 
 // disk checks the partition table and the file system of each partition.
-func (r *Report) disk(dev blockdev.Device) {
+func (r *Report) disk(ctx context.Context, dev blockdev.Device) {
 	size := dev.Size() - dev.Size()%blockdev.SectorSize
 	if size < blockdev.SectorSize {
 		r.add(Finding{Severity: SeverityError, Structure: "partition table", Message: fmt.Sprintf("a disk of %d bytes has no sector 0", dev.Size())})
@@ -164,7 +174,7 @@ func (r *Report) disk(dev blockdev.Device) {
 	// volume file) has a boot sector, not a partition table.
 	if kind := fsKind(sector, 0); kind != "" {
 		r.Checked = append(r.Checked, Checked{What: "partition table", Kind: "none", Skipped: "sector 0 is a " + kind + " boot sector (a volume without a partition table)"})
-		r.volume(dev, part{index: -1, off: 0, size: size})
+		r.volume(ctx, dev, part{index: -1, off: 0, size: size})
 		return
 	}
 	fs, err := mbr.CheckTable(dev, size)
@@ -204,7 +214,10 @@ func (r *Report) disk(dev blockdev.Device) {
 		parts = append(parts, part{i + 1, e.Type, int64(e.Start) * blockdev.SectorSize, int64(e.Sectors) * blockdev.SectorSize})
 	}
 	for _, p := range parts {
-		r.volume(dev, p)
+		if ctx.Err() != nil {
+			return
+		}
+		r.volume(ctx, dev, p)
 	}
 }
 
@@ -223,7 +236,7 @@ func fsKind(b []byte, size int64) string {
 }
 
 // volume checks the file system of one partition.
-func (r *Report) volume(dev blockdev.Device, p part) {
+func (r *Report) volume(ctx context.Context, dev blockdev.Device, p part) {
 	c := Checked{What: "file system", Partition: p.index, Offset: p.off, Size: p.size}
 	boot := make([]byte, blockdev.SectorSize)
 	if _, err := dev.ReadAt(boot, p.off); err != nil {
@@ -237,7 +250,10 @@ func (r *Report) volume(dev blockdev.Device, p part) {
 	}
 	switch c.Kind {
 	case imagefs.FSFAT32:
-		fs, err := fat32.Check(dev, p.off, p.size)
+		fs, err := fat32.Check(ctx, dev, p.off, p.size)
+		if ctx.Err() != nil {
+			return
+		}
 		if err != nil {
 			r.add(Finding{Severity: SeverityError, Structure: "FAT32 boot sector", Offset: p.off + errOff(err), Partition: p.index, Message: err.Error()})
 		}

@@ -3,6 +3,7 @@ package check_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -65,7 +66,7 @@ func structures(r *check.Report) string {
 
 func mustCheck(t *testing.T, p string) *check.Report {
 	t.Helper()
-	r, err := check.Image(p, check.Options{})
+	r, err := check.Image(context.Background(), p, check.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,5 +145,47 @@ func TestCompareAgreesWithQemuImg(t *testing.T) {
 		if !tc.same && res.FirstDiff != at {
 			t.Fatalf("first difference at %d, want %d", res.FirstDiff, at)
 		}
+	}
+}
+
+// TestImageCancelled: a cancelled check returns the context's error and
+// no report, in every container (each stage polls the context).
+func TestImageCancelled(t *testing.T) {
+	raw := fatImage(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, to := range []imagefs.Format{imagefs.FormatRaw, imagefs.FormatVMDKSparse, imagefs.FormatVMDKFlat, imagefs.FormatVHDDynamic} {
+		p := raw
+		if to != imagefs.FormatRaw {
+			p = filepath.Join(t.TempDir(), "out."+string(to))
+			c, stop := context.WithTimeout(context.Background(), time.Minute)
+			if _, err := convert.Convert(c, raw, p, convert.Options{To: to}); err != nil {
+				stop()
+				t.Fatal(err)
+			}
+			stop()
+		}
+		if r, err := check.Image(ctx, p, check.Options{}); !errors.Is(err, context.Canceled) || r != nil {
+			t.Errorf("%s: cancelled check gave %v, %v; want context.Canceled and no report", to, r, err)
+		}
+	}
+}
+
+// TestRawNotWholeSectors: a raw image whose size is not a multiple of
+// 512 is reported at the first byte of the partial sector (qemu-img check
+// has no check for raw images).
+func TestRawNotWholeSectors(t *testing.T) {
+	p := fatImage(t)
+	f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	r := mustCheck(t, p)
+	if len(r.Findings) != 1 || r.Findings[0].Structure != "raw image" || r.Findings[0].Offset != 64<<20 || r.Findings[0].File != p {
+		t.Fatalf("findings:\n%s", structures(r))
 	}
 }

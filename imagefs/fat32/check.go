@@ -2,6 +2,7 @@ package fat32
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -31,6 +32,7 @@ const maxFindingsPerKind = 50
 
 // checker holds the state of one Check run.
 type checker struct {
+	ctx    context.Context
 	fs     *FS
 	out    []Finding
 	kinds  map[string]int
@@ -57,18 +59,22 @@ func (c *checker) add(sev, structure string, off int64, path, format string, a .
 // outside the volume, and bad "." and ".." entries. It never writes.
 //
 // The error is non-nil only when the volume cannot be checked at all (the
-// boot sector is unreadable or not FAT32); damage is reported as findings.
-func Check(r io.ReaderAt, off, size int64) ([]Finding, error) {
+// boot sector is unreadable or not FAT32) or ctx is cancelled (polled per
+// directory and per MiB of FAT); damage is reported as findings.
+func Check(ctx context.Context, r io.ReaderAt, off, size int64) ([]Finding, error) {
 	fs, err := Open(readOnlyDev{r}, off, size, true)
 	if err != nil {
 		return nil, err
 	}
-	c := &checker{fs: fs, kinds: map[string]int{}, owner: make([]uint32, len(fs.fat)), budget: 1 << 24}
+	c := &checker{ctx: ctx, fs: fs, kinds: map[string]int{}, owner: make([]uint32, len(fs.fat)), budget: 1 << 24}
 	c.checkBoot()
 	c.checkFATCopies()
 	c.walkRoot()
 	c.checkLost()
 	c.checkFSInfo()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	for k, n := range c.kinds {
 		if n > maxFindingsPerKind {
 			c.out = append(c.out, Finding{Severity: SeverityError, Structure: k, Offset: 0,
@@ -152,6 +158,9 @@ func (c *checker) checkFATCopies() {
 	for i := 1; i < int(bs.NumFATs); i++ {
 		diff, first := int64(0), int64(-1)
 		for pos := int64(0); pos < n; pos += chunk {
+			if c.ctx.Err() != nil {
+				return
+			}
 			m := min(chunk, n-pos)
 			if c.read(a[:m], bs.fatStart(0)+pos) != nil || c.read(b[:m], bs.fatStart(i)+pos) != nil {
 				c.add(SeverityError, "FAT", bs.fatStart(i)+pos, "", "FAT copy %d unreadable", i+1)
@@ -249,7 +258,7 @@ func (c *checker) walkRoot() {
 
 // walkDir checks the entries of the directory whose clusters are chain.
 func (c *checker) walkDir(chain []uint32, self, parent uint32, dirPath string, depth int) {
-	if len(chain) == 0 {
+	if len(chain) == 0 || c.ctx.Err() != nil {
 		return
 	}
 	c.nDirs++
@@ -411,6 +420,9 @@ func (c *checker) checkLost() {
 	linked := make(map[uint32]bool)
 	var lost []uint32
 	for cl := uint32(2); cl < n; cl++ {
+		if cl%(1<<18) == 0 && c.ctx.Err() != nil {
+			return
+		}
 		v := c.fs.entry(cl)
 		if v == 0 || v == badCluster || c.owner[cl] != 0 {
 			continue

@@ -23,7 +23,7 @@ type Finding struct {
 // CheckTable reads sector 0 of a disk of diskSize bytes and reports what
 // Parse would refuse and more, without stopping at the first problem:
 // boot indicators other than 0x00 and 0x80, more than one active
-// partition or none, an active flag on an extended partition, empty
+// partition (none is fine: a data disk), an active flag on an extended partition, empty
 // entries with sectors, entries starting at sector 0 or of no sectors,
 // partitions past the end of the disk, overlapping partitions, and a chain
 // of extended boot records that loops, leaves its extended partition or
@@ -92,11 +92,7 @@ func CheckTable(r io.ReaderAt, diskSize int64) ([]Finding, error) {
 		}
 		logical, err := ReadLogical(r, e)
 		if err != nil {
-			lba := int64(e.Start)
-			if len(logical) > 0 {
-				lba = int64(logical[len(logical)-1].EBR)
-			}
-			out = append(out, Finding{Severity: SeverityError, Structure: "extended boot record", Offset: lba * SectorSize, Message: err.Error()})
+			out = append(out, Finding{Severity: SeverityError, Structure: "extended boot record", Offset: int64(faultyEBR(r, e)) * SectorSize, Message: err.Error()})
 		}
 		for k := 1; k < len(logical); k++ {
 			a, b := logical[k-1], logical[k]
@@ -107,6 +103,36 @@ func CheckTable(r io.ReaderAt, diskSize int64) ([]Finding, error) {
 		}
 	}
 	return out, nil
+}
+
+// faultyEBR returns the sector of the extended boot record at which the
+// chain of ext stops: the record without a signature, with a bad entry or
+// link, or whose link leads back into the chain. ReadLogical's error
+// names the sector it was reading, which for a loop is the record linked
+// to, not the one holding the bad link.
+func faultyEBR(r io.ReaderAt, ext Entry) uint32 {
+	sector := make([]byte, SectorSize)
+	seen := map[uint32]bool{}
+	cur := ext.Start
+	for range MaxLogical {
+		seen[cur] = true
+		if _, err := r.ReadAt(sector, int64(cur)*SectorSize); err != nil || sector[magicOffset] != 0x55 || sector[magicOffset+1] != 0xAA {
+			return cur
+		}
+		first, link := parseEntry(sector[tableOffset:]), parseEntry(sector[tableOffset+entrySize:])
+		if !first.Empty() && (first.Start == 0 || first.Sectors == 0 || uint64(cur)+uint64(first.Start)+uint64(first.Sectors) > ext.End()) {
+			return cur
+		}
+		if link.Empty() || !IsExtended(link.Type) || uint64(ext.Start)+uint64(link.Start) >= ext.End() {
+			return cur
+		}
+		next := ext.Start + link.Start
+		if seen[next] {
+			return cur
+		}
+		cur = next
+	}
+	return cur
 }
 
 // Entries decodes the four primary entries of sector 0 as stored, without

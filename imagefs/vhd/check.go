@@ -2,6 +2,7 @@ package vhd
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -34,8 +35,9 @@ const maxFindings = 100
 // dynamic header (cookie, checksum, block size, BAT location and size),
 // every BAT entry (block inside the file, not over the header, the BAT or
 // another block) and the sector bitmaps of allocated blocks. It never
-// opens a parent. The error is non-nil only when the file cannot be read.
-func Check(path string) ([]Finding, error) {
+// opens a parent. The error is non-nil only when the file cannot be read
+// or ctx is cancelled (polled every 4096 BAT entries and blocks).
+func Check(ctx context.Context, path string) ([]Finding, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -147,6 +149,9 @@ func Check(path string) ([]Finding, error) {
 	n := 0
 	metaEnd := max(hoff+HeaderSize, batOff+entries*4)
 	for i := int64(0); i < entries; i++ {
+		if i%4096 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		e := binary.BigEndian.Uint32(raw[4*i:])
 		if e == unusedBAT {
 			continue
@@ -192,7 +197,10 @@ func Check(path string) ([]Finding, error) {
 	// means a reader that honours it returns zeros for the whole block.
 	// Bits past the disk's last sector must be clear on either kind.
 	buf := make([]byte, bm)
-	for _, b := range blocks {
+	for k, b := range blocks {
+		if k%4096 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		if err := readFull(f, buf, b.off); err != nil {
 			return nil, fmt.Errorf("vhd: %s: reading block bitmap at 0x%x: %w", path, b.off, err)
 		}

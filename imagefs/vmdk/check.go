@@ -1,6 +1,7 @@
 package vmdk
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ type Finding struct {
 const maxCheckFindings = 100
 
 type vmdkChecker struct {
+	ctx context.Context
 	out []Finding
 	n   int // grain-level findings so far
 }
@@ -62,8 +64,8 @@ func (c *vmdkChecker) fail(structure, file string, base int64, err error) {
 // redundant grain directory and its tables against the primary ones, the
 // markers of compressed grains, and the unclean-shutdown flag. It never
 // opens a parent disk. The error is non-nil only when path itself cannot
-// be read.
-func Check(path string) ([]Finding, error) {
+// be read or ctx is cancelled (polled once per grain table).
+func Check(ctx context.Context, path string) ([]Finding, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -73,13 +75,16 @@ func Check(path string) ([]Finding, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &vmdkChecker{}
+	c := &vmdkChecker{ctx: ctx}
 	head := make([]byte, min(st.Size(), HeaderSize))
 	if err := readFull(f, head, 0); err != nil {
 		return nil, fmt.Errorf("vmdk: %s: %w", path, err)
 	}
 	if len(head) >= 4 && binary.LittleEndian.Uint32(head) == Magic {
 		c.sparse(f, st.Size(), path, -1)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		if c.n > maxCheckFindings {
 			c.add(SeverityError, "grain table", path, 0, "%d more findings about grain tables and grains not listed", c.n-maxCheckFindings)
 		}
@@ -127,6 +132,9 @@ func Check(path string) ([]Finding, error) {
 			c.sparse(ef, est.Size(), p, el.Sectors)
 		}
 		ef.Close()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 	}
 	if c.n > maxCheckFindings {
 		c.add(SeverityError, "grain table", path, 0, "%d more findings about grain tables and grains not listed", c.n-maxCheckFindings)
@@ -274,7 +282,7 @@ func (c *vmdkChecker) sparse(f *os.File, size int64, name string, want int64) {
 		return
 	}
 	var rgd []uint32
-	if h.Flags&FlagRedundantGD != 0 && h.RGDOffset != 0 && !compressed {
+	if h.Flags&FlagRedundantGD != 0 && h.RGDOffset != 0 {
 		rgd = readDir(h.RGDOffset, 48, "redundant grain directory")
 	}
 	readGT := func(sector uint32) []uint32 {
@@ -302,6 +310,9 @@ func (c *vmdkChecker) sparse(f *os.File, size int64, name string, want int64) {
 	n := int64(h.NumGTEsPerGT)
 	zeroed := h.Flags&FlagZeroedGTE != 0
 	for i, e := range gd {
+		if c.ctx.Err() != nil {
+			return // Check returns the context's error
+		}
 		var t []uint32
 		if e != 0 {
 			t = readGT(e)
@@ -312,7 +323,7 @@ func (c *vmdkChecker) sparse(f *os.File, size int64, name string, want int64) {
 				rt = readGT(rgd[i])
 			}
 			if (t == nil) != (rt == nil) {
-				c.addBounded(SeverityError, "redundant grain directory", name, int64(h.RGDOffset)*sectorSize+4*int64(i), "entry %d: the redundant grain directory %s a table, the primary %s", i, has(rt != nil), has(t != nil))
+				c.addBounded(SeverityError, "redundant grain directory", name, int64(h.RGDOffset)*sectorSize+4*int64(i), "entry %d: the redundant grain directory %s, the primary %s", i, has(rt != nil), has(t != nil))
 			} else if t != nil && !slices.Equal(t, rt) {
 				j := 0
 				for t[j] == rt[j] {
@@ -370,7 +381,7 @@ func (c *vmdkChecker) sparse(f *os.File, size int64, name string, want int64) {
 
 func has(b bool) string {
 	if b {
-		return "has"
+		return "has one"
 	}
-	return "has no"
+	return "has no table"
 }
