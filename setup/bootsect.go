@@ -12,12 +12,12 @@ type BootSectResult struct {
 	BootCode []string `json:"boot_code,omitempty"`
 }
 
-// WriteBootSect writes $WIN_NT$.~BT\BOOTSECT.DAT for the FAT32 partition
-// of image (0: the active one), for a tree staged into a directory and
-// copied into the image afterwards (xpboot image put), which a directory
-// stage cannot make. Like Stage it makes the partition active and installs
-// xpboot's MBR and FAT32 boot code when the disk has other code. The
-// partition must hold $WIN_NT$.~BT already.
+// WriteBootSect writes $WIN_NT$.~BT\BOOTSECT.DAT for the FAT32 or NTFS
+// partition of image (0: the active one), for a tree staged into a
+// directory and copied into the image afterwards (xpboot image put), which
+// a directory stage cannot make. Like Stage it makes the partition active
+// and installs xpboot's MBR and FAT32 or NTFS boot code when the disk has
+// other code. The partition must hold $WIN_NT$.~BT already.
 func WriteBootSect(image string, partition int) (*BootSectResult, error) {
 	t, err := newImageTarget(image, partition, true)
 	if err != nil {

@@ -21,22 +21,26 @@
 //	\$WIN_NT$.~LS\I386 (and \AMD64)  the whole source, compressed files kept compressed
 //	\$WIN_NT$.~LS\$OEM$              Options.OEMDir, when given
 //
-// The target is a FAT32 partition of a disk image (raw, VMDK, VHD, through
-// package imagefs) or a plain directory. NTFS targets are refused. For an
-// image, BOOTSECT.DAT is xpboot's FAT32 boot sector for that volume (its
+// The target is a FAT32 or NTFS partition of a disk image (raw, VMDK, VHD,
+// through package imagefs) or a plain directory. For an image,
+// BOOTSECT.DAT is xpboot's FAT32 or NTFS boot sector for that volume (its
 // BPB) loading $LDR$ (package imagefs/bootcode), the partition is made the
-// active one, and xpboot's MBR and FAT32 boot code are installed when the
-// disk carries other code.
+// active one, and xpboot's MBR and FAT32 or NTFS boot code are installed
+// when the disk has other code.
 //
 // Every check happens before the first write: the media's required files,
 // an existing stage (refused unless Options.Force), the unattended answers,
-// and the room (the staged files, cluster-rounded, plus txtsetup.sif's
-// [DiskSpaceRequirements]). An image target is written through
-// imagefs/fat32, which puts file data into free clusters and writes the FAT
-// and directories only when the stage has succeeded; a failed stage closes
-// the image without that flush, so its file system is as it was. A
-// directory target is built in a temporary directory beside the staged
-// entries and moved into place at the end.
+// and the room (the staged files, cluster-rounded, an MFT record each on
+// NTFS, plus txtsetup.sif's [DiskSpaceRequirements]). A FAT32 target is
+// written through imagefs/fat32, which puts file data into free clusters
+// and writes the FAT and directories only when the stage has succeeded; a
+// failed stage closes the image without that flush, so its file system is
+// as it was. An NTFS target is written through imagefs/ntfs, whose writer
+// may write metadata during the stage; every 4 KiB block in use when the
+// stage began is saved before its first write and put back when the stage
+// fails (undoDevice), so the volume is as it was there too. A directory
+// target is built in a temporary directory beside the staged entries and
+// moved into place at the end.
 //
 // Options.Integrate runs driver integration (package integrate) on the
 // staged tree in the same run, with the same result as running

@@ -446,7 +446,7 @@ func (p *Plan) hasBootFile(name string) bool {
 
 // reserve computes Needed from the planned items for a file system with
 // clusters of csize bytes, plus txtsetup.sif's reservation.
-func (p *Plan) reserve(src *Source, csize int64) {
+func (p *Plan) reserve(src *Source, csize, perEntry int64) {
 	if csize <= 0 {
 		csize = 4096
 	}
@@ -455,6 +455,7 @@ func (p *Plan) reserve(src *Source, csize int64) {
 		need += (it.Size + csize - 1) / csize * csize
 	}
 	need += int64(len(p.Dirs)) * csize
+	need += int64(len(p.Items)+len(p.Dirs)) * perEntry
 	p.Bytes = 0
 	for _, it := range p.Items {
 		p.Bytes += it.Size

@@ -399,6 +399,7 @@ func TestRefusals(t *testing.T) {
 	os.Remove(filepath.Join(noFloppy, "I386", "NTKRNLMP.EX_"))
 	notISO := filepath.Join(t.TempDir(), "x.iso")
 	os.WriteFile(notISO, make([]byte, 100000), 0o644)
+	// A volume that says NTFS but is FAT32 inside.
 	ntfs := newImage(t, 64<<20)
 	f, _ := os.OpenFile(ntfs, os.O_RDWR, 0)
 	f.WriteAt([]byte("NTFS    "), 63*512+3)
@@ -409,7 +410,7 @@ func TestRefusals(t *testing.T) {
 		{"no setupldr", noLoader, "", "lacks SETUPLDR.BIN"},
 		{"dosnet file missing", noFloppy, "", "[FloppyFiles.1] ntkrnlmp.ex_"},
 		{"not an ISO", notISO, "", "neither a directory nor an ISO 9660 image"},
-		{"NTFS target", media, ntfs, "NTFS"},
+		{"damaged NTFS target", media, ntfs, "ntfs: volume byte 0x28"},
 		{"subdirectory of an image", media, "IMG:/sub", "at the root of a partition"},
 		{"staged tree as source", "", "", "already a staged tree"},
 	}
@@ -604,13 +605,14 @@ func TestStagedBootChain(t *testing.T) {
 	})
 }
 
-// standIns assembles the stand-in NTLDR and setup loader as media files.
-func standIns(t testing.TB, nasm string) map[string][]byte {
+// standIns assembles the stand-in NTLDR (with nasm options ntldrDefs)
+// and setup loader as media files.
+func standIns(t testing.TB, nasm string, ntldrDefs ...string) map[string][]byte {
 	t.Helper()
 	dir := t.TempDir()
 	out := map[string][]byte{}
 	for file, args := range map[string][]string{
-		"I386/NTLDR":        {"testdata/ntldr.asm"},
+		"I386/NTLDR":        append(ntldrDefs, "testdata/ntldr.asm"),
 		"I386/SETUPLDR.BIN": {"-DMARKER='LDR-MARKER'", "testdata/marker.asm"},
 	} {
 		bin := filepath.Join(dir, filepath.Base(file))

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/xpboot/xpboot/imagefs"
 )
 
 // Result reports a stage.
@@ -20,7 +22,7 @@ type Result struct {
 var ErrStaged = errors.New("setup: the target is already staged")
 
 // Stage stages the media at source onto target (a directory, or IMG /
-// IMG:/ for the FAT32 partition of a disk image); see the package
+// IMG:/ for the FAT32 or NTFS partition of a disk image); see the package
 // documentation. With opts.DryRun it returns the plan and writes nothing.
 func Stage(source, targetSpec string, opts Options) (*Result, error) {
 	if opts.Integrate != nil {
@@ -94,11 +96,11 @@ func Stage(source, targetSpec string, opts Options) (*Result, error) {
 	}
 	p.BootCode = notes
 	if dat != nil {
-		if err := p.add(Item{Path: BootDir + "/" + BootSectFile, Why: "xpboot's FAT32 boot sector for this volume, loading $LDR$", data: dat}); err != nil {
+		if err := p.add(Item{Path: BootDir + "/" + BootSectFile, Why: "xpboot's " + bootCodeName(t) + " boot sector for this volume, loading $LDR$", data: dat}); err != nil {
 			return nil, err
 		}
 	} else {
-		p.Warnings = append(p.Warnings, "a directory has no volume boot sector to copy: BOOTSECT.DAT is left out; after copying the tree into a FAT32 image run `xpboot setup bootsect IMG`, or stage into the image (IMG:/)")
+		p.Warnings = append(p.Warnings, "a directory has no volume boot sector to copy: BOOTSECT.DAT is left out; after copying the tree into a FAT32 or NTFS image run `xpboot setup bootsect IMG`, or stage into the image (IMG:/)")
 	}
 	if opts.MigrateINF {
 		sig, off, ok := t.volume()
@@ -111,7 +113,7 @@ func Stage(source, targetSpec string, opts Options) (*Result, error) {
 	}
 
 	// Room, before the first write.
-	p.reserve(src, t.clusterSize())
+	p.reserve(src, t.clusterSize(), t.entryOverhead())
 	p.Free = t.free()
 	if p.Free >= 0 && p.Free < p.Needed {
 		return nil, p.roomError()
@@ -220,4 +222,12 @@ func writeItem(t target, it Item, now time.Time, progress func(int64)) error {
 		mtime = now
 	}
 	return t.writeFile(it.Path, countingReader{io.LimitReader(r, it.node.Size), progress}, it.node.Size, mtime)
+}
+
+// bootCodeName names the boot code BOOTSECT.DAT carries.
+func bootCodeName(t target) string {
+	if it, ok := t.(*imageTarget); ok && it.kind == imagefs.FSNTFS {
+		return "NTFS"
+	}
+	return "FAT32"
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/imagefs/bootcode"
 	"github.com/xpboot/xpboot/imagefs/mbr"
+	"github.com/xpboot/xpboot/imagefs/ntfs"
 	"github.com/xpboot/xpboot/integrate"
 )
 
@@ -29,6 +30,9 @@ type target interface {
 	removeAll(p string) error
 	free() int64
 	clusterSize() int64
+	// entryOverhead is the space each staged file or directory takes
+	// beyond its cluster-rounded data (an NTFS MFT record).
+	entryOverhead() int64
 	// bootSector returns BOOTSECT.DAT and what the stage does to the
 	// disk's boot code.
 	bootSector() ([]byte, []string, error)
@@ -39,10 +43,6 @@ type target interface {
 	commit() error
 	abort()
 }
-
-// ErrNTFSTarget refuses NTFS partitions until xpboot writes NTFS and has
-// its own NTFS boot code.
-var ErrNTFSTarget = errors.New("the target partition is NTFS; staging needs a FAT32 partition for now (xpboot cannot write NTFS yet, nor make an NTFS BOOTSECT.DAT): create the disk with `xpboot image create --fs fat32` and use --convert-ntfs to have setup convert it")
 
 // openTarget opens a directory or IMG[:/] for a stage.
 func openTarget(spec string, opts *Options) (target, error) {
@@ -59,13 +59,17 @@ func openTarget(spec string, opts *Options) (target, error) {
 	return newImageTarget(loc.Image, opts.Partition, !opts.DryRun)
 }
 
-// imageTarget is a FAT32 partition of a disk image.
+// imageTarget is a FAT32 or NTFS partition of a disk image.
 type imageTarget struct {
 	img  *imagefs.Image
 	fs   imagefs.FS
 	part imagefs.Partition
+	kind string // imagefs.FSFAT32 or imagefs.FSNTFS
 	name string
 	done bool
+	// undo saves what an NTFS stage overwrites (nil for FAT32 and for a
+	// read-only open); see undoDevice.
+	undo *undoDevice
 }
 
 func newImageTarget(image string, partition int, writable bool) (*imageTarget, error) {
@@ -99,21 +103,50 @@ func newImageTarget(image string, partition int, writable bool) (*imageTarget, e
 		}
 		return nil, fmt.Errorf("setup: %s: %w", image, imagefs.ErrNoPartition)
 	}
-	switch kind := img.Detect(*part); kind {
+	kind := img.Detect(*part)
+	var undo *undoDevice
+	switch kind {
 	case imagefs.FSFAT32:
 	case imagefs.FSNTFS:
-		img.Dev.Close()
-		return nil, fmt.Errorf("setup: %s: partition %d: %w", image, part.Index, ErrNTFSTarget)
+		if writable {
+			if undo, err = ntfsUndo(img, *part); err != nil {
+				img.Dev.Close()
+				return nil, fmt.Errorf("setup: %s: partition %d: %w", image, part.Index, err)
+			}
+			img.Dev = undo
+		}
 	default:
 		img.Dev.Close()
-		return nil, fmt.Errorf("setup: %s: partition %d (type 0x%02x) holds a %s file system; staging needs FAT32", image, part.Index, part.Entry.Type, kind)
+		return nil, fmt.Errorf("setup: %s: partition %d (type 0x%02x) holds a %s file system; staging needs FAT32 or NTFS", image, part.Index, part.Entry.Type, kind)
 	}
 	fsys, err := img.FS(part.Index)
 	if err != nil {
 		img.Dev.Close()
 		return nil, fmt.Errorf("setup: %w", err)
 	}
-	return &imageTarget{img: img, fs: fsys, part: *part, name: image}, nil
+	if n, ok := fsys.(interface{ CheckWritable() error }); ok && writable {
+		// The NTFS writer's guard rails (a dirty volume, an unclean
+		// $LogFile, hiberfil.sys, $MFTMirr out of step), before any plan.
+		if err := n.CheckWritable(); err != nil {
+			img.Dev.Close()
+			return nil, fmt.Errorf("setup: %s: partition %d: %w", image, part.Index, err)
+		}
+	}
+	return &imageTarget{img: img, fs: fsys, part: *part, kind: kind, name: image, undo: undo}, nil
+}
+
+// ntfsUndo wraps the image's device in an undoDevice protecting
+// everything but the NTFS partition's free clusters.
+func ntfsUndo(img *imagefs.Image, part imagefs.Partition) (*undoDevice, error) {
+	alloc, err := ntfs.AllocatedRanges(img.Dev, part.Offset, part.Size)
+	if err != nil {
+		return nil, err
+	}
+	keep := []span{{0, part.Offset}, {part.Offset + part.Size, img.Dev.Size()}}
+	for _, r := range alloc.Ranges {
+		keep = append(keep, span{part.Offset + r.Off, part.Offset + r.Off + r.Len})
+	}
+	return newUndoDevice(img.Dev, keep)
 }
 
 func (t *imageTarget) String() string { return t.name }
@@ -186,6 +219,25 @@ func (t *imageTarget) clusterSize() int64 {
 	return int64(b[0x0D]) * int64(uint16(b[0x0B])|uint16(b[0x0C])<<8)
 }
 
+// entryOverhead is an MFT record per entry on NTFS (FAT32's directory
+// entries are in the per-directory cluster the plan reserves).
+func (t *imageTarget) entryOverhead() int64 {
+	if t.kind != imagefs.FSNTFS {
+		return 0
+	}
+	b := make([]byte, 512)
+	if _, err := t.img.Dev.ReadAt(b, t.part.Offset); err != nil {
+		return 4096
+	}
+	switch c := int8(b[0x40]); {
+	case c < 0 && c >= -16:
+		return 1 << uint(-c)
+	case c > 0:
+		return int64(c) * t.clusterSize()
+	}
+	return 4096
+}
+
 func (t *imageTarget) readSectors() (sector0, boot, stage2 []byte, err error) {
 	sector0, boot, stage2 = make([]byte, 512), make([]byte, 512), make([]byte, 512)
 	for _, r := range []struct {
@@ -200,27 +252,23 @@ func (t *imageTarget) readSectors() (sector0, boot, stage2 []byte, err error) {
 }
 
 func (t *imageTarget) bootSector() ([]byte, []string, error) {
-	sector0, boot, stage2, err := t.readSectors()
+	sector0 := make([]byte, 512)
+	if _, err := t.img.Dev.ReadAt(sector0, 0); err != nil {
+		return nil, nil, fmt.Errorf("setup: %s: read sector at byte 0: %w", t.name, err)
+	}
+	var dat []byte
+	var notes []string
+	var err error
+	if t.kind == imagefs.FSNTFS {
+		dat, notes, err = t.ntfsBootSector()
+	} else {
+		dat, notes, err = t.fat32BootSector()
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	var notes []string
-	if hidden := int64(boot[0x1C]) | int64(boot[0x1D])<<8 | int64(boot[0x1E])<<16 | int64(boot[0x1F])<<24; hidden*512 != t.part.Offset {
-		return nil, nil, fmt.Errorf("setup: %s: partition %d: the boot sector's hidden sectors field says %d, but the partition starts at sector %d; the boot code would not find its volume", t.name, t.part.Index, hidden, t.part.Offset/512)
-	}
-	as, err := bootcode.FAT32BootSector(boot)
-	if err != nil {
-		return nil, nil, fmt.Errorf("setup: %s: partition %d: %w", t.name, t.part.Index, err)
-	}
-	dat, err := bootcode.FAT32SetupLoaderSector(as, bootcode.FAT32Stage2())
-	if err != nil {
-		return nil, nil, fmt.Errorf("setup: %s: partition %d: %w", t.name, t.part.Index, err)
-	}
 	if !bootcode.HasMBRCode(sector0) {
-		notes = append(notes, "install xpboot's MBR code")
-	}
-	if !bootcode.HasFAT32Code(boot, stage2) {
-		notes = append(notes, fmt.Sprintf("install xpboot's FAT32 boot code in partition %d", t.part.Index))
+		notes = append([]string{"install xpboot's MBR code"}, notes...)
 	}
 	if !t.part.Entry.Active {
 		notes = append(notes, fmt.Sprintf("make partition %d the active one", t.part.Index))
@@ -233,6 +281,74 @@ func (t *imageTarget) bootSector() ([]byte, []string, error) {
 	return dat, notes, nil
 }
 
+// checkHidden refuses a volume whose boot sector does not know where it
+// starts: the boot code finds its volume through the hidden sectors.
+func (t *imageTarget) checkHidden(boot []byte) error {
+	if hidden := int64(boot[0x1C]) | int64(boot[0x1D])<<8 | int64(boot[0x1E])<<16 | int64(boot[0x1F])<<24; hidden*512 != t.part.Offset {
+		return fmt.Errorf("setup: %s: partition %d: the boot sector's hidden sectors field says %d, but the partition starts at sector %d; the boot code would not find its volume", t.name, t.part.Index, hidden, t.part.Offset/512)
+	}
+	return nil
+}
+
+func (t *imageTarget) fat32BootSector() ([]byte, []string, error) {
+	_, boot, stage2, err := t.readSectors()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := t.checkHidden(boot); err != nil {
+		return nil, nil, err
+	}
+	as, err := bootcode.FAT32BootSector(boot)
+	if err != nil {
+		return nil, nil, fmt.Errorf("setup: %s: partition %d: %w", t.name, t.part.Index, err)
+	}
+	dat, err := bootcode.FAT32SetupLoaderSector(as, bootcode.FAT32Stage2())
+	if err != nil {
+		return nil, nil, fmt.Errorf("setup: %s: partition %d: %w", t.name, t.part.Index, err)
+	}
+	var notes []string
+	if !bootcode.HasFAT32Code(boot, stage2) {
+		notes = append(notes, fmt.Sprintf("install xpboot's FAT32 boot code in partition %d", t.part.Index))
+	}
+	return dat, notes, nil
+}
+
+// readNTFSBoot reads the 16 sectors of the NTFS volume's $Boot.
+func (t *imageTarget) readNTFSBoot() ([]byte, error) {
+	boot := make([]byte, bootcode.NTFSBootSize)
+	if _, err := t.img.Dev.ReadAt(boot, t.part.Offset); err != nil {
+		return nil, fmt.Errorf("setup: %s: read the NTFS boot sectors at byte %d: %w", t.name, t.part.Offset, err)
+	}
+	return boot, nil
+}
+
+// ntfsBootSector makes BOOTSECT.DAT from the volume's boot sector as
+// xpboot's NTFS boot code will leave it (commit installs the code when the
+// volume has other code): the BPB of this volume, the first stage loading
+// $LDR$ through the volume's second stage.
+func (t *imageTarget) ntfsBootSector() ([]byte, []string, error) {
+	boot, err := t.readNTFSBoot()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := t.checkHidden(boot); err != nil {
+		return nil, nil, err
+	}
+	as, err := bootcode.NTFSBootArea(boot, t.part.Offset)
+	if err != nil {
+		return nil, nil, fmt.Errorf("setup: %s: partition %d: %w", t.name, t.part.Index, err)
+	}
+	dat, err := bootcode.NTFSSetupLoaderSector(as, t.part.Offset)
+	if err != nil {
+		return nil, nil, fmt.Errorf("setup: %s: partition %d: %w", t.name, t.part.Index, err)
+	}
+	var notes []string
+	if !bootcode.HasNTFSCode(boot) {
+		notes = append(notes, fmt.Sprintf("install xpboot's NTFS boot code in partition %d", t.part.Index))
+	}
+	return dat, notes, nil
+}
+
 func (t *imageTarget) volume() (uint32, int64, bool) {
 	return t.img.MBR.Signature, t.part.Offset, true
 }
@@ -240,23 +356,26 @@ func (t *imageTarget) volume() (uint32, int64, bool) {
 func (t *imageTarget) integrateFS() integrate.FS { return imageIntegrateFS{t} }
 
 // commit writes the file system's metadata, then the boot code and the
-// active flag, and closes the image.
+// active flag, and closes the image. An NTFS flush that fails is undone.
 func (t *imageTarget) commit() error {
 	t.done = true
 	if err := t.fs.Flush(); err != nil {
+		if t.undo != nil {
+			if rerr := t.undo.restore(); rerr != nil {
+				err = fmt.Errorf("%w (and putting back the bytes it changed failed: %v)", err, rerr)
+			}
+		}
 		t.img.Dev.Close()
 		return fmt.Errorf("setup: %s: %w", t.name, err)
 	}
-	sector0, boot, stage2, err := t.readSectors()
-	if err != nil {
+	sector0 := make([]byte, 512)
+	if _, err := t.img.Dev.ReadAt(sector0, 0); err != nil {
+		t.img.Dev.Close()
+		return fmt.Errorf("setup: %s: read the MBR: %w", t.name, err)
+	}
+	if err := t.installBootCode(); err != nil {
 		t.img.Dev.Close()
 		return err
-	}
-	if !bootcode.HasFAT32Code(boot, stage2) {
-		if err := bootcode.InstallFAT32(t.img.Dev, t.part.Offset); err != nil {
-			t.img.Dev.Close()
-			return fmt.Errorf("setup: %s: %w", t.name, err)
-		}
 	}
 	m, err := mbr.Parse(sector0, uint64(t.img.Dev.Size()/512))
 	if err != nil {
@@ -283,11 +402,43 @@ func (t *imageTarget) commit() error {
 	return nil
 }
 
-// abort closes the image without writing the file system's metadata:
-// the data written went to clusters its FAT still calls free.
+// installBootCode puts xpboot's boot code for the partition's file system
+// in place unless it is there already.
+func (t *imageTarget) installBootCode() error {
+	if t.kind == imagefs.FSNTFS {
+		boot, err := t.readNTFSBoot()
+		if err != nil {
+			return err
+		}
+		if bootcode.HasNTFSCode(boot) {
+			return nil
+		}
+		if err := bootcode.InstallNTFS(t.img.Dev, t.part.Offset); err != nil {
+			return fmt.Errorf("setup: %s: %w", t.name, err)
+		}
+		return nil
+	}
+	_, boot, stage2, err := t.readSectors()
+	if err != nil {
+		return err
+	}
+	if !bootcode.HasFAT32Code(boot, stage2) {
+		if err := bootcode.InstallFAT32(t.img.Dev, t.part.Offset); err != nil {
+			return fmt.Errorf("setup: %s: %w", t.name, err)
+		}
+	}
+	return nil
+}
+
+// abort closes the image without writing the file system's metadata: on
+// FAT32 the data written went to clusters its FAT still calls free; on
+// NTFS the blocks in use that were written are put back (undoDevice).
 func (t *imageTarget) abort() {
 	if !t.done {
 		t.done = true
+		if t.undo != nil {
+			t.undo.restore()
+		}
 		t.img.Dev.Close()
 	}
 }
@@ -459,6 +610,8 @@ func (t *dirTarget) bootSector() ([]byte, []string, error) {
 }
 
 func (t *dirTarget) volume() (uint32, int64, bool) { return 0, 0, false }
+
+func (t *dirTarget) entryOverhead() int64 { return 0 }
 
 func (t *dirTarget) integrateFS() integrate.FS { return integrate.DirFS(t.tmp) }
 

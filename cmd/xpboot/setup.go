@@ -29,10 +29,11 @@ func setupCommand(e *env) *cli.Command {
 				"default, the boot set to $WIN_NT$.~BT (dosnet.inf [FloppyFiles.*], the loader's\n" +
 				"text-mode files, WINNT.SIF, BOOTSECT.DAT, SETUPREG.HIV) and the whole source to\n" +
 				"$WIN_NT$.~LS (I386, and AMD64 on x64 media). The edition and architecture are\n" +
-				"read from the media. On an image the target is a FAT32 partition; BOOTSECT.DAT is\n" +
-				"xpboot's boot sector for it loading $LDR$, the partition is made active and\n" +
-				"xpboot's MBR and FAT32 boot code are installed if the disk has others. Room is\n" +
-				"checked before anything is written; a failed stage leaves the image as it was.\n" +
+				"read from the media. On an image the target is a FAT32 or NTFS partition;\n" +
+				"BOOTSECT.DAT is xpboot's boot sector for it loading $LDR$, the partition is made\n" +
+				"active and xpboot's MBR and FAT32 or NTFS boot code are installed if the disk has\n" +
+				"others. Room is checked before anything is written; a failed stage leaves the\n" +
+				"image's file system as it was.\n" +
 				"--driver and the other integration options integrate into the staged tree in the\n" +
 				"same run, as xpboot integrate would afterwards.",
 			Flags: []cli.Flag{

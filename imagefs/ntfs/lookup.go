@@ -93,7 +93,9 @@ func (fs *FS) ownReadDir(v *vol, p string) ([]*FileInfo, error) {
 			return true
 		}
 		name := string(utf16.Decode(keyName(e.key)))
-		if dir.num == recRoot && (strings.HasPrefix(name, "$") || refRecord(e.ref) == recRoot) {
+		// The root's metadata files ($MFT … $Extend) are records 0..15;
+		// a user's file may start with "$" ($LDR$, $WIN_NT$.~BT).
+		if dir.num == recRoot && refRecord(e.ref) < 16 {
 			return true
 		}
 		isDir := u32(e.key, 0x38)&faIndexPresent != 0

@@ -209,7 +209,7 @@ func (fs *FS) ReadDir(p string) (list []*FileInfo, err error) {
 	byName := map[string]*parser.FileInfo{}
 	var names []string
 	for _, i := range parser.ListDir(fs.ctx, e) {
-		if strings.Contains(i.Name, ":") || i.Name == "." || (clean(p) == "" && strings.HasPrefix(i.Name, "$")) {
+		if strings.Contains(i.Name, ":") || i.Name == "." || (clean(p) == "" && isMetadata(i.MFTId)) {
 			continue
 		}
 		key := i.MFTId
@@ -286,4 +286,12 @@ func (f *File) ReadAt(p []byte, off int64) (n int, err error) {
 		return n, rerr
 	}
 	return n, err
+}
+
+// isMetadata reports whether an MFT record number (as go-ntfs gives it)
+// is one of the volume's metadata files, records 0..15: names starting
+// with "$" alone do not say so ($LDR$, $WIN_NT$.~BT).
+func isMetadata(id string) bool {
+	n, _, _, _, err := parser.ParseMFTId(id)
+	return err != nil || n < 16
 }

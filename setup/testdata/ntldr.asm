@@ -7,6 +7,11 @@
 ; 2000:0000 with DL = drive and the volume's BPB at 0:7C00. Writes
 ; "STANDIN-NTLDR" to COM1 on entry, "BOOTSECT.DAT LOADED" before the jump,
 ; or an error message and halts. Disk reads use INT 13h AH=42h only.
+;
+; Assembled with -DFILE_LBA=n it does not look for the file: it loads disk
+; sector n instead, where the NTFS tests put BOOTSECT.DAT's bytes as
+; ntfs-3g's ntfscat reads them from the staged volume (finding a file by
+; path on NTFS is NTLDR's work, not xpboot's; the boot sector it loads is).
 
 bits 16
 cpu 386
@@ -27,6 +32,9 @@ start:
         mov [drive], dl
         mov si, m_hello
         call puts
+%ifdef FILE_LBA
+        mov eax, FILE_LBA
+%else
         ; FAT and data area from the BPB.
         movzx eax, word [es:BPB + 0x0E]         ; reserved sectors
         add eax, [es:BPB + 0x1C]                ; hidden sectors
@@ -45,6 +53,7 @@ start:
         mov si, n_bootsect
         call find
         call cluster_lba
+%endif
         mov bx, DIRBUF
         call read_sector
         mov si, m_loaded
