@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+
+	"github.com/urfave/cli/v2"
 )
 
 func main() {
@@ -27,15 +29,21 @@ func main() {
 	// Temporary files that killed xpboot runs left in this directory go
 	// (their owner process is gone); outputs clean their own directories.
 	atomicfile.Clean(".")
-	// XPBOOT_CPUPROFILE=FILE writes a CPU profile of the whole command (for
-	// `go tool pprof`; docs/performance.md); commands that end with an exit
-	// status other than 0 and 1 leave it unfinished.
+	// XPBOOT_CPUPROFILE=FILE writes a CPU profile of the whole command, up
+	// to its exit whatever the status (for `go tool pprof`; `serve` ends
+	// with Ctrl-C; docs/performance.md).
 	if path := os.Getenv("XPBOOT_CPUPROFILE"); path != "" {
 		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
-			defer func() {
+			stopProfile := func() {
 				pprof.StopCPUProfile()
 				f.Close()
-			}()
+			}
+			defer stopProfile()
+			exit := cli.OsExiter
+			cli.OsExiter = func(code int) {
+				stopProfile()
+				exit(code)
+			}
 		}
 	}
 	app := newApp(os.Stdin, os.Stdout, os.Stderr)

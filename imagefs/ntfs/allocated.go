@@ -50,27 +50,10 @@ const bootArea = 8192
 // $MFT's runlist is needed (records 0 to 15 lie in it), so a volume whose
 // $MFT has an attribute list is read too.
 func AllocatedRanges(r io.ReaderAt, off, size int64) (*Allocation, error) {
-	boot := make([]byte, 512)
-	if _, err := r.ReadAt(boot, off); err != nil {
-		return nil, fmt.Errorf("ntfs: read boot sector: %w", err)
-	}
-	v, err := parseBoot(boot, size)
+	v, mft, err := openBoot(roDevice{r}, off, size)
 	if err != nil {
 		return nil, err
 	}
-	v.dev, v.base = roDevice{r}, off
-	v.recCache, v.blkCache = map[uint64][]byte{}, map[int64][]byte{}
-	v.nodeCache = map[int64][]ientry{}
-	v.secCache = map[uint64]secChoice{}
-
-	b := make([]byte, v.recSize)
-	if err := v.readAt(b, v.mftLCN*v.csize); err != nil {
-		return nil, err
-	}
-	if err := unfixup(b, "FILE", 0, v.mftLCN*v.csize); err != nil {
-		return nil, err
-	}
-	mft := &record{num: recMFT, b: b}
 	as, err := mft.attrs()
 	if err != nil {
 		return nil, err
@@ -95,7 +78,7 @@ func AllocatedRanges(r io.ReaderAt, off, size int64) (*Allocation, error) {
 	if v.mftRecs <= recUpCase {
 		return nil, recErr(recMFT, d.off, "$MFT's first extent holds only %d records", v.mftRecs)
 	}
-	v.recCache[recMFT] = b
+	v.recCache[recMFT] = mft.b
 
 	if err := v.checkVolume(); err != nil {
 		if errors.Is(err, ErrRefused) {

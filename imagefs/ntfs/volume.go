@@ -279,31 +279,39 @@ func (v *vol) guard() error {
 	return v.checkHiberfil()
 }
 
-// loadVol reads the structures the reader and the writer need (boot
-// sector, $MFT's runlist and bitmap, $UpCase, $Bitmap). Nothing is written.
-func loadVol(dev Device, base, devSize int64) (*vol, error) {
+// openBoot reads the boot sector of the volume at base (size bytes) and
+// $MFT's record 0, which describes where every other record lives: the
+// start of loadVol and of AllocatedRanges.
+func openBoot(dev Device, base, size int64) (*vol, *record, error) {
 	boot := make([]byte, 512)
 	if _, err := dev.ReadAt(boot, base); err != nil {
-		return nil, fmt.Errorf("ntfs: read boot sector: %w", err)
+		return nil, nil, fmt.Errorf("ntfs: read boot sector: %w", err)
 	}
-	v, err := parseBoot(boot, devSize-base)
+	v, err := parseBoot(boot, size)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	v.dev, v.base = dev, base
 	v.recCache, v.blkCache = map[uint64][]byte{}, map[int64][]byte{}
 	v.nodeCache = map[int64][]ientry{}
 	v.secCache = map[uint64]secChoice{}
-
-	// Record 0 describes where every other record lives.
 	b := make([]byte, v.recSize)
 	if err := v.readAt(b, v.mftLCN*v.csize); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := unfixup(b, "FILE", 0, v.mftLCN*v.csize); err != nil {
+		return nil, nil, err
+	}
+	return v, &record{num: recMFT, b: b}, nil
+}
+
+// loadVol reads the structures the reader and the writer need (boot
+// sector, $MFT's runlist and bitmap, $UpCase, $Bitmap). Nothing is written.
+func loadVol(dev Device, base, devSize int64) (*vol, error) {
+	v, mft, err := openBoot(dev, base, devSize-base)
+	if err != nil {
 		return nil, err
 	}
-	mft := &record{num: 0, b: b}
 	as, err := mft.attrs()
 	if err != nil {
 		return nil, err
@@ -333,7 +341,7 @@ func loadVol(dev Device, base, devSize int64) (*vol, error) {
 		return nil, err
 	}
 	v.mftBitmap = append(v.mftBitmap, make([]byte, bm.alloc-int64(len(v.mftBitmap)))...)
-	v.recCache[0] = b
+	v.recCache[0] = mft.b
 	v.zoneStart = v.mftLCN
 	v.zoneEnd = min(v.clusters, v.mftLCN+v.clusters/8)
 

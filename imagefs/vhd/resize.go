@@ -267,7 +267,7 @@ func (p *ResizePlan) rewrite(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := copyData(ctx, src, dst, min(p.OldSize, p.NewSize)); err != nil {
+	if err := blockdev.CopyData(ctx, src, dst, min(p.OldSize, p.NewSize)); err != nil {
 		dst.Close()
 		os.Remove(tmp)
 		return err
@@ -281,33 +281,4 @@ func (p *ResizePlan) rewrite(ctx context.Context) error {
 		return err
 	}
 	return atomicfile.SyncDir(filepath.Dir(p.Path))
-}
-
-// copyData copies the first n bytes of src that hold data to dst; a
-// cancelled ctx stops it.
-func copyData(ctx context.Context, src, dst blockdev.Device, n int64) error {
-	exts, err := src.Extents(0, n)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 1<<20)
-	for _, x := range exts {
-		if x.State != blockdev.Data {
-			continue
-		}
-		for off := x.Off; off < x.Off+x.Len; {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			k := min(int64(len(buf)), x.Off+x.Len-off)
-			if _, err := src.ReadAt(buf[:k], off); err != nil {
-				return err
-			}
-			if _, err := dst.WriteAt(buf[:k], off); err != nil {
-				return err
-			}
-			off += k
-		}
-	}
-	return nil
 }

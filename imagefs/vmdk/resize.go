@@ -345,7 +345,7 @@ func (p *ResizePlan) rewrite(ctx context.Context) error {
 		os.Remove(tmp)
 		return err
 	}
-	if err := copyData(ctx, src, dst, min(p.OldSize, p.NewSize)); err != nil {
+	if err := blockdev.CopyData(ctx, src, dst, min(p.OldSize, p.NewSize)); err != nil {
 		return fail(err)
 	}
 	// The embedded descriptor names the file; give it the final name.
@@ -438,35 +438,6 @@ func zeroRange(f *os.File, off, n int64) error {
 			return err
 		}
 		off, n = off+k, n-k
-	}
-	return nil
-}
-
-// copyData copies the first n bytes of src that hold data to dst; a
-// cancelled ctx stops it.
-func copyData(ctx context.Context, src, dst blockdev.Device, n int64) error {
-	exts, err := src.Extents(0, n)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 1<<20)
-	for _, x := range exts {
-		if x.State != blockdev.Data {
-			continue
-		}
-		for off := x.Off; off < x.Off+x.Len; {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			k := min(int64(len(buf)), x.Off+x.Len-off)
-			if _, err := src.ReadAt(buf[:k], off); err != nil {
-				return err
-			}
-			if _, err := dst.WriteAt(buf[:k], off); err != nil {
-				return err
-			}
-			off += k
-		}
 	}
 	return nil
 }
