@@ -19,6 +19,7 @@
 # larger; override with the variables the script documents):
 #   hive       bench/hive/run.sh         RUNS=9
 #   convert    bench/convert/run.sh      SIZE_GIB=2 RUNS=3
+#   capture    bench/capture/run.sh      RUNS=3
 #   image-put  bench/image-put.sh        FILES=800 RUNS=3 (mcopy is quadratic: 4,000 files take it ~1,000 s a run)
 #   ntfs-put   bench/ntfs/put.sh         (when present)
 #   iscsi      bench/iscsi/bench.sh      SECS=5 RUNS=3 (root)
