@@ -3,15 +3,15 @@ package imagefs
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"github.com/xpboot/xpboot/internal/atomicfile"
+	"io/fs"
 	"os"
 
 	"github.com/xpboot/xpboot/imagefs/blockdev"
 	"github.com/xpboot/xpboot/imagefs/fat32"
 	"github.com/xpboot/xpboot/imagefs/mbr"
 	"github.com/xpboot/xpboot/imagefs/ntfs"
+	"github.com/xpboot/xpboot/internal/atomicfile"
 )
 
 // CreateOptions describe a new disk image.
@@ -44,8 +44,18 @@ type CreateResult struct {
 	FS            string
 }
 
-// ErrExists is returned when the output exists and Force is not set.
-var ErrExists = errors.New("output file exists (use --force to replace it)")
+// ErrExists is returned when the output exists and Force is not set, by
+// Create and by imagefs/convert (whose convert.ErrExists is this same
+// value). errors.Is also matches it against fs.ErrExist, so a caller can
+// test one error for every "output exists" refusal, including the
+// fs.ErrExist of a delta disk whose name is taken.
+var ErrExists error = existsError{}
+
+type existsError struct{}
+
+func (existsError) Error() string { return "output file exists (use --force to replace it)" }
+
+func (existsError) Is(target error) bool { return target == fs.ErrExist }
 
 // Create writes a new raw disk image: xpboot's MBR code, a disk signature,
 // one active primary partition laid out for XP, and optionally an empty FAT32

@@ -16,6 +16,7 @@ import (
 	"github.com/xpboot/xpboot/imagefs/blockdev"
 	"github.com/xpboot/xpboot/imagefs/vhd"
 	"github.com/xpboot/xpboot/imagefs/vmdk"
+	"github.com/xpboot/xpboot/internal/atomicfile"
 )
 
 // Format names a disk image container.
@@ -379,7 +380,7 @@ func OverlayDirs(path string) ([]string, error) {
 
 // RegisterOverlayDir records dir in the overlay registry of the base at
 // path (see OverlaySuffix), unless it is the base's own directory or listed
-// already. The registry is written to a temporary file and renamed.
+// already. The registry is replaced atomically (internal/atomicfile).
 func RegisterOverlayDir(path, dir string) error {
 	ad, err := filepath.Abs(dir)
 	if err != nil {
@@ -401,16 +402,15 @@ func RegisterOverlayDir(path, dir string) error {
 	if err != nil {
 		return err
 	}
-	reg := path + OverlaySuffix
-	tmp := reg + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	f, err := atomicfile.Create(path+OverlaySuffix, 0o644)
+	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, reg); err != nil {
-		os.Remove(tmp)
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Abort()
 		return err
 	}
-	return nil
+	return f.Commit()
 }
 
 func sameDir(a, b string) (bool, error) {
@@ -477,13 +477,15 @@ func OverlayParent(path, dir string) (string, error) {
 	if rel, err := filepath.Rel(ad, ap); err == nil {
 		ext = rel
 	}
-	tmp := desc + ".tmp"
-	if err := vmdk.WriteFlatDescriptor(tmp, ext, st.Size(), nil); err != nil {
-		os.Remove(tmp)
+	out, err := atomicfile.CreateNamed(desc)
+	if err != nil {
 		return "", err
 	}
-	if err := os.Rename(tmp, desc); err != nil {
-		os.Remove(tmp)
+	if err := vmdk.WriteFlatDescriptor(out.Temp, ext, st.Size(), nil); err != nil {
+		out.Abort()
+		return "", err
+	}
+	if err := out.Commit(); err != nil {
 		return "", err
 	}
 	return desc, nil

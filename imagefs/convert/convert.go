@@ -22,7 +22,8 @@ import (
 // Errors for errors.Is.
 var (
 	// ErrExists reports an output that exists while Options.Force is off.
-	ErrExists = errors.New("convert: output exists")
+	// It is imagefs.ErrExists, so errors.Is matches either name.
+	ErrExists = imagefs.ErrExists
 	// ErrSize reports a size the output format cannot hold exactly while
 	// Options.Exact is on (or, for CreateDevice, always).
 	ErrSize = errors.New("convert: size not representable exactly")
@@ -276,11 +277,10 @@ func Convert(ctx context.Context, in, out string, opts Options) (*Summary, error
 		}
 		kids, _ := imagefs.Children(p)
 		if !opts.Force {
-			msg := fmt.Sprintf("%s: %v (use --force to replace it)", p, ErrExists)
 			if len(kids) > 0 {
-				msg += fmt.Sprintf("; it is the base of %s, which replacing it invalidates", strings.Join(kids, ", "))
+				return nil, fmt.Errorf("%s: %w; it is the base of %s, which replacing it invalidates", p, ErrExists, strings.Join(kids, ", "))
 			}
-			return nil, errors.New(msg)
+			return nil, fmt.Errorf("%s: %w", p, ErrExists)
 		}
 		// Hold the old file's lock until it is replaced, so a running
 		// server keeps it out of our hands.
@@ -300,23 +300,23 @@ func Convert(ctx context.Context, in, out string, opts Options) (*Summary, error
 		log.Warn(n, "image", out)
 	}
 
+	// Outputs are created by path (a flat VMDK is two files), under names
+	// a later run recognises and removes if this one is killed.
+	outs := make([]*atomicfile.Named, len(finals))
 	tmps := make([]string, len(finals))
-	for i, p := range finals {
-		// Outputs are created by path (a flat VMDK is two files), under
-		// names a later run recognises and removes if this one is killed.
-		atomicfile.Clean(filepath.Dir(p))
-		if tmps[i], err = atomicfile.TempName(p); err != nil {
-			return nil, err
-		}
-	}
-	ok := false
 	defer func() {
-		if !ok {
-			for _, t := range tmps {
-				os.Remove(t)
+		for _, o := range outs {
+			if o != nil {
+				o.Abort() // nothing after a commit
 			}
 		}
 	}()
+	for i, p := range finals {
+		if outs[i], err = atomicfile.CreateNamed(p); err != nil {
+			return nil, err
+		}
+		tmps[i] = outs[i].Temp
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -372,16 +372,13 @@ func Convert(ctx context.Context, in, out string, opts Options) (*Summary, error
 		}
 	}
 	// Data files first, the file that names them last.
-	for i := len(tmps) - 1; i >= 0; i-- {
-		if err := os.Rename(tmps[i], finals[i]); err != nil {
-			return nil, err
+	for i := len(outs) - 1; i >= 0; i-- {
+		commit := outs[i].CommitNoSync
+		if opts.Sync {
+			commit = outs[i].Commit
 		}
-	}
-	ok = true
-	if opts.Sync {
-		if d, err := os.Open(filepath.Dir(out)); err == nil {
-			d.Sync()
-			d.Close()
+		if err := commit(); err != nil {
+			return nil, err
 		}
 	}
 	for _, p := range finals {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/xpboot/xpboot/imagefs/blockdev"
@@ -257,28 +256,25 @@ func (p *ResizePlan) rewrite(ctx context.Context) error {
 		return err
 	}
 	defer src.Close()
-	tmp, err := atomicfile.TempName(p.Path)
+	out, err := atomicfile.CreateNamed(p.Path)
 	if err != nil {
 		return err
 	}
-	dst, err := Create(tmp, p.NewSize, &CreateOptions{
+	dst, err := Create(out.Temp, p.NewSize, &CreateOptions{
 		Type: TypeDynamic, BlockSize: uint32(p.d.blockSize), UniqueID: p.d.footer.UniqueID, Time: time.Now(),
 	})
 	if err != nil {
+		out.Abort()
 		return err
 	}
 	if err := blockdev.CopyData(ctx, src, dst, min(p.OldSize, p.NewSize)); err != nil {
 		dst.Close()
-		os.Remove(tmp)
+		out.Abort()
 		return err
 	}
 	if err := dst.Close(); err != nil {
-		os.Remove(tmp)
+		out.Abort()
 		return err
 	}
-	if err := os.Rename(tmp, p.Path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return atomicfile.SyncDir(filepath.Dir(p.Path))
+	return out.Commit()
 }

@@ -1,11 +1,11 @@
 package vmdk
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/xpboot/xpboot/internal/atomicfile"
 )
 
 // CreateDelta makes a new monolithicSparse delta disk at path, which must
@@ -15,8 +15,9 @@ import (
 // directory when possible, so that qemu-img and VMware open the chain; its
 // capacity is the parent's. opts.AdapterType and opts.CID apply
 // (CreateType is always monolithicSparse). The file is built under a
-// temporary name, synced and renamed into place, so a crash never leaves a
-// half-made delta at path.
+// temporary name (internal/atomicfile), synced and linked into place, so a
+// crash never leaves a half-made delta at path, and an existing file at
+// path is never replaced: that fails with an error wrapping fs.ErrExist.
 func CreateDelta(path, parentPath string, opts *CreateOptions) (*Disk, error) {
 	o := opts.defaults()
 	o.CreateType = TypeMonolithicSparse
@@ -37,14 +38,24 @@ func CreateDelta(path, parentPath string, opts *CreateOptions) (*Disk, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vmdk: create delta %s: %w", path, err)
 	}
-	tmp := path + ".tmp"
-	os.Remove(tmp) // a leftover of an interrupted CreateDelta
-	if err := createSparse(tmp, size, o); err != nil {
-		os.Remove(tmp)
+	// Older versions built the delta at path+".tmp"; an interrupted one
+	// may have left that name behind.
+	os.Remove(path + ".tmp")
+	out, err := atomicfile.CreateNamed(path)
+	if err != nil {
 		return nil, fmt.Errorf("vmdk: create delta %s: %w", path, err)
 	}
-	if err := finishDelta(tmp, path, hint, pdesc.CID); err != nil {
-		os.Remove(tmp)
+	if err := createSparse(out.Temp, size, o); err != nil {
+		out.Abort()
+		return nil, fmt.Errorf("vmdk: create delta %s: %w", path, err)
+	}
+	if err := finishDelta(out.Temp, path, hint, pdesc.CID); err != nil {
+		out.Abort()
+		return nil, fmt.Errorf("vmdk: create delta %s: %w", path, err)
+	}
+	// A delta never replaces a file: a name taken since the check above
+	// fails with fs.ErrExist.
+	if err := out.CommitNew(); err != nil {
 		return nil, fmt.Errorf("vmdk: create delta %s: %w", path, err)
 	}
 	return open(path, true, 0, nil, false)
@@ -67,8 +78,8 @@ func parentHint(path, parentPath string) (string, error) {
 	return ap, nil
 }
 
-// finishDelta turns the fresh sparse file tmp into a delta of the parent
-// with CID parentCID, syncs it and renames it to path.
+// finishDelta turns the fresh sparse file tmp, which will be named path,
+// into a delta of the parent with CID parentCID.
 func finishDelta(tmp, path, hint string, parentCID uint32) error {
 	f, err := os.OpenFile(tmp, os.O_RDWR, 0)
 	if err != nil {
@@ -94,29 +105,6 @@ func finishDelta(tmp, path, hint string, parentCID uint32) error {
 	}
 	buf := make([]byte, len(text))
 	copy(buf, out)
-	if _, err := f.WriteAt(buf, sectorSize); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	// A hard link never replaces a path that appeared meanwhile; file
-	// systems without hard links get a rename after a last check.
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		if _, serr := os.Lstat(path); serr == nil {
-			return fmt.Errorf("%s: %w", path, fs.ErrExist)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return err
-		}
-	}
-	os.Remove(tmp)
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	_, err = f.WriteAt(buf, sectorSize)
+	return err
 }

@@ -332,17 +332,18 @@ func (p *ResizePlan) rewrite(ctx context.Context) error {
 		return err
 	}
 	defer src.Close()
-	tmp, err := atomicfile.TempName(p.Path)
+	out, err := atomicfile.CreateNamed(p.Path)
 	if err != nil {
 		return err
 	}
-	dst, err := Create(tmp, p.NewSize, &CreateOptions{AdapterType: adapterOf(p.desc), CID: p.desc.CID})
+	dst, err := Create(out.Temp, p.NewSize, &CreateOptions{AdapterType: adapterOf(p.desc), CID: p.desc.CID})
 	if err != nil {
+		out.Abort()
 		return err
 	}
 	fail := func(err error) error {
 		dst.Release()
-		os.Remove(tmp)
+		out.Abort()
 		return err
 	}
 	if err := blockdev.CopyData(ctx, src, dst, min(p.OldSize, p.NewSize)); err != nil {
@@ -354,14 +355,10 @@ func (p *ResizePlan) rewrite(ctx context.Context) error {
 		return fail(err)
 	}
 	if err := dst.Close(); err != nil {
-		os.Remove(tmp)
+		out.Abort()
 		return err
 	}
-	if err := os.Rename(tmp, p.Path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return atomicfile.SyncDir(filepath.Dir(p.Path))
+	return out.Commit()
 }
 
 func adapterOf(d *Descriptor) string {

@@ -224,3 +224,121 @@ func startTime(pid int) (string, error) {
 	}
 	return f[19], nil // field 22 overall
 }
+
+// Named is an output that its writer must create by path (a VHD or VMDK
+// writer that takes a file name, or one file of a set such as a flat VMDK
+// descriptor and its extent): a recognisable temporary name beside the
+// final one (see TempName), which Clean removes once its process is gone,
+// and the same commit as File's: fsync of the file, the name, fsync of the
+// directory, the replaced file's mode kept.
+type Named struct {
+	// Temp is the name to create the output at; the writer must create it
+	// (O_EXCL is right: nothing else uses the name).
+	Temp  string
+	final string
+	// keep is the mode of the file being replaced, if any; a new file keeps
+	// the mode its writer gave it.
+	keep    fs.FileMode
+	hasKeep bool
+	done    bool
+}
+
+// CreateNamed reserves a temporary name for the output final, after
+// removing stale temporary files of dead xpboot processes from final's
+// directory. Nothing is created: the caller writes the file at n.Temp.
+func CreateNamed(final string) (*Named, error) {
+	Clean(filepath.Dir(final))
+	tmp, err := TempName(final)
+	if err != nil {
+		return nil, err
+	}
+	n := &Named{Temp: tmp, final: final}
+	if st, err := os.Stat(final); err == nil && st.Mode().IsRegular() {
+		n.keep, n.hasKeep = st.Mode().Perm(), true
+	}
+	return n, nil
+}
+
+// Commit fsyncs the file written at n.Temp, gives it the replaced file's
+// mode, renames it over the final name and fsyncs the directory.
+func (n *Named) Commit() error { return n.commit(true, true) }
+
+// CommitNoSync is Commit without the fsyncs, for outputs whose user chose
+// speed over durability (convert without --sync, like qemu-img convert and
+// cp): the rename still makes the output appear complete or not at all,
+// and the kernel writes it back in its own time.
+func (n *Named) CommitNoSync() error { return n.commit(false, true) }
+
+// CommitNew is Commit for an output that must not replace anything: it
+// fails with an error wrapping fs.ErrExist when the final name exists,
+// also when it appeared after the caller checked (a hard link never
+// replaces a name; file systems without hard links get a rename after a
+// last check).
+func (n *Named) CommitNew() error { return n.commit(true, false) }
+
+func (n *Named) commit(sync, replace bool) (err error) {
+	if n.done {
+		return errors.New("atomicfile: " + n.final + ": already committed or aborted")
+	}
+	defer func() {
+		if err != nil {
+			n.Abort()
+		}
+	}()
+	if sync || n.hasKeep {
+		f, err := os.Open(n.Temp)
+		if err != nil {
+			return err
+		}
+		if n.hasKeep {
+			err = f.Chmod(n.keep)
+		}
+		if err == nil && sync {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if replace {
+		if err := os.Rename(n.Temp, n.final); err != nil {
+			return err
+		}
+	} else if err := linkNew(n.Temp, n.final); err != nil {
+		return err
+	}
+	n.done = true
+	if sync {
+		return SyncDir(filepath.Dir(n.final))
+	}
+	return nil
+}
+
+// linkNew gives tmp the name final unless final exists, and removes tmp.
+func linkNew(tmp, final string) error {
+	err := os.Link(tmp, final)
+	if err == nil {
+		os.Remove(tmp)
+		return nil
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s: %w", final, fs.ErrExist)
+	}
+	if _, serr := os.Lstat(final); serr == nil {
+		return fmt.Errorf("%s: %w", final, fs.ErrExist)
+	}
+	return os.Rename(tmp, final)
+}
+
+// Abort removes the temporary file; it is safe to call after Commit (it
+// then does nothing) and more than once.
+func (n *Named) Abort() {
+	if n.done {
+		return
+	}
+	n.done = true
+	os.Remove(n.Temp)
+}

@@ -2,7 +2,9 @@ package atomicfile
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -163,5 +165,87 @@ func TestCreateModeDoesNotInherit(t *testing.T) {
 	}
 	if st, _ := os.Stat(final); st.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, want 0600", st.Mode().Perm())
+	}
+}
+
+// TestNamed covers outputs created by path: Commit replaces and keeps the
+// replaced file's mode, CommitNew refuses an existing name, Abort and a
+// failed commit leave nothing, and a dead process's name is cleaned.
+func TestNamed(t *testing.T) {
+	dir := t.TempDir()
+	final := filepath.Join(dir, "disk.vmdk")
+	write := func(n *Named, s string) {
+		t.Helper()
+		if err := os.WriteFile(n.Temp, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, commit := range []struct {
+		name string
+		fn   func(*Named) error
+	}{{"Commit", (*Named).Commit}, {"CommitNoSync", (*Named).CommitNoSync}} {
+		os.WriteFile(final, []byte("old"), 0o600)
+		os.Chmod(final, 0o600)
+		n, err := CreateNamed(final)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if filepath.Dir(n.Temp) != dir || !strings.Contains(n.Temp, marker) {
+			t.Fatalf("temporary name %s", n.Temp)
+		}
+		write(n, commit.name)
+		if b, _ := os.ReadFile(final); string(b) != "old" {
+			t.Fatalf("%s: output replaced before commit: %q", commit.name, b)
+		}
+		if err := commit.fn(n); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(final); string(b) != commit.name {
+			t.Errorf("%s: content %q", commit.name, b)
+		}
+		if st, _ := os.Stat(final); st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want the replaced file's 0600", commit.name, st.Mode().Perm())
+		}
+		if err := commit.fn(n); err == nil {
+			t.Errorf("%s: second commit succeeded", commit.name)
+		}
+	}
+
+	// CommitNew never replaces, also a name that appeared after the check.
+	n, _ := CreateNamed(final)
+	write(n, "new")
+	if err := n.CommitNew(); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("CommitNew over an existing file: %v, want fs.ErrExist", err)
+	}
+	if b, _ := os.ReadFile(final); string(b) != "CommitNoSync" {
+		t.Errorf("refused CommitNew changed the output: %q", b)
+	}
+	fresh := filepath.Join(dir, "delta.vmdk")
+	n, _ = CreateNamed(fresh)
+	write(n, "delta")
+	if err := n.CommitNew(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(fresh); string(b) != "delta" {
+		t.Errorf("CommitNew content %q", b)
+	}
+
+	// Abort removes the temporary file, twice is harmless.
+	n, _ = CreateNamed(filepath.Join(dir, "aborted"))
+	write(n, "x")
+	n.Abort()
+	n.Abort()
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("left in the directory: %v", ents)
+	}
+
+	// A temporary name of a process that is gone is removed by the next
+	// CreateNamed in the directory.
+	stale := filepath.Join(dir, ".disk.vmdk"+marker+"999999999.1-dead")
+	os.WriteFile(stale, nil, 0o644)
+	n, _ = CreateNamed(final)
+	defer n.Abort()
+	if _, err := os.Stat(stale); err == nil {
+		t.Error("a dead process's temporary file survived CreateNamed")
 	}
 }

@@ -10,9 +10,23 @@
 // ".NAME.xpboot-tmp-PID.START-RANDOM", which records the owner process and
 // its start time; Clean (which Create runs on the directory) removes such
 // names whose owner is gone, so a later xpboot run in that directory clears
-// what a killed one left. Writers that must create their outputs by path
-// (VMDK descriptor plus extent, for instance) use TempName for the same
-// recognisable names.
+// what a killed one left.
+//
+// Writers that must create their outputs by path (the VHD and VMDK
+// writers, a flat VMDK's descriptor and extent) use CreateNamed: a
+// recognisable temporary name from TempName, and Named.Commit with the
+// same steps as File.Commit (fsync of the file, the replaced file's mode,
+// rename, fsync of the directory). Named.CommitNoSync leaves out the
+// fsyncs for outputs whose user asked for speed (convert without --sync);
+// Named.CommitNew links instead of renaming and so never replaces a name
+// (VMDK delta disks). A set of files is committed one by one, data files
+// first and the file that names them last.
+//
+// Every output file of xpboot goes through this package. What stays
+// outside it on purpose: scratch files that are never outputs (spools in
+// the temporary directory, unlinked at once or removed on return), and
+// renames of whole directory trees (imagefs.Get, setup's staged tree),
+// which are not files and cannot be linked or fsynced as one.
 //
 // The package holds no state; every function is safe for concurrent use
 // on distinct files.
