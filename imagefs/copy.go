@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/xpboot/xpboot/internal/atomicfile"
 	"io"
 	iofs "io/fs"
 	"os"
@@ -385,7 +386,12 @@ func Get(fs FS, src, dest string, progress func(done, total int64)) (*CopyStats,
 	root := dest
 	if _, err := os.Lstat(dest); errors.Is(err, iofs.ErrNotExist) {
 		// A new tree: build it beside dest and rename it into place.
-		tmp, err := os.MkdirTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".xpboot-tmp-*")
+		// A name that records this process, so that a later run cleans up
+		// the partial tree of a get that was killed (atomicfile.Clean).
+		tmp, err := atomicfile.TempName(dest)
+		if err == nil {
+			err = os.Mkdir(tmp, 0o755)
+		}
 		if err != nil {
 			return stats, fmt.Errorf("get: %w", err)
 		}
