@@ -201,9 +201,6 @@ func (e *Editor) appendBin(size uint32) (uint32, error) {
 	for range bsize / binAlign {
 		e.f.binOf = append(e.f.binOf, off)
 	}
-	for len(e.dirty)*64 < len(e.f.binOf) {
-		e.dirty = append(e.dirty, 0)
-	}
 	for len(e.dsec)*64 < len(data)/logSector {
 		e.dsec = append(e.dsec, 0)
 	}

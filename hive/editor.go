@@ -31,7 +31,6 @@ type Editor struct {
 
 	f      *File               // the image; f.data is edited in place and grows at the end
 	seq    uint32              // sequence number of the hive as last written
-	dirty  []uint64            // one bit per 4 KiB page of f.data changed since the last write
 	dsec   []uint64            // one bit per 512-byte sector of f.data changed since the last write
 	nsec   int                 // sectors changed since the last save
 	all    bool                // the whole file must be written (nothing on disk to update)
@@ -247,9 +246,8 @@ func editorFor(f *File) (*Editor, error) {
 
 func newEditor(f *File) *Editor {
 	return &Editor{f: f, seq: f.Seq1,
-		dirty: make([]uint64, (len(f.data)/binAlign+63)/64),
-		dsec:  make([]uint64, (len(f.data)/logSector+63)/64),
-		kids:  map[uint32]*kidList{}, vals: map[uint32]*valList{}}
+		dsec: make([]uint64, (len(f.data)/logSector+63)/64),
+		kids: map[uint32]*kidList{}, vals: map[uint32]*valList{}}
 }
 
 func (e *Editor) now() time.Time {
@@ -262,25 +260,28 @@ func (e *Editor) now() time.Time {
 // Minor returns the hive's minor format version.
 func (e *Editor) Minor() uint32 { return e.f.Minor }
 
-// touch marks the pages holding data[off:off+n] as changed.
+// touch marks the sectors, and so the pages, holding data[off:off+n] as
+// changed.
 //
-// Pages decide how the edit is saved and where bulk edits allocate;
-// sectors are what the in-place save logs and writes (the old-format
-// log's dirty vector has a bit per 512-byte sector, as Windows keeps it),
-// so a changed field costs its sector, not its page.
+// Changed pages (ndirty) tell a bulk edit: where it allocates and when the
+// mapping is copied to memory. Changed sectors are what the in-place save
+// logs and writes, and what decides between saving in place and
+// rewriting (the old-format log's dirty vector has a bit per 512-byte
+// sector, as Windows keeps it), so a changed field costs its sector, not
+// its page.
 func (e *Editor) touch(off uint32, n int) {
-	last := off + uint32(n) - 1
-	for p := off / binAlign; p <= last/binAlign; p++ {
-		if e.dirty[p/64]&(1<<(p%64)) == 0 {
-			e.dirty[p/64] |= 1 << (p % 64)
+	for s := off / logSector; s <= (off+uint32(n)-1)/logSector; s++ {
+		w, bit := s/64, uint64(1)<<(s%64)
+		if e.dsec[w]&bit != 0 {
+			continue
+		}
+		// A page's 8 sectors are one byte of the bitmap: the page is
+		// newly changed when that byte was still zero.
+		if e.dsec[w]&(0xFF<<(s%64&^7)) == 0 {
 			e.ndirty++
 		}
-	}
-	for s := off / logSector; s <= last/logSector; s++ {
-		if e.dsec[s/64]&(1<<(s%64)) == 0 {
-			e.dsec[s/64] |= 1 << (s % 64)
-			e.nsec++
-		}
+		e.dsec[w] |= bit
+		e.nsec++
 	}
 }
 

@@ -58,7 +58,6 @@ func (e *Editor) Save(path string) error {
 	e.seq++
 	copy(e.f.base, base)
 	e.f.Seq1, e.f.Seq2 = e.seq, e.seq
-	clear(e.dirty)
 	clear(e.dsec)
 	e.ndirty, e.nsec = 0, 0
 	e.hot = freeCells{}
@@ -70,13 +69,7 @@ func (e *Editor) Save(path string) error {
 	return nil
 }
 
-func (e *Editor) dirtyPages() int {
-	n := 0
-	for _, w := range e.dirty {
-		n += bits.OnesCount64(w)
-	}
-	return n
-}
+func (e *Editor) dirtyPages() int { return e.ndirty }
 
 // dirtyRuns returns the changed sectors as runs [first, end).
 func (e *Editor) dirtyRuns() [][2]uint32 {

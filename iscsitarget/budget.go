@@ -105,18 +105,23 @@ func (s *budgetShare) fits(n int) bool {
 	return s.used+n <= b.connLimit && s.addr.used+n <= b.addrLimit && b.total+n <= b.limit
 }
 
-// take books n bytes, evicting kept buffers until the booked and kept
-// bytes together fit the server's limit again; b.mu held.
+// take books n bytes, evicting kept buffers if the booked and kept bytes
+// together no longer fit the server's limit; b.mu held.
 func (s *budgetShare) take(n int) {
 	s.used += n
 	s.addr.used += n
 	b := s.b
 	b.total += n
 	b.takes++
+	if b.total+b.kept > b.limit {
+		b.evict()
+	}
+}
+
+// evict drops kept buffers until the booked and kept bytes fit the
+// limit again (or nothing is kept); b.mu held.
+func (b *memBudget) evict() {
 	for size, list := range b.free {
-		if b.total+b.kept <= b.limit {
-			break
-		}
 		for len(list) > 0 && b.total+b.kept > b.limit {
 			list[len(list)-1] = nil
 			list = list[:len(list)-1]
@@ -126,6 +131,9 @@ func (s *budgetShare) take(n int) {
 			delete(b.free, size)
 		} else {
 			b.free[size] = list
+		}
+		if b.total+b.kept <= b.limit {
+			return
 		}
 	}
 }

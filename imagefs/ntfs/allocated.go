@@ -114,11 +114,7 @@ func AllocatedRanges(r io.ReaderAt, off, size int64) (*Allocation, error) {
 // gives none, and its clusters are then read like any other.
 func (v *vol) badRuns() []run {
 	const recBadClus = 8
-	r, err := v.record(recBadClus)
-	if err != nil {
-		return nil
-	}
-	as, err := r.attrs()
+	r, as, err := v.recordAttrs(recBadClus)
 	if err != nil {
 		return nil
 	}

@@ -13,11 +13,7 @@ func (fs *FS) Label() (string, error) {
 	if v == nil {
 		return "", fmt.Errorf("ntfs: reading the label: %w", fs.rdErr)
 	}
-	r, err := v.record(recVolume)
-	if err != nil {
-		return "", fmt.Errorf("ntfs: reading the label: %w", err)
-	}
-	as, err := r.attrs()
+	r, as, err := v.recordAttrs(recVolume)
 	if err != nil {
 		return "", fmt.Errorf("ntfs: reading the label: %w", err)
 	}

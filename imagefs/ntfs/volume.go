@@ -69,6 +69,19 @@ type secChoice struct {
 	sd []byte
 }
 
+// recordAttrs returns MFT record n and its decoded attributes.
+func (v *vol) recordAttrs(n uint64) (*record, []attr, error) {
+	r, err := v.record(n)
+	if err != nil {
+		return nil, nil, err
+	}
+	as, err := r.attrs()
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, as, nil
+}
+
 // readAt reads from the volume with a clear error.
 func (v *vol) readAt(b []byte, off int64) error {
 	if off < 0 || off+int64(len(b)) > v.clusters*v.csize {
@@ -433,11 +446,7 @@ func (v *vol) checkMirror() error {
 }
 
 func (v *vol) checkVolume() error {
-	r, err := v.record(recVolume)
-	if err != nil {
-		return err
-	}
-	as, err := r.attrs()
+	r, as, err := v.recordAttrs(recVolume)
 	if err != nil {
 		return err
 	}
@@ -461,11 +470,7 @@ func (v *vol) checkVolume() error {
 // area has clients in use and lacks the clean flag. An all-0xff (emptied)
 // log counts as clean.
 func (v *vol) checkLogFile() error {
-	r, err := v.record(recLogFile)
-	if err != nil {
-		return err
-	}
-	as, err := r.attrs()
+	r, as, err := v.recordAttrs(recLogFile)
 	if err != nil {
 		return err
 	}
@@ -526,11 +531,7 @@ func (v *vol) checkLogFile() error {
 }
 
 func (v *vol) loadUpcase() error {
-	r, err := v.record(recUpCase)
-	if err != nil {
-		return err
-	}
-	as, err := r.attrs()
+	r, as, err := v.recordAttrs(recUpCase)
 	if err != nil {
 		return err
 	}
@@ -550,11 +551,7 @@ func (v *vol) loadUpcase() error {
 }
 
 func (v *vol) loadBitmap() error {
-	r, err := v.record(recBitmap)
-	if err != nil {
-		return err
-	}
-	as, err := r.attrs()
+	r, as, err := v.recordAttrs(recBitmap)
 	if err != nil {
 		return err
 	}
@@ -580,11 +577,7 @@ func (v *vol) checkHiberfil() error {
 	if err != nil || !found {
 		return err
 	}
-	hr, err := v.record(refRecord(ref))
-	if err != nil {
-		return err
-	}
-	as, err := hr.attrs()
+	hr, as, err := v.recordAttrs(refRecord(ref))
 	if err != nil {
 		return err
 	}
