@@ -7,7 +7,7 @@ import (
 	"io/fs"
 	"os"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs/fat32"
 	"github.com/xpboot/xpboot/imagefs/mbr"
 	"github.com/xpboot/xpboot/imagefs/ntfs"

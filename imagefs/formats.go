@@ -13,7 +13,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs/vhd"
 	"github.com/xpboot/xpboot/imagefs/vmdk"
 	"github.com/xpboot/xpboot/internal/atomicfile"

@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs/fat32"
 	"github.com/xpboot/xpboot/imagefs/mbr"
 	"github.com/xpboot/xpboot/imagefs/ntfs"

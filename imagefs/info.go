@@ -5,7 +5,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs/fat32"
 	"github.com/xpboot/xpboot/imagefs/mbr"
 )

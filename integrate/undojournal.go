@@ -13,8 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs"
-	"github.com/xpboot/xpboot/imagefs/blockdev"
 	"github.com/xpboot/xpboot/internal/atomicfile"
 )
 

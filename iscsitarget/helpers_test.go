@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 )
 
 const testIQN = "iqn.2026-01.org.xpboot:test"

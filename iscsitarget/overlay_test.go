@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 )
 
 // closeCounter counts Close calls of a per-initiator device.

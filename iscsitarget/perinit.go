@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 )
 
 // privSet is the per-initiator logical units of one target: the devices

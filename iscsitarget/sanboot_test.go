@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/internal/peertest"
 )
 

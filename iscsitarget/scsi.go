@@ -7,7 +7,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 )
 
 // SCSI status codes and sense keys (SAM-5, SPC-4).

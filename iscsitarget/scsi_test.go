@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 )
 
 // memDev is an in-memory blockdev.Device that counts flushes.

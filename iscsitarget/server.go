@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/iscsitarget/auth"
 )
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 )
 
 // slowFlush counts flushes in progress and completed.

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs"
-	"github.com/xpboot/xpboot/imagefs/blockdev"
 	"github.com/xpboot/xpboot/imagefs/vmdk"
 	"github.com/xpboot/xpboot/integrate"
 	"github.com/xpboot/xpboot/integrate/installed"

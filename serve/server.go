@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs"
-	"github.com/xpboot/xpboot/imagefs/blockdev"
 	"github.com/xpboot/xpboot/iscsitarget"
 	"github.com/xpboot/xpboot/sanboot"
 )

@@ -5,7 +5,7 @@ import (
 	"os"
 	"sort"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 )
 
 // undoBlock is the granularity in which undoDevice saves original bytes.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/integrate/integratetest"
 	"github.com/xpboot/xpboot/internal/peertest"
 )

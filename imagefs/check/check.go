@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs"
-	"github.com/xpboot/xpboot/imagefs/blockdev"
 	"github.com/xpboot/xpboot/imagefs/fat32"
 	"github.com/xpboot/xpboot/imagefs/mbr"
 	"github.com/xpboot/xpboot/imagefs/ntfs"

@@ -10,8 +10,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs"
-	"github.com/xpboot/xpboot/imagefs/blockdev"
 )
 
 // CompareOptions tunes Compare.

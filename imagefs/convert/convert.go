@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs"
-	"github.com/xpboot/xpboot/imagefs/blockdev"
 	"github.com/xpboot/xpboot/imagefs/vhd"
 	"github.com/xpboot/xpboot/imagefs/vmdk"
 )

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs"
-	"github.com/xpboot/xpboot/imagefs/blockdev"
 	"github.com/xpboot/xpboot/internal/peertest"
 )
 

@@ -9,7 +9,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs/vmdk"
 )
 

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 )
 
 // Errors of captures (Options.SkipFree), for errors.Is.

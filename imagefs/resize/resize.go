@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs"
-	"github.com/xpboot/xpboot/imagefs/blockdev"
 	"github.com/xpboot/xpboot/imagefs/fat32"
 	"github.com/xpboot/xpboot/imagefs/mbr"
 	"github.com/xpboot/xpboot/imagefs/ntfs"

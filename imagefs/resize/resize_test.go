@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs"
-	"github.com/xpboot/xpboot/imagefs/blockdev"
 	"github.com/xpboot/xpboot/imagefs/fat32"
 	"github.com/xpboot/xpboot/imagefs/vhd"
 	"github.com/xpboot/xpboot/imagefs/vmdk"

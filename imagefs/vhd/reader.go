@@ -11,7 +11,7 @@ import (
 	"sync"
 	"unicode/utf16"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 )
 
 // Disk is an open VHD. It implements blockdev.Device; the methods may be

@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/internal/atomicfile"
 )
 

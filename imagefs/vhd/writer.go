@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 )
 
 // CreateOptions tunes Create. The zero value makes a dynamic disk with

@@ -11,7 +11,7 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 )
 
 // Disk is an open VMDK: one or more extents (sparse, flat or zero) behind a

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/xpboot/xpboot/imagefs/blockdev"
+	"github.com/xpboot/xpboot/blockdev"
 )
 
 // grainState is what a delta grain holds in the reference model.
