@@ -64,14 +64,14 @@ need_root() { # need_root WHY
 	[ "$(id -u)" = 0 ] || die "run as root ($1)"
 }
 
-# build_xpboot: builds ./cmd/xpboot into WORK and sets XP to it (XPBOOT, if
+# build_xpboot: builds ./cmd/xpboot into WORK, static as README builds it, and sets XP to it (XPBOOT, if
 # set, names an existing binary instead).
 build_xpboot() {
 	if [ -n "${XPBOOT:-}" ]; then
 		XP=$XPBOOT
 		return
 	fi
-	(cd "$ROOT" && go build -o "$WORK/xpboot" ./cmd/xpboot)
+	(cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/xpboot" ./cmd/xpboot)
 	XP=$WORK/xpboot
 }
 

@@ -142,8 +142,10 @@ func Edit(path string) (*Editor, error) {
 		return nil, err
 	}
 	if mapped {
-		// The mapping goes with the Editor (or is released when a bulk
-		// edit moves the hive to memory); nothing else refers to it.
+		// The mapping goes with the Editor; nothing else refers to it.
+		// Edits write into it page by page (copy on write): copying the
+		// whole hive to memory for a bulk edit was tried and costs more,
+		// since on a virtual machine every page of the copy faults too.
 		e.mapped = &mapping{release: release}
 		runtime.AddCleanup(e, func(m *mapping) { m.unmap() }, e.mapped)
 	}
@@ -161,22 +163,6 @@ func (m *mapping) unmap() {
 		m.done = true
 		m.release()
 	}
-}
-
-// settle is called at the start of every edit, when no slice of the
-// image is held. Once an edit has changed more than bulkPages pages, the
-// hive is copied from the file mapping to memory: every first write to a
-// mapped page is a copy-on-write fault, and on a machine with several
-// CPUs each such fault also interrupts the others to flush their TLBs, so
-// a bulk edit is cheaper on a plain copy.
-func (e *Editor) settle() {
-	if e.mapped == nil || e.mapped.done || e.ndirty <= bulkPages {
-		return
-	}
-	d := make([]byte, len(e.f.data), cap(e.f.data))
-	copy(d, e.f.data)
-	e.f.data = d
-	e.mapped.unmap()
 }
 
 // editFile makes the Editor of Edit from the file's bytes.
@@ -263,8 +249,8 @@ func (e *Editor) Minor() uint32 { return e.f.Minor }
 // touch marks the sectors, and so the pages, holding data[off:off+n] as
 // changed.
 //
-// Changed pages (ndirty) tell a bulk edit: where it allocates and when the
-// mapping is copied to memory. Changed sectors are what the in-place save
+// Changed pages (ndirty) tell a bulk edit, and so where it allocates.
+// Changed sectors are what the in-place save
 // logs and writes, and what decides between saving in place and
 // rewriting (the old-format log's dirty vector has a bit per 512-byte
 // sector, as Windows keeps it), so a changed field costs its sector, not
@@ -334,13 +320,37 @@ func (e *Editor) children(nk uint32) (*kidList, error) {
 	if err != nil {
 		return nil, err
 	}
-	subs, err := k.Subkeys()
+	offs, err := k.subkeyOffs()
 	if err != nil {
 		return nil, err
 	}
-	l := &kidList{kids: make([]kid, len(subs)), dirty: uint32(len(subs)) != k.nsub}
-	for i, s := range subs {
-		l.kids[i] = kid{s.off, s.name}
+	// The names share one allocation: a bulk edit decodes the lists of
+	// hundreds of keys, and a slice per name was much of its garbage.
+	type stored struct {
+		raw  []byte
+		comp bool
+	}
+	names := make([]stored, len(offs))
+	units := 0
+	for i, o := range offs {
+		_, raw, comp, err := e.f.nkName(o)
+		if err != nil {
+			return nil, err
+		}
+		names[i] = stored{raw, comp}
+		if comp {
+			units += len(raw)
+		} else {
+			units += len(raw) / 2
+		}
+	}
+	arena := make([]uint16, 0, units)
+	// Room for a few more: a key created under this one is inserted.
+	l := &kidList{kids: make([]kid, len(offs), len(offs)+len(offs)/8+2), dirty: uint32(len(offs)) != k.nsub}
+	for i, o := range offs {
+		start := len(arena)
+		arena = appendName(arena, names[i].raw, names[i].comp)
+		l.kids[i] = kid{o, arena[start:len(arena):len(arena)]}
 	}
 	cmp := func(a, b kid) int { return compareNames(a.name, b.name) }
 	if !slices.IsSortedFunc(l.kids, cmp) {
@@ -483,7 +493,6 @@ func (e *Editor) refSK(off uint32, delta int) error {
 // key is left as it is. New keys share their parent's security
 // descriptor, as regedit and the kernel do.
 func (e *Editor) CreateKey(path string) error {
-	e.settle()
 	_, err := e.lookup(path, true)
 	return err
 }
@@ -497,7 +506,6 @@ func (e *Editor) HasKey(path string) bool {
 // DeleteKey deletes the key at path with all its subkeys and values,
 // freeing every cell they used. The root cannot be deleted.
 func (e *Editor) DeleteKey(path string) error {
-	e.settle()
 	parts := splitPath(path)
 	if len(parts) == 0 {
 		return fmt.Errorf("%w: the root key cannot be deleted", ErrInvalid)
@@ -668,7 +676,6 @@ func (e *Editor) findValue(l *valList, u []uint16) (int, error) {
 // use the Encode helpers for strings and numbers. A replaced value keeps
 // its place in the key's value list.
 func (e *Editor) SetValue(path, name string, t ValueType, data []byte) error {
-	e.settle()
 	u := toUnits(name)
 	if len(u) > maxValueNameChars {
 		return fmt.Errorf("%w: value name of %d characters (max %d)", ErrInvalid, len(u), maxValueNameChars)
@@ -850,7 +857,6 @@ func (e *Editor) storeData(vo uint32, t ValueType, data []byte) error {
 
 // DeleteValue deletes the value name of the key at path.
 func (e *Editor) DeleteValue(path, name string) error {
-	e.settle()
 	nk, err := e.lookup(path, false)
 	if err != nil {
 		return err
@@ -904,7 +910,6 @@ func (e *Editor) value(path, name string) (*Value, error) {
 
 // SetClass sets the class name of the key at path ("" removes it).
 func (e *Editor) SetClass(path, class string) error {
-	e.settle()
 	cls := utf16le(toUnits(class))
 	if len(cls) > 0xFFFF {
 		return fmt.Errorf("%w: class name too long", ErrInvalid)

@@ -76,16 +76,23 @@ func compareNames(a, b []uint16) int {
 
 // decodeName decodes a stored key or value name.
 func decodeName(raw []byte, comp bool) []uint16 {
+	n := len(raw)
+	if !comp {
+		n /= 2
+	}
+	return appendName(make([]uint16, 0, n), raw, comp)
+}
+
+// appendName appends the units of a stored name to u.
+func appendName(u []uint16, raw []byte, comp bool) []uint16 {
 	if comp {
-		u := make([]uint16, len(raw))
-		for i, b := range raw {
-			u[i] = uint16(b)
+		for _, b := range raw {
+			u = append(u, uint16(b))
 		}
 		return u
 	}
-	u := make([]uint16, len(raw)/2)
-	for i := range u {
-		u[i] = uint16(raw[2*i]) | uint16(raw[2*i+1])<<8
+	for i := 0; i+1 < len(raw); i += 2 {
+		u = append(u, uint16(raw[i])|uint16(raw[i+1])<<8)
 	}
 	return u
 }
@@ -119,8 +126,21 @@ func utf16le(u []uint16) []byte {
 	return b
 }
 
-// toUnits converts a Go string to UTF-16 units.
-func toUnits(s string) []uint16 { return utf16.Encode([]rune(s)) }
+// toUnits converts a Go string to UTF-16 units (invalid UTF-8 becomes
+// U+FFFD, as utf16.Encode([]rune(s)) has it), in one allocation: names and
+// strings are converted once per edit call, and on a large import the
+// garbage of a rune slice per call was a measurable share of its time.
+func toUnits(s string) []uint16 {
+	n := 0
+	for _, r := range s {
+		n += utf16.RuneLen(r)
+	}
+	u := make([]uint16, 0, n)
+	for _, r := range s {
+		u = utf16.AppendRune(u, r)
+	}
+	return u
+}
 
 // unitsString converts UTF-16 units to a Go string.
 func unitsString(u []uint16) string { return string(utf16.Decode(u)) }

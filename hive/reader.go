@@ -258,14 +258,11 @@ type Key struct {
 }
 
 func (f *File) nk(off uint32) (*Key, error) {
-	b, err := f.cell(off)
+	b, raw, comp, err := f.nkName(off)
 	if err != nil {
 		return nil, err
 	}
-	if len(b) < nkName || string(b[:2]) != "nk" {
-		return nil, cellErr(off, "not a key (nk) cell")
-	}
-	k := &Key{
+	return &Key{
 		f: f, off: off, rec: b,
 		flags:    le.Uint16(b[nkFlags:]),
 		nsub:     le.Uint32(b[nkNumSubkeys:]),
@@ -275,17 +272,30 @@ func (f *File) nk(off uint32) (*Key, error) {
 		sk:       le.Uint32(b[nkSecurity:]),
 		classOff: le.Uint32(b[nkClass:]),
 		classLen: le.Uint16(b[nkClassLen:]),
+		name:     decodeName(raw, comp),
+	}, nil
+}
+
+// nkName returns the nk cell at off and its stored name, checked as nk
+// checks them, without decoding anything else: a lookup among a key's
+// subkeys needs only their names.
+func (f *File) nkName(off uint32) (cell, raw []byte, comp bool, err error) {
+	b, err := f.cell(off)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if len(b) < nkName || string(b[:2]) != "nk" {
+		return nil, nil, false, cellErr(off, "not a key (nk) cell")
 	}
 	nl := int(le.Uint16(b[nkNameLen:]))
 	if nkName+nl > len(b) {
-		return nil, cellErr(off, "key name length %d exceeds the nk cell", nl)
+		return nil, nil, false, cellErr(off, "key name length %d exceeds the nk cell", nl)
 	}
-	comp := k.flags&keyCompName != 0
+	comp = le.Uint16(b[nkFlags:])&keyCompName != 0
 	if !comp && nl%2 != 0 {
-		return nil, cellErr(off, "UTF-16 key name has odd length %d", nl)
+		return nil, nil, false, cellErr(off, "UTF-16 key name has odd length %d", nl)
 	}
-	k.name = decodeName(b[nkName:nkName+nl], comp)
-	return k, nil
+	return b, b[nkName : nkName+nl], comp, nil
 }
 
 // Root returns the root key.
@@ -406,13 +416,7 @@ func (f *File) subkeyOffsets(off uint32, inRoot bool, out []uint32) ([]uint32, e
 
 // Subkeys returns the key's subkeys in list (sorted) order.
 func (k *Key) Subkeys() ([]*Key, error) {
-	if k.nsub == 0 && k.subList == nilOff {
-		return nil, nil
-	}
-	if k.subList == nilOff {
-		return nil, fmt.Errorf("key at 0x%x: %d subkeys but no list: %w", k.Offset(), k.nsub, ErrFormat)
-	}
-	offs, err := k.f.subkeyOffsets(k.subList, false, nil)
+	offs, err := k.subkeyOffs()
 	if err != nil {
 		return nil, err
 	}
@@ -425,6 +429,18 @@ func (k *Key) Subkeys() ([]*Key, error) {
 		keys = append(keys, c)
 	}
 	return keys, nil
+}
+
+// subkeyOffs returns the nk offsets of the key's subkey list, in list
+// order.
+func (k *Key) subkeyOffs() ([]uint32, error) {
+	if k.nsub == 0 && k.subList == nilOff {
+		return nil, nil
+	}
+	if k.subList == nilOff {
+		return nil, fmt.Errorf("key at 0x%x: %d subkeys but no list: %w", k.Offset(), k.nsub, ErrFormat)
+	}
+	return k.f.subkeyOffsets(k.subList, false, nil)
 }
 
 // Subkey returns the subkey with the given name (compared as Windows does,

@@ -1,12 +1,12 @@
 package hive
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -273,7 +273,7 @@ func decodeReg(b []byte) (string, error) {
 const MaxRegSize = 512 << 20
 
 func ImportReg(e *Editor, r io.Reader, opt RegOptions) error {
-	raw, err := io.ReadAll(io.LimitReader(r, MaxRegSize+1))
+	raw, err := readReg(r)
 	if err != nil {
 		return err
 	}
@@ -284,22 +284,30 @@ func ImportReg(e *Editor, r io.Reader, opt RegOptions) error {
 	if err != nil {
 		return err
 	}
-	text = strings.ReplaceAll(text, "\r\n", "\n")
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(nil, len(text)+1)
-	var lines []string
-	for sc.Scan() {
-		lines = append(lines, strings.TrimSuffix(sc.Text(), "\r"))
-	}
-	p := &regParser{e: e, prefix: opt.Prefix, lines: lines}
+	p := &regParser{e: e, prefix: opt.Prefix, text: text}
 	return p.run()
+}
+
+// readReg reads a .reg stream up to MaxRegSize+1 bytes, into a buffer of
+// the file's size when r is a file.
+func readReg(r io.Reader) ([]byte, error) {
+	size := int64(512)
+	if st, ok := r.(interface{ Stat() (fs.FileInfo, error) }); ok {
+		if fi, err := st.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = min(fi.Size(), MaxRegSize) + 1 // +1: EOF without growing
+		}
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(size))
+	_, err := buf.ReadFrom(io.LimitReader(r, MaxRegSize+1))
+	return buf.Bytes(), err
 }
 
 type regParser struct {
 	e      *Editor
 	prefix string
-	lines  []string
-	n      int // index of the next line
+	text   string // the text after the last line read
+	n      int    // number of the last line read (1-based)
 	ansi   bool
 	key    string
 	inKey  bool // values apply to key (false after [-key] or before any key)
@@ -309,12 +317,27 @@ func (p *regParser) errf(line int, format string, args ...any) error {
 	return fmt.Errorf("%w: .reg line %d: %s", ErrInvalid, line, fmt.Sprintf(format, args...))
 }
 
+// nextLine returns the next line without its line ending ("\n" or
+// "\r\n"), as a slice of the text.
+func (p *regParser) nextLine() (string, bool) {
+	if p.text == "" {
+		return "", false
+	}
+	line, rest, _ := strings.Cut(p.text, "\n")
+	p.text = rest
+	p.n++
+	return strings.TrimSuffix(line, "\r"), true
+}
+
 func (p *regParser) run() error {
 	header := false
-	for p.n < len(p.lines) {
-		ln := p.n + 1
-		line := strings.TrimSpace(p.lines[p.n])
-		p.n++
+	for {
+		raw, ok := p.nextLine()
+		if !ok {
+			break
+		}
+		ln := p.n
+		line := strings.TrimSpace(raw)
 		if line == "" || strings.HasPrefix(line, ";") {
 			continue
 		}
@@ -401,6 +424,10 @@ func (p *regParser) strip(path string) (string, bool) {
 func parseQuoted(s string) (string, string, bool) {
 	if !strings.HasPrefix(s, `"`) {
 		return "", s, false
+	}
+	// Most strings have no escapes: they are a slice of s.
+	if i := strings.IndexAny(s[1:], `"\`); i >= 0 && s[1+i] == '"' {
+		return s[1 : 1+i], s[2+i:], true
 	}
 	var sb strings.Builder
 	for i := 1; i < len(s); i++ {
@@ -493,9 +520,18 @@ func (p *regParser) data(ln int, s string) (ValueType, []byte, error) {
 		}
 		s = strings.TrimSpace(s[1:])
 		// Continuation lines: a trailing backslash joins the next line.
-		for strings.HasSuffix(s, `\`) && p.n < len(p.lines) {
-			s = strings.TrimSpace(s[:len(s)-1]) + strings.TrimSpace(p.lines[p.n])
-			p.n++
+		if strings.HasSuffix(s, `\`) {
+			var sb strings.Builder
+			for strings.HasSuffix(s, `\`) {
+				next, ok := p.nextLine()
+				if !ok {
+					break
+				}
+				sb.WriteString(strings.TrimSpace(s[:len(s)-1]))
+				s = strings.TrimSpace(next)
+			}
+			sb.WriteString(s)
+			s = sb.String()
 		}
 		data, err := parseHexBytes(s)
 		if err != nil {

@@ -95,29 +95,55 @@ func (e *Editor) dirtyRuns() [][2]uint32 {
 
 // oldLog builds the old-format transaction log of this write: the new
 // base block as a log (file type 1), "DIRT" and one bit per 512-byte
-// sector of the hive bins data, then the dirty sectors in order.
-func (e *Editor) oldLog(base []byte, runs [][2]uint32) []byte {
+// sector of the hive bins data, then the dirty sectors in order. The
+// sectors are returned as slices of the image, not copied: writeParts
+// hands them to the kernel as they are.
+func (e *Editor) oldLog(base []byte, runs [][2]uint32) [][]byte {
 	length := len(e.f.data)
 	vecLen := (length/logSector + 7) / 8
 	dataOff := (logHeaderSize + 4 + vecLen + logSector - 1) / logSector * logSector
-	n := dataOff
-	for _, r := range runs {
-		n += int(r[1]-r[0]) * logSector
-	}
-	out := make([]byte, dataOff, n)
-	copy(out, base[:logHeaderSize])
-	le.PutUint32(out[hdrType:], logTypeOld)
-	le.PutUint32(out[hdrChecksum:], 0)
-	le.PutUint32(out[hdrChecksum:], checksum(out[:logHeaderSize]))
-	copy(out[logHeaderSize:], "DIRT")
-	vec := out[logHeaderSize+4:]
+	head := make([]byte, dataOff)
+	copy(head, base[:logHeaderSize])
+	le.PutUint32(head[hdrType:], logTypeOld)
+	le.PutUint32(head[hdrChecksum:], 0)
+	le.PutUint32(head[hdrChecksum:], checksum(head[:logHeaderSize]))
+	copy(head[logHeaderSize:], "DIRT")
+	vec := head[logHeaderSize+4:]
+	parts := make([][]byte, 0, 1+len(runs))
+	parts = append(parts, head)
 	for _, r := range runs {
 		for sec := r[0]; sec < r[1]; sec++ {
 			vec[sec/8] |= 1 << (sec % 8)
 		}
-		out = append(out, e.f.data[r[0]*logSector:r[1]*logSector]...)
+		parts = append(parts, e.f.data[r[0]*logSector:r[1]*logSector])
 	}
-	return out
+	return parts
+}
+
+// writeGap is the largest run of unchanged sectors that writeRuns writes
+// over rather than start another write: the sectors hold what the file
+// already holds, and on a virtual machine a system call costs more than
+// copying a few KiB.
+const writeGap = 16
+
+// writeRuns writes the changed sectors runs to the hive file at their
+// places, joining runs less than writeGap sectors apart into one write.
+func (e *Editor) writeRuns(fh *os.File, runs [][2]uint32, crashHalf bool) error {
+	for i := 0; i < len(runs); {
+		first, end := runs[i][0], runs[i][1]
+		j := i + 1
+		for ; j < len(runs) && runs[j][0]-end <= writeGap; j++ {
+			end = runs[j][1]
+		}
+		if crashHalf && i >= len(runs)/2 {
+			return errCrash // about half the sectors written
+		}
+		if _, err := fh.WriteAt(e.f.data[first*logSector:end*logSector], baseBlockSize+int64(first)*logSector); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
 }
 
 // checkSource refuses to save over the file the hive was read from if it
@@ -171,12 +197,11 @@ func (e *Editor) saveInPlace(path string, base []byte) error {
 		}
 	}
 	runs := e.dirtyRuns()
-	logb := e.oldLog(base, runs)
 	lf, err := os.OpenFile(path+".LOG", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, st.Mode().Perm())
 	if err != nil {
 		return fail(err)
 	}
-	_, err = lf.Write(logb)
+	err = writeParts(lf, 0, e.oldLog(base, runs))
 	if err == nil {
 		err = datasync(lf)
 	}
@@ -203,13 +228,11 @@ func (e *Editor) saveInPlace(path string, base []byte) error {
 		return errCrash
 	}
 	// From here on a failure leaves a dirty hive that its log completes.
-	for i, r := range runs {
-		if e.crashAt == 3 && i == len(runs)/2 {
-			return errCrash // half the pages written
+	if err := e.writeRuns(fh, runs, e.crashAt == 3); err != nil {
+		if err == errCrash {
+			return err
 		}
-		if _, err := fh.WriteAt(e.f.data[r[0]*logSector:r[1]*logSector], baseBlockSize+int64(r[0])*logSector); err != nil {
-			return fail(fmt.Errorf("%w (the hive is dirty; %s.LOG completes it)", err, path))
-		}
+		return fail(fmt.Errorf("%w (the hive is dirty; %s.LOG completes it)", err, path))
 	}
 	if err := datasync(fh); err != nil {
 		return fail(fmt.Errorf("%w (the hive is dirty; %s.LOG completes it)", err, path))

@@ -46,7 +46,21 @@ func pickBase(u string) int {
 // EncodeString encodes s as REG_SZ / REG_EXPAND_SZ data: UTF-16LE with a
 // terminating NUL.
 func EncodeString(s string) []byte {
-	return utf16le(append(utf16.Encode([]rune(s)), 0))
+	n := 2 // the NUL
+	for _, r := range s {
+		n += 2 * utf16.RuneLen(r)
+	}
+	b := make([]byte, 0, n)
+	// Ranging over a string yields valid runes (U+FFFD for bad UTF-8).
+	for _, r := range s {
+		if r >= 0x10000 {
+			r1, r2 := utf16.EncodeRune(r)
+			b = binary.LittleEndian.AppendUint16(b, uint16(r1))
+			r = r2
+		}
+		b = binary.LittleEndian.AppendUint16(b, uint16(r))
+	}
+	return binary.LittleEndian.AppendUint16(b, 0)
 }
 
 // EncodeMultiString encodes REG_MULTI_SZ data: each string NUL-terminated,
