@@ -10,8 +10,21 @@ import (
 // serves. Windows XP and its boot path only know 512-byte sectors.
 const SectorSize = 512
 
-// ErrReadOnly is returned by WriteAt on a device opened without write access.
+// ErrReadOnly is returned by WriteAt and Discard on a device opened without
+// write access.
 var ErrReadOnly = errors.New("blockdev: device is read-only")
+
+// ErrNotSupported is returned by Discard on a device that cannot deallocate
+// (a VMDK or VHD, a block device, a wrapper that must see every change).
+var ErrNotSupported = errors.New("blockdev: discard is not supported by this device")
+
+// ReaderWriterAt is the byte access a file system needs from the disk it
+// lives on: package fat32 and package ntfs take one, so that a Device, a
+// plain file or a test's in-memory disk all serve.
+type ReaderWriterAt interface {
+	io.ReaderAt
+	io.WriterAt
+}
 
 // Device is a virtual disk of a fixed size.
 //
@@ -19,16 +32,35 @@ var ErrReadOnly = errors.New("blockdev: device is read-only")
 // concurrently on distinct ranges; a range past Size is an error, never a
 // silent extension. Flush returns once every write that completed before it is
 // on stable storage. Close flushes and releases the backing files.
+//
+// The capabilities of a device are methods every backend implements, so
+// that a server decides what to offer (write protection, thin provisioning)
+// by asking the device, never by asserting its concrete type.
 type Device interface {
-	io.ReaderAt
-	io.WriterAt
+	ReaderWriterAt
 	Size() int64
 	Flush() error
 	Close() error
 	// Extents describes how [off, off+length) is stored, in ascending,
 	// contiguous, non-overlapping extents that together cover the range.
 	Extents(off, length int64) ([]Extent, error)
+	// ReadOnly reports whether every WriteAt and Discard is refused with
+	// ErrReadOnly. It does not change while the device is open.
+	ReadOnly() bool
+	// Discard deallocates [off, off+length): afterwards the range reads as
+	// zeros and, where the backend can say so, its Extents are Zero. A
+	// device that cannot deallocate returns an error wrapping
+	// ErrNotSupported (and changes nothing); a read-only one ErrReadOnly.
+	// A zero-length Discard changes nothing and answers whether the device
+	// can deallocate at all (see CanDiscard).
+	Discard(off, length int64) error
 }
+
+// CanDiscard reports whether d can deallocate ranges: its zero-length
+// Discard succeeds. Servers call it once, when they decide whether to
+// offer thin provisioning (iSCSI UNMAP and the logical block provisioning
+// VPD page).
+func CanDiscard(d Device) bool { return d.Discard(0, 0) == nil }
 
 // State says how a range of a device is stored.
 type State uint8

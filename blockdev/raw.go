@@ -18,6 +18,7 @@ type Raw struct {
 	f        *os.File
 	size     int64
 	readOnly bool
+	regular  bool // a regular file (holes can be punched), not a block device
 }
 
 // Lock takes an advisory lock on f: exclusive for writers, shared for readers,
@@ -76,11 +77,7 @@ func OpenRawUnlocked(path string) (*Raw, error) {
 // NewRawUnlocked wraps a file opened read-only, without a lock. The Raw
 // owns f.
 func NewRawUnlocked(f *os.File) (*Raw, error) {
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return nil, fmt.Errorf("%s: size: %w", f.Name(), err)
-	}
-	return &Raw{f: f, size: size, readOnly: true}, nil
+	return newRaw(f, false)
 }
 
 // NewRaw wraps an open file, taking the lock OpenRaw would. The Raw owns f.
@@ -88,11 +85,19 @@ func NewRaw(f *os.File, writable bool) (*Raw, error) {
 	if err := Lock(f, writable); err != nil {
 		return nil, err
 	}
+	return newRaw(f, writable)
+}
+
+func newRaw(f *os.File, writable bool) (*Raw, error) {
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return nil, fmt.Errorf("%s: size: %w", f.Name(), err)
 	}
-	return &Raw{f: f, size: size, readOnly: !writable}, nil
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	return &Raw{f: f, size: size, readOnly: !writable, regular: st.Mode().IsRegular()}, nil
 }
 
 // File returns the backing file, for callers that need its name or
@@ -119,6 +124,44 @@ func (r *Raw) WriteAt(p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	return r.f.WriteAt(p, off)
+}
+
+// ReadOnly reports whether the image was opened without write access.
+func (r *Raw) ReadOnly() bool { return r.readOnly }
+
+// Linux fallocate modes (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE).
+const (
+	fallocKeepSize  = 0x01
+	fallocPunchHole = 0x02
+)
+
+// Discard punches a hole into a regular file (FALLOC_FL_PUNCH_HOLE with
+// FALLOC_FL_KEEP_SIZE), so the range reads as zeros and stores nothing.
+// A block device returns ErrNotSupported: BLKDISCARD does not promise that
+// the range reads back as zeros, which is what callers rely on. A file
+// system without hole punching fails with an error wrapping
+// ErrNotSupported when the hole is punched, not in the zero-length probe,
+// because only the real call can tell.
+func (r *Raw) Discard(off, length int64) error {
+	if r.readOnly {
+		return ErrReadOnly
+	}
+	if !r.regular {
+		return fmt.Errorf("%s: %w (not a regular file)", r.f.Name(), ErrNotSupported)
+	}
+	if length < 0 || off < 0 || off > r.size || length > r.size-off {
+		return &RangeError{Op: "discard", Off: off, Len: length, Size: r.size}
+	}
+	if length == 0 {
+		return nil
+	}
+	if err := syscall.Fallocate(int(r.f.Fd()), fallocPunchHole|fallocKeepSize, off, length); err != nil {
+		if errors.Is(err, syscall.EOPNOTSUPP) {
+			return fmt.Errorf("%s: punch hole: %w: %w", r.f.Name(), ErrNotSupported, err)
+		}
+		return fmt.Errorf("%s: punch hole at %d (+%d): %w", r.f.Name(), off, length, err)
+	}
+	return nil
 }
 
 // Flush makes completed writes durable.

@@ -1,6 +1,7 @@
 package blockdev
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -104,4 +105,77 @@ func TestRawLocks(t *testing.T) {
 	if _, err := OpenRaw(p, true); !errors.Is(err, ErrLocked) {
 		t.Errorf("writer while reading: %v", err)
 	}
+}
+
+// TestRawDiscard: a writable regular file punches holes that read as zeros
+// and show as Zero extents; read-only images, ranges outside the device and
+// files that are not regular refuse, each with its own error.
+func TestRawDiscard(t *testing.T) {
+	p := sparseFile(t)
+	d, err := OpenRaw(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.ReadOnly() || !CanDiscard(d) {
+		t.Fatalf("writable raw file: ReadOnly %v, CanDiscard %v", d.ReadOnly(), CanDiscard(d))
+	}
+	data := bytes.Repeat([]byte{0xa5}, 1<<20)
+	if _, err := d.WriteAt(data, 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Discard(8<<20, 512<<10); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 1<<20)
+	if _, err := d.ReadAt(got, 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[:512<<10], make([]byte, 512<<10)) || !bytes.Equal(got[512<<10:], data[512<<10:]) {
+		t.Error("discarded range does not read as zeros, or the rest changed")
+	}
+	if supportsSeekData(t, d) {
+		if exts, err := d.Extents(8<<20, 512<<10); err != nil || len(exts) != 1 || exts[0].State != Zero {
+			t.Errorf("discarded range still stored: %+v, %v", exts, err)
+		}
+	}
+	if st, _ := os.Stat(p); st.Size() != 16<<20 {
+		t.Errorf("discard changed the file size to %d", st.Size())
+	}
+	var re *RangeError
+	for _, c := range [][2]int64{{-1, 1}, {16 << 20, 1}, {0, 17 << 20}, {0, -5}} {
+		if err := d.Discard(c[0], c[1]); !errors.As(err, &re) || re.Op != "discard" {
+			t.Errorf("Discard(%d, %d) = %v, want a RangeError", c[0], c[1], err)
+		}
+	}
+
+	ro, err := OpenRawUnlocked(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if !ro.ReadOnly() || CanDiscard(ro) {
+		t.Errorf("read-only raw file: ReadOnly %v, CanDiscard %v", ro.ReadOnly(), CanDiscard(ro))
+	}
+	if err := ro.Discard(0, 512); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("Discard on a read-only image: %v", err)
+	}
+
+	// A character device is not a file with holes.
+	dev, err := OpenRaw(os.DevNull, true)
+	if err != nil {
+		t.Skipf("%s: %v", os.DevNull, err)
+	}
+	defer dev.Close()
+	if err := dev.Discard(0, 0); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("Discard on %s: %v, want ErrNotSupported", os.DevNull, err)
+	}
+}
+
+// supportsSeekData reports whether the test file system reports holes, so
+// that an all-Data extent map is only an error where holes are visible.
+func supportsSeekData(t *testing.T, d *Raw) bool {
+	t.Helper()
+	exts, err := d.Extents(0, d.Size())
+	return err == nil && len(exts) > 1
 }

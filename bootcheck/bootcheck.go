@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/xpboot/xpboot/hive"
+	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/integrate"
 )
 
@@ -83,7 +84,7 @@ var ErrNoSystem = errors.New("bootcheck: no installed Windows (WINDOWS or WINNT 
 
 // Check reads the system in fsys and reports its boot drivers and
 // findings. An error means it could not be read.
-func Check(fsys integrate.FS, opts Options) (*Report, error) {
+func Check(fsys imagefs.FS, opts Options) (*Report, error) {
 	if root := windowsDir(fsys); root != "" {
 		return checkInstalled(fsys, root, opts)
 	}
@@ -99,7 +100,7 @@ func Check(fsys integrate.FS, opts Options) (*Report, error) {
 
 // windowsDir returns the WINDOWS or WINNT directory holding a SYSTEM
 // hive, or "".
-func windowsDir(fsys integrate.FS) string {
+func windowsDir(fsys imagefs.FS) string {
 	ents, err := fsys.ReadDir(".")
 	if err != nil {
 		return ""
@@ -123,8 +124,8 @@ type reg struct {
 	syntheticOrder []string
 }
 
-func openReg(fsys integrate.FS, name string) (*reg, error) {
-	b, err := fsys.ReadFile(name)
+func openReg(fsys imagefs.FS, name string) (*reg, error) {
+	b, err := imagefs.ReadFile(fsys, name)
 	if err != nil {
 		return nil, fmt.Errorf("bootcheck: %s: %w", name, err)
 	}
@@ -288,7 +289,7 @@ func (r *reg) loadOrder(cs string, boot []*service) ([]*service, map[*service]bo
 }
 
 // exists reports whether name exists in the tree.
-func exists(fsys integrate.FS, name string) bool {
+func exists(fsys imagefs.FS, name string) bool {
 	_, err := fsys.Stat(name)
 	return err == nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/integrate"
 )
 
@@ -293,7 +294,7 @@ func hasFold(list []string, s string) bool {
 
 // checkInstalled checks an installed system whose Windows directory is
 // root.
-func checkInstalled(fsys integrate.FS, root string, opts Options) (*Report, error) {
+func checkInstalled(fsys imagefs.FS, root string, opts Options) (*Report, error) {
 	name := root + "/system32/config/SYSTEM"
 	r, err := openReg(fsys, name)
 	if err != nil {

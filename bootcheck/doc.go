@@ -3,7 +3,7 @@
 // network adapter's miniport, NDIS, TCP/IP, the MS iSCSI initiator
 // (iScsiPrt) and sanbootconf, and in which order.
 //
-// Check reads a tree through integrate.FS (a directory or a partition of
+// Check reads a tree through imagefs.FS (a directory or a partition of
 // a disk image). For an installed system it reads the SYSTEM hive and
 // lists the boot drivers the way NTLDR does (research
 // setup-stage-installed.md B.1, after ReactOS's freeldr WinLdrScanRegistry):

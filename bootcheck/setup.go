@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/integrate"
 )
 
@@ -11,8 +12,8 @@ import (
 // txtsetup.sif's *.Load sections are what setupldr loads; setupreg.hiv,
 // the registry text-mode setup boots with, orders them and holds the
 // adapter's class instance and TCP/IP interface.
-func checkSetup(fsys integrate.FS, t *integrate.Tree, opts Options) (*Report, error) {
-	b, err := fsys.ReadFile(t.TxtSetup)
+func checkSetup(fsys imagefs.FS, t *integrate.Tree, opts Options) (*Report, error) {
+	b, err := imagefs.ReadFile(fsys, t.TxtSetup)
 	if err != nil {
 		return nil, fmt.Errorf("bootcheck: %s: %w", t.TxtSetup, err)
 	}

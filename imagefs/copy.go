@@ -182,7 +182,9 @@ func Put(fs FS, sources []string, dest string, progress func(done, total int64))
 			return nil, fmt.Errorf("put: %w", err)
 		}
 	}
-	if free, ok := fs.(interface{ FreeBytes() int64 }); ok {
+	// A negative FreeBytes is an unknown free space (a volume the writer
+	// refuses, whose WriteFile then says why).
+	if free := fs.FreeBytes(); free >= 0 {
 		// Files that are replaced give their space back.
 		var reclaimed int64
 		for _, it := range items {
@@ -193,9 +195,9 @@ func Put(fs FS, sources []string, dest string, progress func(done, total int64))
 				reclaimed += fi.Size()
 			}
 		}
-		if total > free.FreeBytes()+reclaimed {
+		if total > free+reclaimed {
 			return nil, fmt.Errorf("put: %d bytes to copy, only %d free in the image (%d of them from files replaced)",
-				total, free.FreeBytes()+reclaimed, reclaimed)
+				total, free+reclaimed, reclaimed)
 		}
 	}
 	stats := &CopyStats{}
@@ -503,13 +505,13 @@ func PutFrom(fs FS, r io.Reader, dest string, mtime time.Time) error {
 	if err != nil {
 		return fmt.Errorf("put: reading stdin: %w", err)
 	}
-	if free, ok := fs.(interface{ FreeBytes() int64 }); ok {
+	if free := fs.FreeBytes(); free >= 0 {
 		var reclaimed int64
 		if fi, err := fs.Stat(dest); err == nil {
 			reclaimed = fi.Size()
 		}
-		if size > free.FreeBytes()+reclaimed {
-			return fmt.Errorf("put: %d bytes from stdin, only %d free in the image", size, free.FreeBytes()+reclaimed)
+		if size > free+reclaimed {
+			return fmt.Errorf("put: %d bytes from stdin, only %d free in the image", size, free+reclaimed)
 		}
 	}
 	if parent := path.Dir(dest); parent != "/" {

@@ -89,6 +89,7 @@ type memFile struct{ *bytes.Reader }
 func (f memFile) Size() int64 { return f.Reader.Size() }
 
 func (m *memFS) Type() string           { return "mem" }
+func (m *memFS) FreeBytes() int64       { return -1 } // unknown: Put checks no space
 func (m *memFS) Label() (string, error) { return "", nil }
 func (m *memFS) Stat(p string) (FileInfo, error) {
 	d, ok := m.files[p]

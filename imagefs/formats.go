@@ -3,20 +3,17 @@ package imagefs
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs/vhd"
 	"github.com/xpboot/xpboot/imagefs/vmdk"
-	"github.com/xpboot/xpboot/internal/atomicfile"
+	"github.com/xpboot/xpboot/overlay/registry"
 )
 
 // Format names a disk image container.
@@ -207,8 +204,8 @@ func OpenDeviceUnlocked(path string) (blockdev.Device, Format, error) {
 // Children returns the images that depend on the image at path: VMDK delta
 // disks naming it as parent with its current CID, or differencing VHDs
 // naming its unique id, found in the same directory; and VMDK deltas in
-// that directory or in an overlay directory registered for path (see
-// RegisterOverlayDir) whose parent is path or a monolithicFlat descriptor
+// that directory or in an overlay directory registered for path (package
+// overlay/registry) whose parent is path or a monolithicFlat descriptor
 // there whose extent is path (how overlays of a raw base name it). Writing
 // into an image with children invalidates them, so writers refuse unless
 // forced.
@@ -230,10 +227,6 @@ func Children(path string) ([]string, error) {
 	if format.IsVHD() {
 		return out, nil
 	}
-	self, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
 	var cid uint32
 	isVMDK := format.IsVMDK()
 	if isVMDK {
@@ -243,252 +236,22 @@ func Children(path string) ([]string, error) {
 		}
 		cid = desc.CID
 	}
-	dirs, err := OverlayDirs(path)
+	deltas, err := registry.Deltas(path, isVMDK, cid)
 	if err != nil {
 		return nil, err
 	}
-	dirs = append([]string{filepath.Dir(path)}, dirs...)
-	var seenDirs []os.FileInfo
 	seen := map[string]bool{}
 	for _, p := range out {
 		seen[p] = true
 	}
-	for _, dir := range dirs {
-		st, err := os.Stat(dir)
-		if err != nil {
-			continue // an overlay directory deleted since: no overlays there
-		}
-		dup := false
-		for _, s := range seenDirs {
-			dup = dup || os.SameFile(s, st)
-		}
-		if dup {
-			continue
-		}
-		seenDirs = append(seenDirs, st)
-		for _, p := range deltasIn(dir, self, isVMDK, cid) {
-			if !seen[p] {
-				seen[p] = true
-				out = append(out, p)
-			}
+	for _, p := range deltas {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
 		}
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// deltasIn returns the VMDK deltas in dir whose parent is the file self
-// (a VMDK with content id cid when isVMDK), or a monolithicFlat descriptor
-// in dir whose only extent is self. Files that do not parse are skipped.
-func deltasIn(dir string, self os.FileInfo, isVMDK bool, cid uint32) []string {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	type disk struct {
-		path string
-		desc *vmdk.Descriptor
-		st   os.FileInfo
-	}
-	var disks []disk
-	for _, e := range ents {
-		if e.IsDir() || !strings.EqualFold(filepath.Ext(e.Name()), ".vmdk") {
-			continue
-		}
-		p := filepath.Join(dir, e.Name())
-		desc, err := vmdk.ReadDescriptor(p)
-		if err != nil {
-			continue
-		}
-		st, err := os.Stat(p)
-		if err != nil {
-			continue
-		}
-		disks = append(disks, disk{p, desc, st})
-	}
-	// The parents: self, and flat descriptors that are views of it.
-	type parent struct {
-		st  os.FileInfo
-		cid uint32
-	}
-	var parents []parent
-	if isVMDK {
-		parents = append(parents, parent{self, cid})
-	}
-	for _, d := range disks {
-		if d.desc.HasParent() || d.desc.CreateType != vmdk.TypeMonolithicFlat || len(d.desc.Extents) != 1 {
-			continue
-		}
-		ext := d.desc.Extents[0].File
-		if !filepath.IsAbs(ext) {
-			ext = filepath.Join(dir, ext)
-		}
-		if st, err := os.Stat(ext); err == nil && os.SameFile(st, self) && !os.SameFile(d.st, self) {
-			parents = append(parents, parent{d.st, d.desc.CID})
-		}
-	}
-	var out []string
-	for _, d := range disks {
-		if !d.desc.HasParent() {
-			continue
-		}
-		hint := d.desc.ParentFileNameHint
-		if !filepath.IsAbs(hint) {
-			hint = filepath.Join(dir, hint)
-		}
-		st, err := os.Stat(hint)
-		if err != nil {
-			continue
-		}
-		for _, p := range parents {
-			if os.SameFile(st, p.st) && d.desc.ParentCID == p.cid {
-				out = append(out, d.path)
-				break
-			}
-		}
-	}
-	return out
-}
-
-// OverlaySuffix names the registry beside a base image that lists the
-// directories holding overlays (VMDK deltas) of it: for disk.img it is
-// disk.img.xpboot-overlays, a JSON object {"overlay_dirs": [absolute paths]}.
-// `xpboot serve --overlay-dir` writes it, so that Children finds overlays
-// kept outside the base's directory.
-const OverlaySuffix = ".xpboot-overlays"
-
-type overlayRegistry struct {
-	OverlayDirs []string `json:"overlay_dirs"`
-}
-
-// OverlayDirs returns the overlay directories registered for the base at
-// path (none when there is no registry).
-func OverlayDirs(path string) ([]string, error) {
-	b, err := os.ReadFile(path + OverlaySuffix)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var r overlayRegistry
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%s%s: %w", path, OverlaySuffix, err)
-	}
-	return r.OverlayDirs, nil
-}
-
-// RegisterOverlayDir records dir in the overlay registry of the base at
-// path (see OverlaySuffix), unless it is the base's own directory or listed
-// already. The registry is replaced atomically (internal/atomicfile).
-func RegisterOverlayDir(path, dir string) error {
-	ad, err := filepath.Abs(dir)
-	if err != nil {
-		return err
-	}
-	if same, err := sameDir(filepath.Dir(path), ad); err != nil || same {
-		return err
-	}
-	dirs, err := OverlayDirs(path)
-	if err != nil {
-		return err
-	}
-	for _, d := range dirs {
-		if same, _ := sameDir(d, ad); same || d == ad {
-			return nil
-		}
-	}
-	b, err := json.MarshalIndent(overlayRegistry{OverlayDirs: append(dirs, ad)}, "", "  ")
-	if err != nil {
-		return err
-	}
-	f, err := atomicfile.Create(path+OverlaySuffix, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Abort()
-		return err
-	}
-	return f.Commit()
-}
-
-func sameDir(a, b string) (bool, error) {
-	sa, err := os.Stat(a)
-	if err != nil {
-		return false, err
-	}
-	sb, err := os.Stat(b)
-	if err != nil {
-		return false, nil
-	}
-	return os.SameFile(sa, sb), nil
-}
-
-// OverlayParent returns the image that overlays (VMDK deltas) of the base
-// at path name as their parent when they are kept in dir: a VMDK base
-// itself; for a raw base, a monolithicFlat descriptor dir/@base-NAME.vmdk
-// whose extent is the raw file (relative to dir when possible), written on
-// the first call and checked on later ones, so that its CID, which the
-// deltas record, stays the same. qemu-img and VMware read such a chain.
-// Other formats are refused.
-func OverlayParent(path, dir string) (string, error) {
-	format, err := Detect(path)
-	if err != nil {
-		return "", err
-	}
-	switch {
-	case format.IsVMDK():
-		return path, nil
-	case format != FormatRaw:
-		return "", fmt.Errorf("%s is %s; overlays need a raw or VMDK base (xpboot image convert it first)", path, format)
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	desc := filepath.Join(dir, "@base-"+filepath.Base(path)+".vmdk")
-	if d, err := vmdk.ReadDescriptor(desc); err == nil {
-		ok := d.CreateType == vmdk.TypeMonolithicFlat && len(d.Extents) == 1 && d.Extents[0].Sectors*512 == st.Size()
-		if ok {
-			ext := d.Extents[0].File
-			if !filepath.IsAbs(ext) {
-				ext = filepath.Join(dir, ext)
-			}
-			est, err := os.Stat(ext)
-			ok = err == nil && os.SameFile(est, st)
-		}
-		if !ok {
-			return "", fmt.Errorf("%s describes another raw base than %s (or another size); overlays in %s belong to that base: use another --overlay-dir", desc, path, dir)
-		}
-		return desc, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", err
-	}
-	ad, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	ap, err := filepath.Abs(path)
-	if err != nil {
-		return "", err
-	}
-	ext := ap
-	if rel, err := filepath.Rel(ad, ap); err == nil {
-		ext = rel
-	}
-	out, err := atomicfile.CreateNamed(desc)
-	if err != nil {
-		return "", err
-	}
-	if err := vmdk.WriteFlatDescriptor(out.Temp, ext, st.Size(), nil); err != nil {
-		out.Abort()
-		return "", err
-	}
-	if err := out.Commit(); err != nil {
-		return "", err
-	}
-	return desc, nil
 }
 
 // ErrHasChildren reports a write into an image that delta or differencing

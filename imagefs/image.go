@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs/fat32"
+	"github.com/xpboot/xpboot/imagefs/fsid"
 	"github.com/xpboot/xpboot/imagefs/mbr"
 	"github.com/xpboot/xpboot/imagefs/ntfs"
 )
@@ -137,26 +139,38 @@ func (img *Image) LogicalErr() error {
 	return nil
 }
 
-// Filesystem names reported by Detect.
+// Filesystem names reported by Detect: package fsid's names.
 const (
-	FSFAT32   = "fat32"
-	FSFAT16   = "fat16"
-	FSNTFS    = "ntfs"
-	FSUnknown = "unknown"
+	FSFAT32   = string(fsid.FAT32)
+	FSFAT16   = string(fsid.FAT16)
+	FSNTFS    = string(fsid.NTFS)
+	FSUnknown = string(fsid.Unknown)
 )
 
-// Detect names the file system in partition p from its boot sector.
-func (img *Image) Detect(p Partition) string {
-	boot := make([]byte, 512)
+// Identify names the file system in partition p from its boot sector with
+// fsid.Detect. The error says why xpboot cannot open the partition as FAT32
+// or NTFS (FAT12/16, exFAT, an unknown OEM id, a damaged FAT32 BPB, an
+// unreadable sector); it is nil for FAT32 and NTFS.
+func (img *Image) Identify(p Partition) (fsid.Kind, error) {
+	boot := make([]byte, fsid.SectorSize)
 	if _, err := img.Dev.ReadAt(boot, p.Offset); err != nil {
-		return FSUnknown
+		return fsid.Unknown, fmt.Errorf("boot sector at byte %d: %w", p.Offset, err)
 	}
-	if string(boot[3:11]) == "NTFS    " {
+	return fsid.Detect(boot, p.Size)
+}
+
+// Detect names the file system in partition p: FSFAT32 or FSNTFS when
+// xpboot can try to open it, FSFAT16 for FAT12 and FAT16, and FSUnknown
+// for anything else, a damaged FAT32 boot sector included (Image.FS and
+// image info say what is wrong with it).
+func (img *Image) Detect(p Partition) string {
+	kind, err := img.Identify(p)
+	switch {
+	case kind == fsid.NTFS:
 		return FSNTFS
-	}
-	if _, err := fat32.ParseBootSector(boot, p.Size); err == nil {
+	case kind == fsid.FAT32 && err == nil:
 		return FSFAT32
-	} else if errors.Is(err, fat32.ErrNotFAT32) {
+	case kind == fsid.FAT12 || kind == fsid.FAT16:
 		return FSFAT16
 	}
 	return FSUnknown
@@ -191,6 +205,19 @@ func (img *Image) FS(index int) (FS, error) {
 				if err := img.fatDiagnosis(parts[i]); err != nil {
 					return nil, fmt.Errorf("%s: %w: partition %d: %v", img.Path, ErrNoPartition, parts[i].Index, err)
 				}
+			}
+			// Say what each partition holds instead (FAT16, exFAT, none …).
+			var why []string
+			for _, q := range parts {
+				if mbr.IsExtended(q.Entry.Type) {
+					continue // its first sector is an extended boot record
+				}
+				if _, err := img.Identify(q); err != nil {
+					why = append(why, fmt.Sprintf("partition %d: %v", q.Index, err))
+				}
+			}
+			if len(why) > 0 {
+				return nil, fmt.Errorf("%s: %w (%s)", img.Path, ErrNoPartition, strings.Join(why, "; "))
 			}
 			return nil, fmt.Errorf("%s: %w", img.Path, ErrNoPartition)
 		}
@@ -234,6 +261,9 @@ func (img *Image) FS(index int) (FS, error) {
 		if err := img.fatDiagnosis(*p); err != nil {
 			return nil, fmt.Errorf("%s: partition %d: %w", img.Path, p.Index, err)
 		}
+		if _, why := img.Identify(*p); why != nil {
+			return nil, fmt.Errorf("%s: partition %d (type 0x%02x): %w", img.Path, p.Index, p.Entry.Type, why)
+		}
 		return nil, fmt.Errorf("%s: partition %d (type 0x%02x) holds a %s file system; xpboot reads FAT32 and NTFS", img.Path, p.Index, p.Entry.Type, kind)
 	}
 	img.mounted[p.Index] = fs
@@ -270,6 +300,10 @@ type FS interface {
 	MkdirAll(path string, mtime time.Time) error
 	Remove(path string) error
 	Flush() error
+	// FreeBytes is the free space in bytes, or a negative number when it
+	// is not known: NTFS counts it from $Bitmap only on a volume it may
+	// write, so a read-only open or a refused volume answers -1.
+	FreeBytes() int64
 }
 
 // FileInfo describes an entry of an FS.

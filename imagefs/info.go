@@ -186,8 +186,9 @@ func (img *Image) Info() *Info {
 				if l, err := fs.Label(); err == nil {
 					pi.Label = l
 				}
-				if f, ok := fs.(fatFS); ok {
-					free := f.FreeBytes()
+				// Negative when the volume cannot say (an NTFS volume its
+				// writer refuses): shown as not known, not as zero.
+				if free := fs.FreeBytes(); free >= 0 {
 					pi.FreeBytes = &free
 				}
 			}

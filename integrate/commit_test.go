@@ -19,7 +19,7 @@ import (
 // MkdirAll or Remove. Calls after it succeed again, so that a rollback can
 // run; n 0 never fails. calls counts them all.
 type failFS struct {
-	FS
+	imagefs.FS
 	n, calls int
 }
 
@@ -33,18 +33,18 @@ func (f *failFS) fail(op, name string) error {
 	return nil
 }
 
-func (f *failFS) WriteFile(name string, data []byte) error {
+func (f *failFS) WriteFile(name string, r io.Reader, size int64, mtime time.Time) error {
 	if err := f.fail("write", name); err != nil {
 		return err
 	}
-	return f.FS.WriteFile(name, data)
+	return f.FS.WriteFile(name, r, size, mtime)
 }
 
-func (f *failFS) MkdirAll(name string) error {
+func (f *failFS) MkdirAll(name string, mtime time.Time) error {
 	if err := f.fail("mkdir", name); err != nil {
 		return err
 	}
-	return f.FS.MkdirAll(name)
+	return f.FS.MkdirAll(name, mtime)
 }
 
 func (f *failFS) Remove(name string) error {
@@ -55,7 +55,7 @@ func (f *failFS) Remove(name string) error {
 }
 
 // planOn is planWith that fails the test when a driver is refused.
-func planOn(t *testing.T, fsys FS, opts Options, dirs ...string) *Plan {
+func planOn(t *testing.T, fsys imagefs.FS, opts Options, dirs ...string) *Plan {
 	t.Helper()
 	p, err := planWith(t, fsys, opts, dirs...)
 	if err != nil {
@@ -349,8 +349,8 @@ func TestImageFSNTFS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ro.CheckWrite(); err == nil || !strings.Contains(err.Error(), "read-only") {
-		t.Errorf("CheckWrite on a read-only open: %v", err)
+	if err := ro.CheckWritable(); err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("CheckWritable on a read-only open: %v", err)
 	}
 	ro.Close()
 

@@ -58,8 +58,8 @@ func stagedFiles(pkg *drivers.Package, devs []*drivers.Device) []stagedFile {
 //   - the unpatched original of a patched image under its own name;
 //   - the staging tree <setup>/scsidrv/<inf>/<path in package, lower
 //     case> that GUI-mode setup installs the devices from.
-func (p *Plan) driverOutputs(pkg *drivers.Package, devs []*drivers.Device, tfs []*textFile) ([]driverOut, error) {
-	t := p.Tree
+func (p *copyPlanner) driverOutputs(pkg *drivers.Package, devs []*drivers.Device, tfs []*textFile) ([]driverOut, error) {
+	t := p.tree
 	var outs []driverOut
 	for _, f := range tfs {
 		why := "text-mode copy of " + f.orig
@@ -107,8 +107,8 @@ func (p *Plan) driverOutputs(pkg *drivers.Package, devs []*drivers.Device, tfs [
 // directory's migrate.inf, as IntegrateDrv does on every run (research
 // §2 step 9): it carries the drive letters of the system winnt32 ran on,
 // which would move the new system off C:.
-func (p *Plan) copyDriverFiles(pkg *drivers.Package, devs []*drivers.Device, tfs []*textFile) error {
-	t := p.Tree
+func (p *copyPlanner) copyDriverFiles(pkg *drivers.Package, devs []*drivers.Device, tfs []*textFile) error {
+	t := p.tree
 	outs, err := p.driverOutputs(pkg, devs, tfs)
 	if err != nil {
 		return err
@@ -137,24 +137,4 @@ func (p *Plan) copyDriverFiles(pkg *drivers.Package, devs []*drivers.Device, tfs
 			"holds the drive letters of the system winnt32 ran on; without it the new system is C:")
 	}
 	return nil
-}
-
-// textModeUnpatched plans the txtsetup.sif and dosnet.inf lines of the
-// unpatched original of a patched service image (textMode's hook): it is
-// copied to system32\drivers under its own name, for the installed
-// system, while the patched file is only loaded in text mode.
-func (p *Plan) textModeUnpatched(f *textFile) {
-	if f.patched == nil {
-		return
-	}
-	why := "service " + f.service.Name + ": unpatched image for the installed system"
-	v := "1,,,,,,4_,4,0,0"
-	if p.Tree.Minor != 0 {
-		v += ",,1,4"
-	}
-	p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "SourceDisksFiles." + p.Tree.Arch, Key: f.orig,
-		Match: &FieldMatch{7, "4"}, Value: v, Why: why})
-	if p.text(DosNetINF) != nil {
-		p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "Files", Value: "d1," + f.orig, Why: why})
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/xpboot/xpboot/drivers"
+	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/integrate/integratetest"
 )
 
@@ -90,7 +91,7 @@ func addSetupFiles(t testing.TB, root string) {
 
 // read returns a tree file, names matched case-insensitively; "" if absent.
 func read(t testing.TB, root, name string) string {
-	b, err := DirFS(root).ReadFile(name)
+	b, err := imagefs.ReadFile(DirFS(root), name)
 	if err != nil && !isNotExist(err) {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func TestCopiesMedia(t *testing.T) {
 	if bytes.Contains(ldr, []byte("ntkrnlmp.exe\x00osloader")) || !peChecksumValid(ldr[len(loaderStub):]) {
 		t.Error("setupldr.bin not patched with a valid checksum")
 	}
-	if !slices.ContainsFunc(p.text(DosNetINF).Entries("FloppyFiles.1"), func(e Entry) bool { return e.Value == "d1,ntoskrnl.ex_" }) {
+	if !slices.ContainsFunc(p.texts.text(DosNetINF).Entries("FloppyFiles.1"), func(e Entry) bool { return e.Value == "d1,ntoskrnl.ex_" }) {
 		t.Error("dosnet.inf [FloppyFiles.1] lacks d1,ntoskrnl.ex_")
 	}
 	// --json lists every file with why.
@@ -285,7 +286,7 @@ func TestISCSIRename(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sif := p.text(TxtSetupSIF)
+			sif := p.texts.text(TxtSetupSIF)
 			for section, lines := range tt.lines {
 				for _, l := range lines {
 					if !slices.ContainsFunc(sif.Entries(section), func(e Entry) bool { return e.Key+" = "+e.Value == l }) {
@@ -299,7 +300,7 @@ func TestISCSIRename(t *testing.T) {
 			if _, ok := sif.Value("FileFlags", "iScsiPrt.sys"); ok {
 				t.Error("[FileFlags] names the patched image")
 			}
-			dn := p.text(DosNetINF)
+			dn := p.texts.text(DosNetINF)
 			for section, want := range map[string][]string{
 				"Files":         {"d1,iScsiPrt.sys", "d1,msiscsi.sys", "d1,iScsiP_o.sys"},
 				"FloppyFiles.1": {"d1,iScsiPrt.sys", "d1,iScsiP_o.sys"},

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/xpboot/xpboot/drivers"
+	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/internal/inftext"
 )
 
@@ -52,8 +53,8 @@ func (l Layout) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
 // Tree is a detected setup tree. Paths are slash-separated, relative to
 // the FS root and spelled as found on disk.
 type Tree struct {
-	FS     FS     `json:"-"`
-	Layout Layout `json:"layout"`
+	FS     imagefs.FS `json:"-"`
+	Layout Layout     `json:"layout"`
 	// BootDir is $WIN_NT$.~BT for LocalSource, "" for Media.
 	BootDir string `json:"bootDir,omitempty"`
 	// SetupDir holds txtsetup.sif and the compressed files: I386 or
@@ -92,7 +93,7 @@ func (t *Tree) Target() drivers.Target {
 // archDir returns the on-disk name of the architecture directory of dir
 // (AMD64 before I386: x64 media carry both, the 64-bit setup is in
 // AMD64), and the architecture.
-func archDir(fsys FS, dir string) (string, string) {
+func archDir(fsys imagefs.FS, dir string) (string, string) {
 	if n := lookup(fsys, dir, "amd64"); n != "" {
 		return n, "amd64"
 	}
@@ -105,14 +106,14 @@ func archDir(fsys FS, dir string) (string, string) {
 	return "", ""
 }
 
-func isDir(fsys FS, name string) bool {
+func isDir(fsys imagefs.FS, name string) bool {
 	fi, err := fsys.Stat(name)
 	return err == nil && fi.IsDir()
 }
 
 // Detect finds the setup layout at the root of fsys, checks the files
 // integration needs and identifies the system. It reads only.
-func Detect(fsys FS) (*Tree, error) {
+func Detect(fsys imagefs.FS) (*Tree, error) {
 	t := &Tree{FS: fsys}
 	if _, err := fsys.ReadDir("."); err != nil {
 		return nil, fmt.Errorf("integrate: reading target: %w", err)
@@ -183,7 +184,7 @@ func Detect(fsys FS) (*Tree, error) {
 }
 
 func (t *Tree) readText(name string) (*Text, error) {
-	b, err := t.FS.ReadFile(name)
+	b, err := imagefs.ReadFile(t.FS, name)
 	if err != nil {
 		return nil, fmt.Errorf("integrate: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/xpboot/xpboot/drivers"
+	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/integrate/integratetest"
 )
 
@@ -200,13 +201,13 @@ func TestDirFS(t *testing.T) {
 	root := t.TempDir()
 	writeFile(t, filepath.Join(root, "I386", "TXTSETUP.SIF"), []byte("a"))
 	fsys := DirFS(root)
-	if b, err := fsys.ReadFile("i386/txtsetup.sif"); err != nil || string(b) != "a" {
+	if b, err := imagefs.ReadFile(fsys, "i386/txtsetup.sif"); err != nil || string(b) != "a" {
 		t.Fatalf("case-insensitive read: %q, %v", b, err)
 	}
-	if err := fsys.WriteFile("i386/txtsetup.sif", []byte("b")); err != nil {
+	if err := imagefs.WriteBytes(fsys, "i386/txtsetup.sif", []byte("b")); err != nil {
 		t.Fatal(err)
 	}
-	if err := fsys.WriteFile("i386/New.Inf", []byte("c")); err != nil {
+	if err := imagefs.WriteBytes(fsys, "i386/New.Inf", []byte("c")); err != nil {
 		t.Fatal(err)
 	}
 	ents, _ := os.ReadDir(filepath.Join(root, "I386"))
@@ -220,7 +221,7 @@ func TestDirFS(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(root, "I386", "TXTSETUP.SIF")); string(b) != "b" {
 		t.Errorf("content %q", b)
 	}
-	if _, err := fsys.ReadFile("../x"); err == nil {
+	if _, err := imagefs.ReadFile(fsys, "../x"); err == nil {
 		t.Error("reading ../x succeeded")
 	}
 	if _, err := fsys.Stat("i386/missing"); !isNotExist(err) {

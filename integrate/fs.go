@@ -1,55 +1,38 @@
 package integrate
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"github.com/xpboot/xpboot/internal/atomicfile"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/xpboot/xpboot/imagefs"
+	"github.com/xpboot/xpboot/internal/atomicfile"
+	"golang.org/x/sys/unix"
 )
 
-// FS is the filesystem a setup tree lives in. Names are slash-separated
-// paths relative to the tree's root, matched case-insensitively (XP media
-// is upper case while INFs say \i386); a backend resolves each element to
-// the name found on disk and keeps that case when writing.
-type FS interface {
-	ReadFile(name string) ([]byte, error)
-	// WriteFile replaces or creates name atomically; a new file's last
-	// element keeps the case given, its directories must exist.
-	WriteFile(name string, data []byte) error
-	Stat(name string) (fs.FileInfo, error)
-	ReadDir(name string) ([]fs.DirEntry, error)
-	// MkdirAll creates name and its missing parents; existing elements
-	// are matched case-insensitively and keep their case.
-	MkdirAll(name string) error
-	// Remove deletes the file or empty directory name; a missing name is
-	// an error satisfying errors.Is(err, fs.ErrNotExist).
-	Remove(name string) error
-}
+// A setup tree or an installed system is read and written through
+// imagefs.FS, the one file-system interface of xpboot: a partition of a
+// disk image (OpenImage, OpenVolume), a host directory (DirFS), the ISO a
+// setup source is read from (package setup). Names are slash-separated
+// and matched case-insensitively (XP media is upper case while INFs say
+// \i386); a backend resolves each element to the name found on disk and
+// keeps that case when writing. Whole small files go through
+// imagefs.ReadFile and imagefs.WriteBytes; Plan.Commit asks
+// imagefs.CheckWritable and the file system's free space before its
+// first write.
 
-// A WriteChecker is an FS that can tell before the first write whether
-// writes will fail (an image opened read-only, an NTFS volume that is
-// dirty or hibernated).
-// Plan.Commit asks it before writing anything.
-type WriteChecker interface {
-	CheckWrite() error
-}
-
-// A SpaceReporter is an FS with a bounded free space (a file system
-// inside an image). Plan.Commit refuses a plan whose new contents and
-// backups exceed it before writing anything. A negative FreeBytes means
-// unknown.
-type SpaceReporter interface {
-	FreeBytes() int64
-}
-
-// DirFS returns an FS for the directory root of the host filesystem.
+// DirFS returns the file system of the directory root of the host.
 // Writes go to a temporary file in the same directory that is then
-// renamed over the destination.
-func DirFS(root string) FS { return dirFS{root: root} }
+// renamed over the destination (package atomicfile), so each file is
+// either old or new.
+func DirFS(root string) imagefs.FS { return dirFS{root: root} }
 
 type dirFS struct{ root string }
 
@@ -94,15 +77,39 @@ func (d dirFS) resolve(name string, allowNew bool) (string, error) {
 	return cur, nil
 }
 
-func (d dirFS) ReadFile(name string) ([]byte, error) {
+// Type names the backend: a directory of the host.
+func (d dirFS) Type() string { return "dir" }
+
+// Label is the directory's name.
+func (d dirFS) Label() (string, error) { return filepath.Base(d.root), nil }
+
+// Flush has nothing to do: every write reaches the host at once.
+func (d dirFS) Flush() error { return nil }
+
+// FreeBytes answers -1, not known: a directory shares the host's file
+// system with everything else, and files replaced atomically need their
+// new and old copies at once, so a count taken before a plan's first
+// write would promise nothing. Writes report ENOSPC themselves, and
+// Commit rolls back.
+func (d dirFS) FreeBytes() int64 { return -1 }
+
+// Open opens the file name for reading.
+func (d dirFS) Open(name string) (imagefs.File, error) {
 	p, err := d.resolve(name, false)
 	if err != nil {
 		return nil, err
 	}
-	return os.ReadFile(p)
+	// Read whole: the files of a setup tree are small, and an open
+	// descriptor would need a Close the interface does not have.
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.NewReader(b), nil
 }
 
-func (d dirFS) Stat(name string) (fs.FileInfo, error) {
+// Stat describes name.
+func (d dirFS) Stat(name string) (imagefs.FileInfo, error) {
 	p, err := d.resolve(name, false)
 	if err != nil {
 		return nil, err
@@ -110,15 +117,30 @@ func (d dirFS) Stat(name string) (fs.FileInfo, error) {
 	return os.Stat(p)
 }
 
-func (d dirFS) ReadDir(name string) ([]fs.DirEntry, error) {
+// ReadDir lists the directory name, sorted by name.
+func (d dirFS) ReadDir(name string) ([]imagefs.FileInfo, error) {
 	p, err := d.resolve(name, false)
 	if err != nil {
 		return nil, err
 	}
-	return os.ReadDir(p)
+	ents, err := os.ReadDir(p)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]imagefs.FileInfo, 0, len(ents))
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fi)
+	}
+	return out, nil
 }
 
-func (d dirFS) WriteFile(name string, data []byte) error {
+// WriteFile replaces or creates name with size bytes of r, atomically; a
+// new file's last element keeps the case given, its directory must exist.
+func (d dirFS) WriteFile(name string, r io.Reader, size int64, mtime time.Time) error {
 	p, err := d.resolve(name, true)
 	if err != nil {
 		return err
@@ -132,14 +154,33 @@ func (d dirFS) WriteFile(name string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
+	n, err := io.Copy(f, io.LimitReader(r, size))
+	if err == nil && n != size {
+		err = fmt.Errorf("integrate: %s: %d of %d bytes: %w", p, n, size, io.ErrUnexpectedEOF)
+	}
+	if err == nil && !mtime.IsZero() {
+		tv := unix.NsecToTimeval(mtime.UnixNano())
+		err = unix.Futimes(int(f.Fd()), []unix.Timeval{tv, tv})
+	}
+	if err != nil {
 		f.Abort()
 		return err
 	}
 	return f.Commit()
 }
 
-func (d dirFS) MkdirAll(name string) error {
+// Mkdir creates the directory name; its parent must exist.
+func (d dirFS) Mkdir(name string, _ time.Time) error {
+	p, err := d.resolve(name, true)
+	if err != nil {
+		return err
+	}
+	return os.Mkdir(p, 0o755)
+}
+
+// MkdirAll creates name and its missing parents; existing elements are
+// matched case-insensitively and keep their case.
+func (d dirFS) MkdirAll(name string, _ time.Time) error {
 	name = path.Clean("/" + filepath.ToSlash(name))
 	cur := ""
 	for _, el := range strings.Split(strings.TrimPrefix(name, "/"), "/") {
@@ -167,6 +208,8 @@ func (d dirFS) MkdirAll(name string) error {
 	return nil
 }
 
+// Remove deletes the file or empty directory name; a missing name is an
+// error satisfying errors.Is(err, fs.ErrNotExist).
 func (d dirFS) Remove(name string) error {
 	p, err := d.resolve(name, false)
 	if err != nil {
@@ -177,7 +220,7 @@ func (d dirFS) Remove(name string) error {
 
 // lookup returns the on-disk name of the entry of dir matching name
 // case-insensitively, or "".
-func lookup(fsys FS, dir, name string) string {
+func lookup(fsys imagefs.FS, dir, name string) string {
 	ents, err := fsys.ReadDir(dir)
 	if err != nil {
 		return ""

@@ -125,20 +125,20 @@ func regLine(key, name string, typ uint32, data drivers.RegData) (string, error)
 const ccs = `SYSTEM\CurrentControlSet\`
 
 // setReg plans one hivesys.inf value.
-func (p *Plan) setReg(key, name string, typ uint32, data drivers.RegData, why string) {
+func (p *hivePlanner) setReg(key, name string, typ uint32, data drivers.RegData, why string) {
 	l, err := regLine(key, name, typ, data)
 	if err != nil {
 		p.warn("%s: %s\\%s: %v", why, key, name, err)
 		return
 	}
-	p.do(Edit{File: HiveSysINF, Op: OpReplace, Section: "AddReg", Fields: 3, Value: l, Why: why})
+	p.texts.do(Edit{File: HiveSysINF, Op: OpReplace, Section: "AddReg", Fields: 3, Value: l, Why: why})
 }
 
 // hiveSysServices writes what the installed system needs for each
 // service (research §6.4, §9(b)): boot start, type, error control,
 // group, display name, ImagePath, dependencies as REG_MULTI_SZ, the
 // service's own AddReg values and those of its event-log install.
-func (p *Plan) hiveSysServices(devs []*drivers.Device) {
+func (p *hivePlanner) hiveSysServices(devs []*drivers.Device) {
 	done := map[string]bool{}
 	for _, d := range devs {
 		for _, s := range d.Services {
@@ -193,7 +193,7 @@ func serviceVals(s *drivers.Service, image bool) []regVal {
 // under SYSTEM\CurrentControlSet are written as they are). Operations a
 // hive INF line cannot express, and other roots, are warned about;
 // setupRegOp leaves them out of setupreg.hiv too.
-func (p *Plan) hiveSysOp(base string, r drivers.RegOp, why string) {
+func (p *hivePlanner) hiveSysOp(base string, r drivers.RegOp, why string) {
 	key, ok := regOpKey(base, r)
 	if !ok {
 		p.warn("%s: %s:%d: %s\\%s is outside the SYSTEM hive; not written to the hives", why, r.INF, r.Line, r.Root, r.Key)
@@ -236,7 +236,7 @@ func (p *Plan) hiveSysOp(base string, r drivers.RegOp, why string) {
 		if names, keyOnly := p.hiveSysKey(key); names && !keyOnly {
 			return
 		}
-		p.do(Edit{File: HiveSysINF, Op: OpAdd, Section: "AddReg", Value: line, Why: why})
+		p.texts.do(Edit{File: HiveSysINF, Op: OpAdd, Section: "AddReg", Value: line, Why: why})
 	default:
 		p.warn("%s: %s:%d: %s not written to the hives yet", why, r.INF, r.Line, r.Op)
 	}
@@ -244,7 +244,7 @@ func (p *Plan) hiveSysOp(base string, r drivers.RegOp, why string) {
 
 // hiveSysCriticalDevices adds the CriticalDeviceDatabase entries of the
 // installed system (research §6.7): Service, and ClassGUID for NICs.
-func (p *Plan) hiveSysCriticalDevices(devs []*drivers.Device) {
+func (p *hivePlanner) hiveSysCriticalDevices(devs []*drivers.Device) {
 	for _, d := range devs {
 		s := functionService(d)
 		if s == nil {
@@ -267,10 +267,10 @@ func (p *Plan) hiveSysCriticalDevices(devs []*drivers.Device) {
 // both-hives rows of research §7.2; setupRegTCPIP writes their
 // setupreg.hiv side and the ServiceGroupOrder of both hives).
 // DependOnService is REG_MULTI_SZ, as Windows has it (IntegrateDrv wrote SZ).
-func (p *Plan) hiveSysTCPIP() {
+func (p *hivePlanner) hiveSysTCPIP() {
 	const why = "network adapter: TCP/IP boot start"
 	svcs := []string{"Tcpip"}
-	if p.Tree.Minor != 0 {
+	if p.tree.Minor != 0 {
 		svcs = []string{"IPSec", "Tcpip"}
 	}
 	for _, s := range svcs {
@@ -279,7 +279,7 @@ func (p *Plan) hiveSysTCPIP() {
 		p.setReg(key, "Group", drivers.RegSZ, drivers.StringData("PNP_TDI"), why)
 		p.setReg(key, "Type", drivers.RegDWORD, drivers.DWORDData(1), why)
 	}
-	if p.Tree.Minor != 0 {
+	if p.tree.Minor != 0 {
 		p.setReg(ccs+`Services\Tcpip`, "DependOnService", drivers.RegMultiSZ, drivers.MultiData([]string{"IPSec"}), why)
 	}
 	p.setReg(ccs+`Control\Session Manager\Memory Management`, "DisablePagingExecutive", drivers.RegDWORD, drivers.DWORDData(1), why)
@@ -289,12 +289,12 @@ func (p *Plan) hiveSysTCPIP() {
 // devicePath puts the staging directories first in the DevicePath that
 // GUI-mode setup searches for INFs (research §4.4), in hivesft.inf and,
 // on 64-bit systems, hivsft32.inf (Wow6432Node).
-func (p *Plan) devicePath(dirs []string) {
+func (p *hivePlanner) devicePath(dirs []string) {
 	for _, f := range []struct{ logical, key string }{
 		{HiveSftINF, `SOFTWARE\Microsoft\Windows\CurrentVersion`},
 		{HiveSft32INF, `SOFTWARE\Wow6432Node\Microsoft\Windows\CurrentVersion`},
 	} {
-		x := p.text(f.logical)
+		x := p.texts.text(f.logical)
 		if x == nil {
 			continue
 		}
@@ -315,6 +315,6 @@ func (p *Plan) devicePath(dirs []string) {
 			}
 		}
 		l, _ := regLine(f.key, "DevicePath", drivers.RegExpandSZ, drivers.StringData(strings.Join(parts, ";")))
-		p.do(Edit{File: f.logical, Op: OpReplace, Section: "AddReg", Fields: 3, Value: l, Why: "staging directories for GUI-mode setup"})
+		p.texts.do(Edit{File: f.logical, Op: OpReplace, Section: "AddReg", Fields: 3, Value: l, Why: "staging directories for GUI-mode setup"})
 	}
 }

@@ -1,7 +1,6 @@
 package integrate
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -13,8 +12,8 @@ import (
 	"github.com/xpboot/xpboot/imagefs"
 )
 
-// ImageFS is a setup tree inside a disk image: an FS over one directory of
-// a partition's file system, through package imagefs (raw, VMDK or VHD
+// ImageFS is a setup tree or an installed system inside a disk image: an
+// imagefs.FS over one directory of a partition's file system, through package imagefs (raw, VMDK or VHD
 // containers; FAT32 and NTFS read-write).
 //
 // Names are matched case-insensitively by the file system itself and an
@@ -28,20 +27,19 @@ import (
 // write is planned completely and then written at once (data, index
 // blocks, bitmaps, MFT records, $MFTMirr) by imagefs/ntfs.
 type ImageFS struct {
-	img      *imagefs.Image
+	// tree is imagefs.Sub of the partition's file system at the tree's
+	// root; fs is the whole file system. The writing methods mark the
+	// image written, so that Close flushes it.
+	tree     imagefs.FS
 	fs       imagefs.FS
-	root     string // absolute, "/"-separated
+	img      *imagefs.Image
 	writable bool
 	wrote    bool              // a write was attempted: Close must flush
 	name     string            // IMG:/root, for messages
 	part     imagefs.Partition // the partition fs lives in
 }
 
-var _ interface {
-	FS
-	WriteChecker
-	SpaceReporter
-} = (*ImageFS)(nil)
+var _ imagefs.FS = (*ImageFS)(nil)
 
 // OpenImage opens the disk image at image, the file system of partition
 // (1–4; 0 picks the active one, as imagefs.Image.FS does) and the
@@ -81,13 +79,13 @@ func openImage(image string, partition int, root string, writable, journal bool)
 		return nil, fmt.Errorf("integrate: %w", err)
 	}
 	root = path.Clean("/" + strings.ReplaceAll(root, `\`, "/"))
-	f := &ImageFS{img: img, fs: fsys, root: root, writable: writable, name: image + ":" + root}
+	f := &ImageFS{tree: imagefs.Sub(fsys, root), img: img, fs: fsys, writable: writable, name: image + ":" + root}
 	if f.part, err = fsPartition(img, partition); err != nil {
 		img.Dev.Close() // nothing written: no flush
 		return nil, fmt.Errorf("integrate: %w", err)
 	}
 	if writable {
-		if err := f.CheckWrite(); err != nil {
+		if err := f.CheckWritable(); err != nil {
 			img.Dev.Close() // nothing written: no flush
 			return nil, err
 		}
@@ -122,100 +120,64 @@ func (f *ImageFS) Close() error {
 	return f.img.Close()
 }
 
-// CheckWrite reports why writes would fail: an image opened read-only or
-// an NTFS volume that must not be written (dirty, unclean $LogFile,
-// hibernated Windows).
-func (f *ImageFS) CheckWrite() error {
+// CheckWritable reports why writes would fail: an image opened
+// read-only or an NTFS volume that must not be written (dirty, unclean
+// $LogFile, hibernated Windows).
+func (f *ImageFS) CheckWritable() error {
 	if !f.writable {
 		return fmt.Errorf("%s: the image is opened read-only", f.name)
 	}
-	if c, ok := f.fs.(interface{ CheckWritable() error }); ok {
-		if err := c.CheckWritable(); err != nil {
-			return fmt.Errorf("%s: %w", f.name, err)
-		}
+	if err := imagefs.CheckWritable(f.fs); err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
 	}
 	return nil
 }
 
-// FreeBytes is the file system's free space (FAT32), or -1 when it does
-// not say.
-func (f *ImageFS) FreeBytes() int64 {
-	if sr, ok := f.fs.(interface{ FreeBytes() int64 }); ok {
-		return sr.FreeBytes()
-	}
-	return -1
-}
+// Label is the file system's volume label.
+func (f *ImageFS) Label() (string, error) { return f.fs.Label() }
 
-// full maps a tree path to the absolute path in the file system; ".."
-// cannot climb above the tree's root.
-func (f *ImageFS) full(name string) string {
-	return path.Join(f.root, path.Clean("/"+strings.ReplaceAll(name, `\`, "/")))
-}
-
-// ReadFile returns the content of name.
-func (f *ImageFS) ReadFile(name string) ([]byte, error) {
-	file, err := f.fs.Open(f.full(name))
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, file.Size())
-	if _, err := file.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, &fs.PathError{Op: "read", Path: f.full(name), Err: err}
-	}
-	return b, nil
-}
-
-// WriteFile creates or replaces name; its directory must exist.
-func (f *ImageFS) WriteFile(name string, data []byte) error {
-	f.wrote = true
-	return f.fs.WriteFile(f.full(name), bytes.NewReader(data), int64(len(data)), time.Now())
-}
+// FreeBytes is the file system's free space, or a negative number when
+// it does not know.
+func (f *ImageFS) FreeBytes() int64 { return f.fs.FreeBytes() }
 
 // Stat describes name.
-func (f *ImageFS) Stat(name string) (fs.FileInfo, error) {
-	fi, err := f.fs.Stat(f.full(name))
-	if err != nil {
-		return nil, err
-	}
-	return fileInfo{fi}, nil
-}
+func (f *ImageFS) Stat(name string) (imagefs.FileInfo, error) { return f.tree.Stat(name) }
 
 // ReadDir lists the directory name in on-disk order.
-func (f *ImageFS) ReadDir(name string) ([]fs.DirEntry, error) {
-	list, err := f.fs.ReadDir(f.full(name))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]fs.DirEntry, len(list))
-	for i, fi := range list {
-		out[i] = fs.FileInfoToDirEntry(fileInfo{fi})
-	}
-	return out, nil
+func (f *ImageFS) ReadDir(name string) ([]imagefs.FileInfo, error) { return f.tree.ReadDir(name) }
+
+// Open opens the file name for reading.
+func (f *ImageFS) Open(name string) (imagefs.File, error) { return f.tree.Open(name) }
+
+// WriteFile creates or replaces name; its directory must exist.
+func (f *ImageFS) WriteFile(name string, r io.Reader, size int64, mtime time.Time) error {
+	f.wrote = true
+	return f.tree.WriteFile(name, r, size, mtime)
+}
+
+// Mkdir creates the directory name; its parent must exist.
+func (f *ImageFS) Mkdir(name string, mtime time.Time) error {
+	f.wrote = true
+	return f.tree.Mkdir(name, mtime)
 }
 
 // MkdirAll creates name and its missing parents.
-func (f *ImageFS) MkdirAll(name string) error {
+func (f *ImageFS) MkdirAll(name string, mtime time.Time) error {
 	f.wrote = true
-	return f.fs.MkdirAll(f.full(name), time.Now())
+	return f.tree.MkdirAll(name, mtime)
 }
 
 // Remove deletes the file or empty directory name.
 func (f *ImageFS) Remove(name string) error {
 	f.wrote = true
-	return f.fs.Remove(f.full(name))
+	return f.tree.Remove(name)
 }
 
-// fileInfo completes an imagefs.FileInfo to an fs.FileInfo.
-type fileInfo struct{ imagefs.FileInfo }
-
-func (fi fileInfo) Mode() fs.FileMode {
-	if fi.IsDir() {
-		return fs.ModeDir | 0o755
-	}
-	return 0o644
+// Flush writes the file system's metadata now rather than at Close.
+func (f *ImageFS) Flush() error {
+	f.wrote = true
+	return f.tree.Flush()
 }
-
-func (fi fileInfo) Sys() any { return nil }
 
 // fsPartition returns the partition imagefs.Image.FS(index) opens: the
 // given one, or for 0 the active one with a known file system, else the
@@ -263,7 +225,7 @@ func (f *ImageFS) ReadSector(n int64) ([]byte, error) {
 
 // WriteSector writes the 512-byte sector n of the partition.
 func (f *ImageFS) WriteSector(n int64, b []byte) error {
-	if err := f.CheckWrite(); err != nil {
+	if err := f.CheckWritable(); err != nil {
 		return err
 	}
 	if len(b) != 512 || n < 0 || (n+1)*512 > f.part.Size {

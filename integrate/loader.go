@@ -82,8 +82,8 @@ func patchLoader(b []byte, win2000 bool) ([]byte, loaderResult, error) {
 // media, the dosnet.inf [FloppyFiles.1] lines of tcpipTextMode have
 // winnt32 copy them); on x86 the setup loader is switched to the
 // uniprocessor kernel.
-func (p *Plan) tcpipFiles() error {
-	t := p.Tree
+func (p *copyPlanner) tcpipFiles() error {
+	t := p.tree
 	const why = "network adapter: TCP/IP in text mode"
 	if t.Layout == LocalSource {
 		files := []string{"tdi.sy_", "ndis.sy_", "ipsec.sy_", "tcpip.sy_"}
@@ -105,7 +105,7 @@ func (p *Plan) tcpipFiles() error {
 // setupFileName returns the name under which the setup directory holds
 // name, compressed (x.sy_) or not (x.sys, as nLite leaves some), or ""
 // when neither is there.
-func (p *Plan) setupFileName(name string) (string, error) {
+func (p *copyPlanner) setupFileName(name string) (string, error) {
 	cands := []string{name}
 	if n := len(name); n >= 4 && name[n-1] == '_' {
 		switch ext := name[n-4:]; ext {
@@ -116,7 +116,7 @@ func (p *Plan) setupFileName(name string) (string, error) {
 		}
 	}
 	for _, c := range cands {
-		if _, ok, err := p.current(p.Tree.SetupDir + "/" + c); err != nil {
+		if _, ok, err := p.current(p.tree.SetupDir + "/" + c); err != nil {
 			return "", err
 		} else if ok {
 			return c, nil
@@ -127,8 +127,8 @@ func (p *Plan) setupFileName(name string) (string, error) {
 
 // copyToBootDir plans copying a file of the setup directory to the boot
 // directory of a local-source tree; a missing file is a warning.
-func (p *Plan) copyToBootDir(name, why string) error {
-	t := p.Tree
+func (p *copyPlanner) copyToBootDir(name, why string) error {
+	t := p.tree
 	real, err := p.setupFileName(name)
 	if err != nil {
 		return err
@@ -149,8 +149,8 @@ func (p *Plan) copyToBootDir(name, why string) error {
 // makes the uniprocessor kernel available to it (research §7.5). A
 // loader that is missing or cannot be patched is a warning: the rest of
 // the integration stands, text mode may hang with the NIC.
-func (p *Plan) uniprocessorKernel() error {
-	t := p.Tree
+func (p *copyPlanner) uniprocessorKernel() error {
+	t := p.tree
 	const why = "network adapter: text mode on the uniprocessor kernel"
 	var loader string
 	var data []byte
@@ -202,8 +202,8 @@ func (p *Plan) uniprocessorKernel() error {
 		p.warn("%s/ntoskrnl.ex_ is missing: setup cannot load the uniprocessor kernel", t.SetupDir)
 		return nil
 	}
-	if p.text(DosNetINF) != nil {
-		p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "FloppyFiles.1", Value: "d1," + real, Why: why})
+	if p.texts.text(DosNetINF) != nil {
+		p.texts.do(Edit{File: DosNetINF, Op: OpAdd, Section: "FloppyFiles.1", Value: "d1," + real, Why: why})
 	}
 	return nil
 }

@@ -9,6 +9,18 @@ import (
 	"github.com/xpboot/xpboot/integrate/cab"
 )
 
+// infPlanner owns the edits of the setup directory's own INFs, stored
+// packed (*.in_, a cabinet) or plain: boot-start TCP/IP, staged driver
+// INFs, HAL, in-box model lines disabled, sfcfiles.dll. They are whole
+// files of the copyPlanner. Methods: packed.go, packed_infs.go,
+// packed_inbox.go.
+type infPlanner struct {
+	*planEnv
+	texts  *textPlanner // the text files, which are not edited here
+	hives  *hivePlanner // the network adapters' class instances
+	copies *copyPlanner
+}
+
 // OpComment turns every line of the section equal to Value into a
 // comment (';' put in front, the line's bytes kept): in-box model lines
 // that would beat the integrated driver in GUI mode.
@@ -44,8 +56,8 @@ type packedFile struct {
 // gives nil. A file that is neither — a damaged or unsupported cabinet,
 // garbage — is warned about (why says what is then not done) and gives
 // nil too: setup trees differ, and issue 7 §2 wants those skipped.
-func (p *Plan) openPacked(name, kind, why string) (*packedFile, error) {
-	b, ok, err := p.current(name)
+func (p *infPlanner) openPacked(name, kind, why string) (*packedFile, error) {
+	b, ok, err := p.copies.current(name)
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -113,7 +125,7 @@ func plausible(b []byte, kind string) error {
 // what the file already holds, so a second run changes nothing. kind is
 // KindText for an INF (the dry-run diff then shows the INF) or
 // KindBinary.
-func (p *Plan) putPacked(pf *packedFile, data []byte, kind, why string) (*fileOut, error) {
+func (p *infPlanner) putPacked(pf *packedFile, data []byte, kind, why string) (*fileOut, error) {
 	if bytes.Equal(data, pf.data) {
 		return nil, nil
 	}
@@ -137,7 +149,7 @@ func (p *Plan) putPacked(pf *packedFile, data []byte, kind, why string) (*fileOu
 		}
 		out, k = buf.Bytes(), KindCabinet
 	}
-	o, err := p.putFile(pf.path, out, k, why)
+	o, err := p.copies.putFile(pf.path, out, k, why)
 	if err != nil {
 		return nil, err
 	}
@@ -177,8 +189,8 @@ func packedTextDiff(name string) func(orig, data []byte) (string, error) {
 // setupFiles returns the tree paths, with their on-disk case, of a setup
 // file stored packed (nettcpip.in_) and plain (nettcpip.inf) in the setup
 // directory: packed first, either or both or none.
-func (p *Plan) setupFiles(plain string) ([]string, error) {
-	ents, err := p.Tree.FS.ReadDir(p.Tree.SetupDir)
+func (p *infPlanner) setupFiles(plain string) ([]string, error) {
+	ents, err := p.tree.FS.ReadDir(p.tree.SetupDir)
 	if err != nil {
 		return nil, fmt.Errorf("integrate: %w", err)
 	}
@@ -186,30 +198,12 @@ func (p *Plan) setupFiles(plain string) ([]string, error) {
 	for _, want := range []string{packedName(plain), plain} {
 		for _, e := range ents {
 			if !e.IsDir() && strings.EqualFold(e.Name(), want) {
-				out = append(out, p.Tree.SetupDir+"/"+e.Name())
+				out = append(out, p.tree.SetupDir+"/"+e.Name())
 				break
 			}
 		}
 	}
 	return out, nil
-}
-
-// record adds an edit of a packed file (applied by the caller) to
-// p.Edits once; a repeat that changed the file marks the first changed.
-func (p *Plan) record(e Edit) {
-	k := e.String()
-	if p.seen[k] {
-		if e.Changed {
-			for i := range p.Edits {
-				if p.Edits[i].String() == k {
-					p.Edits[i].Changed = true
-				}
-			}
-		}
-		return
-	}
-	p.seen[k] = true
-	p.Edits = append(p.Edits, e)
 }
 
 // infNumber parses an INF number: decimal, or hexadecimal after 0x.
@@ -226,7 +220,7 @@ func infNumber(s string) (uint64, bool) {
 // bootStart sets StartType = 0 (SERVICE_BOOT_START) in a service-install
 // section of x, leaving a section already at 0 alone (however it writes
 // the 0), and records the edit as an edit of file.
-func (p *Plan) bootStart(x *Text, file, section, why string) {
+func (p *infPlanner) bootStart(x *Text, file, section, why string) {
 	p.record(bootStartEdit(x, file, section, why))
 }
 

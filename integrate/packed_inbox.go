@@ -16,7 +16,7 @@ import (
 // signed in-box driver above the integrated one even when the latter
 // matches the subsystem too (research §6.7). Every such line is an edit
 // and a warning.
-func (p *Plan) disableInBox(devs []*drivers.Device) error {
+func (p *infPlanner) disableInBox(devs []*drivers.Device) error {
 	ids := map[string]string{} // generic ID → INF of the integrated device
 	for _, d := range devs {
 		for _, id := range append([]string{d.HardwareID}, d.CompatibleIDs...) {
@@ -30,7 +30,7 @@ func (p *Plan) disableInBox(devs []*drivers.Device) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	ents, err := p.Tree.FS.ReadDir(p.Tree.SetupDir)
+	ents, err := p.tree.FS.ReadDir(p.tree.SetupDir)
 	if err != nil {
 		return fmt.Errorf("integrate: %w", err)
 	}
@@ -39,15 +39,15 @@ func (p *Plan) disableInBox(devs []*drivers.Device) error {
 		if ent.IsDir() || (!strings.HasSuffix(low, ".in_") && !strings.HasSuffix(low, ".inf")) {
 			continue
 		}
-		name := p.Tree.SetupDir + "/" + ent.Name()
+		name := p.tree.SetupDir + "/" + ent.Name()
 		own := false
-		for _, f := range p.files {
+		for _, f := range p.texts.files {
 			own = own || strings.EqualFold(f.path, name)
 		}
 		if own {
 			continue // dosnet.inf, the hive INFs: edited as text files
 		}
-		b, ok, err := p.current(name)
+		b, ok, err := p.copies.current(name)
 		if err != nil {
 			return err
 		}
@@ -151,7 +151,7 @@ const sfcPrefix = `%systemroot%\system32\drivers\`
 // '0' (e1000325.sys → e1000325.sy0) in every PE section holding it, and
 // the PE checksum is recomputed (research §6.7). Files not on the list
 // are left alone; a missing sfcfiles.dl_ is warned about.
-func (p *Plan) packedSfcFiles(files []string) error {
+func (p *infPlanner) packedSfcFiles(files []string) error {
 	if len(files) == 0 {
 		return nil
 	}
@@ -160,7 +160,7 @@ func (p *Plan) packedSfcFiles(files []string) error {
 		return err
 	}
 	if len(names) == 0 {
-		p.warn("sfcfiles.dl_ is not in %s: Windows File Protection may restore in-box versions of integrated driver files (skipped)", p.Tree.SetupDir)
+		p.warn("sfcfiles.dl_ is not in %s: Windows File Protection may restore in-box versions of integrated driver files (skipped)", p.tree.SetupDir)
 		return nil
 	}
 	for _, name := range names {

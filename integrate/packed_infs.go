@@ -15,8 +15,8 @@ import (
 // (research §7.3): StartType = 0 in their service-install sections of
 // nettcpip.inf, netgpc.inf and netpsa.inf, packed or plain. On 2003 and
 // XP x64 the scheduler is left alone: there it breaks iSCSI boot.
-func (p *Plan) packedTCPIP() error {
-	t := p.Tree
+func (p *infPlanner) packedTCPIP() error {
+	t := p.tree
 	const why = "network adapter: TCP/IP boot start in GUI mode"
 	type svc struct{ section, service string }
 	type inf struct {
@@ -85,7 +85,7 @@ func (p *Plan) packedTCPIP() error {
 // services boot start, hal.inf deleting each network adapter's early
 // NetCfgInstanceId (x86 XP and 2000), in-box INFs for the same devices
 // disabled, and the driver files taken off sfcfiles.dll's list.
-func (p *Plan) packedDriverINFs(pkg *drivers.Package, devs []*drivers.Device) error {
+func (p *infPlanner) packedDriverINFs(pkg *drivers.Package, devs []*drivers.Device) error {
 	if err := p.stagedBootStart(pkg, devs); err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func addServices(f *drivers.INF, section string, seen map[string]bool) [][2]stri
 // every service-install section its devices' AddService lines name,
 // unless the package already says 0 (research §6.8). Any such edit voids
 // the package's catalog signature, which is warned about.
-func (p *Plan) stagedBootStart(pkg *drivers.Package, devs []*drivers.Device) error {
+func (p *infPlanner) stagedBootStart(pkg *drivers.Package, devs []*drivers.Device) error {
 	var infs []string
 	byINF := map[string][]*drivers.Device{}
 	for _, d := range devs {
@@ -157,7 +157,7 @@ func (p *Plan) stagedBootStart(pkg *drivers.Package, devs []*drivers.Device) err
 			continue
 		}
 		staged := p.stagingDir(inf) + "/" + strings.ToLower(winBase(inf))
-		cur, ok, err := p.current(staged)
+		cur, ok, err := p.copies.current(staged)
 		if err != nil {
 			return err
 		}
@@ -205,7 +205,7 @@ func (p *Plan) stagedBootStart(pkg *drivers.Package, devs []*drivers.Device) err
 			return err
 		}
 		if !bytes.Equal(b, cur) {
-			o, err := p.putFile(staged, b, KindText, why)
+			o, err := p.copies.putFile(staged, b, KindText, why)
 			if err != nil {
 				return err
 			}
@@ -240,9 +240,9 @@ func (p *Plan) stagedBootStart(pkg *drivers.Package, devs []*drivers.Device) err
 // value: on x86 XP and 2000 its presence hangs GUI-mode setup after the
 // adapter is installed (research §6.4, §6.8). The NetCfgInstanceId under
 // Linkage, which Windows uses, stays.
-func (p *Plan) packedHAL() error {
-	t := p.Tree
-	if len(p.nics) == 0 || t.Arch != "x86" || t.Minor > 1 {
+func (p *infPlanner) packedHAL() error {
+	t := p.tree
+	if len(p.hives.nics) == 0 || t.Arch != "x86" || t.Minor > 1 {
 		return nil
 	}
 	const why = "network adapter: NetCfgInstanceId deleted at the start of GUI mode"
@@ -279,7 +279,7 @@ func (p *Plan) packedHAL() error {
 		e := Edit{File: name, Op: OpAdd, Section: sec, Value: "DelReg = " + delReg, Why: why}
 		e.Changed = e.Apply(x)
 		p.record(e)
-		for _, n := range p.nics {
+		for _, n := range p.hives.nics {
 			e := Edit{File: name, Op: OpAdd, Section: delReg,
 				Value: `HKLM,"SYSTEM\CurrentControlSet\` + n.classKey + `","NetCfgInstanceId"`, Why: why}
 			e.Changed = e.Apply(x)

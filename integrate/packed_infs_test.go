@@ -54,8 +54,8 @@ func TestPackedDriverINFs(t *testing.T) {
 	}
 	// The NIC's class instance (allocated by the setupreg.hiv step) is
 	// deleted early in GUI mode by hal.inf.
-	for _, n := range p.nics {
-		b, _, err := p.current("I386/HAL.IN_")
+	for _, n := range p.hives.nics {
+		b, _, err := p.copies.current("I386/HAL.IN_")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,11 +182,11 @@ func TestPackedHAL(t *testing.T) {
 			}
 			for round := range 2 {
 				p := planOn(t, DirFS(root), Options{})
-				p.nics = nics
-				if err := p.packedHAL(); err != nil {
+				p.hives.nics = nics
+				if err := p.infs.packedHAL(); err != nil {
 					t.Fatal(err)
 				}
-				if err := p.packedHAL(); err != nil { // a second NIC driver of the same run
+				if err := p.infs.packedHAL(); err != nil { // a second NIC driver of the same run
 					t.Fatal(err)
 				}
 				if tt.warn != "" && !hasWarning(p, tt.warn) {

@@ -525,7 +525,7 @@ func TestPackedTCPIPVersions(t *testing.T) {
 			setup := filepath.Join(root, tt.setup)
 			addPacked(t, setup)
 			p := planOn(t, DirFS(root), Options{})
-			if err := p.packedTCPIP(); err != nil {
+			if err := p.infs.packedTCPIP(); err != nil {
 				t.Fatal(err)
 			}
 			if err := p.Commit(); err != nil {
@@ -550,7 +550,7 @@ func TestPackedTCPIPVersions(t *testing.T) {
 	addPacked(t, filepath.Join(root, "I386"))
 	os.Remove(filepath.Join(root, "I386", "NETGPC.IN_"))
 	p := planOn(t, DirFS(root), Options{})
-	if err := p.packedTCPIP(); err != nil {
+	if err := p.infs.packedTCPIP(); err != nil {
 		t.Fatal(err)
 	}
 	if !hasWarning(p, "netgpc.in_ is not in I386", "Gpc") {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/xpboot/xpboot/drivers"
+	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/integrate/integratetest"
 )
 
@@ -50,7 +51,7 @@ func scsiPackage(t testing.TB) string {
 
 // planWith detects the tree of fsys and plans every driver dir, with opts
 // set before the first; it does not commit.
-func planWith(t *testing.T, fsys FS, opts Options, dirs ...string) (*Plan, error) {
+func planWith(t *testing.T, fsys imagefs.FS, opts Options, dirs ...string) (*Plan, error) {
 	t.Helper()
 	tr, err := Detect(fsys)
 	if err != nil {
@@ -241,7 +242,7 @@ func TestIntegrate2000(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sif := p.text(TxtSetupSIF)
+	sif := p.texts.text(TxtSetupSIF)
 	has := func(section, line string) bool {
 		for _, e := range sif.Entries(section) {
 			if strings.EqualFold(e.Key+" = "+e.Value, line) {
@@ -262,7 +263,7 @@ func TestIntegrate2000(t *testing.T) {
 	if _, ok := sif.Value("DiskDrivers.Load", "ipsec"); ok {
 		t.Error("IPSec loaded on Windows 2000")
 	}
-	dn := p.text(DosNetINF)
+	dn := p.texts.text(DosNetINF)
 	for _, e := range dn.Entries("FloppyFiles.1") {
 		if strings.EqualFold(e.Value, "d1,ipsec.sy_") {
 			t.Error("ipsec.sy_ in FloppyFiles.1 on Windows 2000")

@@ -12,6 +12,23 @@ import (
 	"github.com/xpboot/xpboot/hive"
 )
 
+// hivePlanner owns the registry setup starts with: setupreg.hiv (loaded
+// on first use, edited through a hive.Editor) and the hivesys.inf /
+// hivesft.inf AddReg lines that repeat it for the installed system.
+// Methods: setupreg.go (values, keys, both hives), setupreg_device.go
+// (services, class instances, Enum keys, NICs), setupreg_finish.go
+// (TCP/IP boot set, the hive's output), hivesys.go (INF lines).
+type hivePlanner struct {
+	*planEnv
+	texts  *textPlanner // hivesys.inf and hivesft.inf
+	copies *copyPlanner // setupreg.hiv as a whole file
+	// setupReg is the in-memory setupreg.hiv, loaded on first use.
+	setupReg *setupRegState
+	// nics are the network adapters' class instances, in the order
+	// integrated.
+	nics []*nicInstance
+}
+
 // SetupRegHIV is the logical name of setupreg.hiv in Edit.File.
 const SetupRegHIV = "setupreg.hiv"
 
@@ -57,12 +74,12 @@ func regKey(key, name string) string { return strings.ToLower(key) + "\x00" + st
 // setupRegLoad reads setupreg.hiv on first use. A hive that hive.Check
 // finds fault with (dirty, bad checksum, broken cells …) or that has no
 // control set is refused: the error names the file and the first problem.
-func (p *Plan) setupRegLoad() (*setupRegState, error) {
+func (p *hivePlanner) setupRegLoad() (*setupRegState, error) {
 	if p.setupReg != nil {
 		return p.setupReg, nil
 	}
-	name := p.Tree.SetupReg
-	b, ok, err := p.readOptional(name)
+	name := p.tree.SetupReg
+	b, ok, err := p.copies.readOptional(name)
 	if err != nil {
 		return nil, err
 	}
@@ -256,48 +273,34 @@ func renderValue(t hive.ValueType, b []byte) string {
 	return fmt.Sprintf("hex(%x):", uint32(t)) + strings.Join(h, ",")
 }
 
-// recordHive adds a setupreg.hiv edit to p.Edits, one per key and value
-// name: a value set again (a list that grows per adapter) replaces the
-// earlier edit in place, so --json shows what the hive ends with and a
-// second run reports the same edits.
-func (p *Plan) recordHive(e Edit) {
-	for i := range p.Edits {
-		o := &p.Edits[i]
-		if o.File == e.File && o.Op == e.Op && strings.EqualFold(o.Section, e.Section) && strings.EqualFold(o.Key, e.Key) {
-			*o = e
-			return
-		}
-	}
-	p.Edits = append(p.Edits, e)
-}
-
 // setRegFinal is setReg for a value the plan may set several times: the
 // earlier hivesys.inf edits of the same key and name are dropped, the
 // last one (changed if any was) stands for them.
-func (p *Plan) setRegFinal(key, name string, typ uint32, data drivers.RegData, why string) {
-	n := len(p.Edits)
+func (p *hivePlanner) setRegFinal(key, name string, typ uint32, data drivers.RegData, why string) {
+	n := len(*p.edits)
 	p.setReg(key, name, typ, data, why)
-	if len(p.Edits) == n {
+	if len(*p.edits) == n {
 		return
 	}
 	prefix := strings.ToUpper(fmt.Sprintf(`HKLM,%s,%s,`, quote(key), quote(name)))
 	changed := false
-	kept := p.Edits[:0]
-	for i, e := range p.Edits {
+	kept := (*p.edits)[:0]
+	for i, e := range *p.edits {
 		if i < n && e.File == HiveSysINF && e.Op == OpReplace && strings.HasPrefix(strings.ToUpper(e.Value), prefix) {
 			changed = changed || e.Changed
 			continue
 		}
 		kept = append(kept, e)
 	}
-	p.Edits = kept
-	p.Edits[len(p.Edits)-1].Changed = p.Edits[len(p.Edits)-1].Changed || changed
+	*p.edits = kept
+	last := &kept[len(kept)-1]
+	last.Changed = last.Changed || changed
 }
 
 // setupRegSet plans one value in setupreg.hiv. key is written as for
 // hivesys.inf, under `SYSTEM\CurrentControlSet\`; setupreg.hiv stores it
 // under ControlSet001. typ is a drivers.Reg* type, data as for regLine.
-func (p *Plan) setupRegSet(key, name string, typ uint32, data drivers.RegData, why string) error {
+func (p *hivePlanner) setupRegSet(key, name string, typ uint32, data drivers.RegData, why string) error {
 	s, err := p.setupRegLoad()
 	if err != nil {
 		return err
@@ -315,7 +318,7 @@ func (p *Plan) setupRegSet(key, name string, typ uint32, data drivers.RegData, w
 
 // setupRegPut sets a value at a hive path. Edit.Changed tells whether
 // the hive as read had another value (or none).
-func (p *Plan) setupRegPut(s *setupRegState, key, name string, t hive.ValueType, b []byte, why string) error {
+func (p *hivePlanner) setupRegPut(s *setupRegState, key, name string, t hive.ValueType, b []byte, why string) error {
 	if err := s.createKey(key); err != nil {
 		return err
 	}
@@ -331,7 +334,7 @@ func (p *Plan) setupRegPut(s *setupRegState, key, name string, t hive.ValueType,
 }
 
 // setupRegKey plans a key (without values) in setupreg.hiv.
-func (p *Plan) setupRegKey(key, why string) error {
+func (p *hivePlanner) setupRegKey(key, why string) error {
 	s, err := p.setupRegLoad()
 	if err != nil {
 		return err
@@ -351,13 +354,13 @@ func (p *Plan) setupRegKey(key, why string) error {
 // setBoth plans a value in hivesys.inf (the installed system) and
 // setupreg.hiv (text-mode setup): the "both hives" rows of research §6
 // and §7.
-func (p *Plan) setBoth(key, name string, typ uint32, data drivers.RegData, why string) error {
+func (p *hivePlanner) setBoth(key, name string, typ uint32, data drivers.RegData, why string) error {
 	p.setReg(key, name, typ, data, why)
 	return p.setupRegSet(key, name, typ, data, why)
 }
 
 // setBothVals is setBoth for each of vals, in order.
-func (p *Plan) setBothVals(key string, vals []regVal, why string) error {
+func (p *hivePlanner) setBothVals(key string, vals []regVal, why string) error {
 	for _, v := range vals {
 		if err := p.setBoth(key, v.name, v.typ, v.data, why); err != nil {
 			return err
@@ -368,7 +371,7 @@ func (p *Plan) setBothVals(key string, vals []regVal, why string) error {
 
 // bothOps applies AddReg operations whose HKR is base to hivesys.inf
 // (hiveSysOp) and setupreg.hiv (setupRegOp), in order.
-func (p *Plan) bothOps(base string, ops []drivers.RegOp, why string) error {
+func (p *hivePlanner) bothOps(base string, ops []drivers.RegOp, why string) error {
 	for _, r := range ops {
 		p.hiveSysOp(base, r, why)
 		if err := p.setupRegOp(base, r, why); err != nil {
@@ -401,7 +404,7 @@ func regOpKey(base string, r drivers.RegOp) (string, bool) {
 // only over one, APPEND adds missing strings to a REG_MULTI_SZ) and
 // key-only lines. Other operations and roots are left to hiveSysOp's
 // warnings.
-func (p *Plan) setupRegOp(base string, r drivers.RegOp, why string) error {
+func (p *hivePlanner) setupRegOp(base string, r drivers.RegOp, why string) error {
 	key, ok := regOpKey(base, r)
 	if !ok {
 		return nil

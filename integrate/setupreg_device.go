@@ -15,7 +15,7 @@ import (
 // §6.7): the services, each device's class instance, its Enum key for
 // root-enumerated devices (and with Options.Preconf the chosen network
 // adapter's Enum\PCI key), and per network adapter the TCP/IP interface.
-func (p *Plan) setupRegDriver(pkg *drivers.Package, devs []*drivers.Device) error {
+func (p *hivePlanner) setupRegDriver(pkg *drivers.Package, devs []*drivers.Device) error {
 	if _, err := p.setupRegLoad(); err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func (p *Plan) setupRegDriver(pkg *drivers.Package, devs []*drivers.Device) erro
 // setupRegService writes what text mode needs of a service: boot start
 // and the service's values, without ImagePath (text-mode setup loads
 // <service>.sys from its own list); hiveSysServices wrote hivesys.inf's.
-func (p *Plan) setupRegService(sv *drivers.Service) error {
+func (p *hivePlanner) setupRegService(sv *drivers.Service) error {
 	key := ccs + `Services\` + sv.Name
 	why := "service " + sv.Name
 	for _, v := range serviceVals(sv, false) {
@@ -97,7 +97,7 @@ func classGUID(d *drivers.Device) string {
 // deviceKeys writes a device's class instance (software key), its Enum
 // key if it is root-enumerated or the pre-configured network adapter,
 // and a network adapter's TCP/IP interface, in both hives.
-func (p *Plan) deviceKeys(d *drivers.Device) error {
+func (p *hivePlanner) deviceKeys(d *drivers.Device) error {
 	why := d.Description
 	guid := classGUID(d)
 	if guid == "" {
@@ -164,7 +164,7 @@ func (p *Plan) deviceKeys(d *drivers.Device) error {
 	if err := p.tcpipAdapter(nic, chosen); err != nil {
 		return err
 	}
-	if chosen && p.Options.Preconf != "" {
+	if chosen && p.opts.Preconf != "" {
 		return p.preconfNIC(nic, guid, num)
 	}
 	return nil
@@ -172,8 +172,8 @@ func (p *Plan) deviceKeys(d *drivers.Device) error {
 
 // hiveSysAddReg calls fn with the data fields of every hivesys.inf
 // [AddReg] line under HKLM, with its key and value name.
-func (p *Plan) hiveSysAddReg(fn func(key, name string, data []string)) {
-	x := p.text(HiveSysINF)
+func (p *hivePlanner) hiveSysAddReg(fn func(key, name string, data []string)) {
+	x := p.texts.text(HiveSysINF)
 	if x == nil {
 		return
 	}
@@ -192,8 +192,8 @@ func (p *Plan) hiveSysAddReg(fn func(key, name string, data []string)) {
 
 // hiveSysLine returns every field of the hivesys.inf line of a value, as
 // the plan leaves it, or nil.
-func (p *Plan) hiveSysLine(key, name string) []string {
-	x := p.text(HiveSysINF)
+func (p *hivePlanner) hiveSysLine(key, name string) []string {
+	x := p.texts.text(HiveSysINF)
 	if x == nil {
 		return nil
 	}
@@ -209,8 +209,8 @@ func (p *Plan) hiveSysLine(key, name string) []string {
 // hiveSysKey reports whether a hivesys.inf AddReg line, as the plan leaves
 // it, names key (and so creates it), and whether one of them is a key-only
 // line (FLG_ADDREG_KEYONLY, no value name).
-func (p *Plan) hiveSysKey(key string) (names, keyOnly bool) {
-	x := p.text(HiveSysINF)
+func (p *hivePlanner) hiveSysKey(key string) (names, keyOnly bool) {
+	x := p.texts.text(HiveSysINF)
 	if x == nil {
 		return false, false
 	}
@@ -231,7 +231,7 @@ func (p *Plan) hiveSysKey(key string) (names, keyOnly bool) {
 
 // hiveSysFields returns the data fields of the hivesys.inf value, as the
 // plan leaves it.
-func (p *Plan) hiveSysFields(key, name string) ([]string, bool) {
+func (p *hivePlanner) hiveSysFields(key, name string) ([]string, bool) {
 	var out []string
 	found := false
 	p.hiveSysAddReg(func(k, n string, data []string) {
@@ -248,7 +248,7 @@ func (p *Plan) hiveSysFields(key, name string) ([]string, bool) {
 // which match (given a value reader for the instance) is true — looked
 // for in setupreg.hiv first. Non-numeric subkeys (Properties) are skipped
 // and gaps are filled, as Windows allocates instance keys.
-func (p *Plan) instances(parent string, match func(get func(name string) ([]string, bool)) bool) (free, found string, err error) {
+func (p *hivePlanner) instances(parent string, match func(get func(name string) ([]string, bool)) bool) (free, found string, err error) {
 	s, err := p.setupRegLoad()
 	if err != nil {
 		return "", "", err
@@ -325,7 +325,7 @@ func hasFold(list []string, s string) bool {
 // when set) are the device's, so that a second run reuses it, else the
 // lowest number free in both hives (research §6.2; IntegrateDrv took the
 // last subkey plus one and failed on names such as Properties).
-func (p *Plan) classInstance(d *drivers.Device, guid string) (string, error) {
+func (p *hivePlanner) classInstance(d *drivers.Device, guid string) (string, error) {
 	free, found, err := p.instances(ccs+`Control\Class\`+guid, func(get func(string) ([]string, bool)) bool {
 		id, ok := get("MatchingDeviceId")
 		if !ok || !hasFold(id, d.HardwareID) {
@@ -345,7 +345,7 @@ func (p *Plan) classInstance(d *drivers.Device, guid string) (string, error) {
 // else a name-based GUID (RFC 4122 version 5 layout over SHA-1) of the
 // class key and the hardware ID — unique within the system, and the same
 // for the same tree and drivers, so integrations are reproducible.
-func (p *Plan) netCfgInstanceID(classKey string, d *drivers.Device) (string, error) {
+func (p *hivePlanner) netCfgInstanceID(classKey string, d *drivers.Device) (string, error) {
 	s, err := p.setupRegLoad()
 	if err != nil {
 		return "", err
@@ -384,7 +384,7 @@ func isGUID(s string) bool {
 
 // deviceValues writes the values of a device instance key (research
 // §6.7) and the device's .HW AddReg, in both hives.
-func (p *Plan) deviceValues(key string, d *drivers.Device, guid, num string, hwid bool) error {
+func (p *hivePlanner) deviceValues(key string, d *drivers.Device, guid, num string, hwid bool) error {
 	why := d.Description
 	vals := []regVal{
 		{"ClassGUID", drivers.RegSZ, drivers.StringData(guid)},
@@ -413,7 +413,7 @@ func (p *Plan) deviceValues(key string, d *drivers.Device, guid, num string, hwi
 // rootDevice pre-creates a root-enumerated device (ROOT\iScsiPrt,
 // ROOT\sanbootconf) as Enum\Root\<CLASS>\NNNN; its HardwareID keeps a
 // later install from adding a second one (research §6.7).
-func (p *Plan) rootDevice(d *drivers.Device, guid, num string) error {
+func (p *hivePlanner) rootDevice(d *drivers.Device, guid, num string) error {
 	if d.Class == "" {
 		p.warn("%s: %s has no class name; no Enum\\Root key written", d.INF, d.HardwareID)
 		return nil
@@ -434,12 +434,12 @@ func (p *Plan) rootDevice(d *drivers.Device, guid, num string) error {
 
 // chooseNIC tells whether n is the adapter that gets Options' TCP/IP
 // settings: the one Options.NIC names, else the first.
-func (p *Plan) chooseNIC(n *nicInstance) bool {
+func (p *hivePlanner) chooseNIC(n *nicInstance) bool {
 	s := p.setupReg
 	if s.chosen != nil {
 		return false
 	}
-	if p.Options.NIC == "" || MatchesID(n.dev, p.Options.NIC) {
+	if p.opts.NIC == "" || MatchesID(n.dev, p.opts.NIC) {
 		s.chosen = n
 		return true
 	}
@@ -451,7 +451,7 @@ func (p *Plan) chooseNIC(n *nicInstance) bool {
 // latter and fails if it is missing) and Tcpip\Linkage. The chosen
 // adapter gets Options' address, gateway and DHCP; the others 0.0.0.0
 // and EnableDHCP=1.
-func (p *Plan) tcpipAdapter(n *nicInstance, chosen bool) error {
+func (p *hivePlanner) tcpipAdapter(n *nicInstance, chosen bool) error {
 	g := n.guid
 	why := "network adapter " + n.dev.HardwareID + ": TCP/IP interface " + g
 	tcp := ccs + `Services\Tcpip\`
@@ -462,7 +462,7 @@ func (p *Plan) tcpipAdapter(n *nicInstance, chosen bool) error {
 	ip, mask, gw, dhcp := "0.0.0.0", "0.0.0.0", "", uint32(1)
 	if chosen {
 		dhcp = 0
-		o := p.Options
+		o := p.opts
 		if o.DHCP {
 			dhcp = 1
 		}
@@ -501,7 +501,7 @@ func (p *Plan) tcpipAdapter(n *nicInstance, chosen bool) error {
 
 // appendBoth adds s to a REG_MULTI_SZ list in both hives unless it is
 // there, keeping what each hive has.
-func (p *Plan) appendBoth(key, name, add, why string) error {
+func (p *hivePlanner) appendBoth(key, name, add, why string) error {
 	cur, _ := p.hiveSysFields(key, name)
 	if len(cur) == 1 && cur[0] == "" {
 		cur = nil
@@ -550,18 +550,18 @@ func preconfInstance(slot string) (string, error) {
 // /preconf). Windows names the key by the device's most specific ID
 // (VEN&DEV&SUBSYS&REV): Options.NIC gives it when it is that specific,
 // else the model line's ID is used, with a warning.
-func (p *Plan) preconfNIC(n *nicInstance, guid, num string) error {
-	inst, err := preconfInstance(p.Options.Preconf)
+func (p *hivePlanner) preconfNIC(n *nicInstance, guid, num string) error {
+	inst, err := preconfInstance(p.opts.Preconf)
 	if err != nil {
 		return err
 	}
 	id := n.dev.HardwareID
-	if o := p.Options.NIC; o != "" && len(strings.Split(o, "&")) > len(strings.Split(id, "&")) {
+	if o := p.opts.NIC; o != "" && len(strings.Split(o, "&")) > len(strings.Split(id, "&")) {
 		id = o
 	}
 	u := strings.ToUpper(id)
 	if !strings.HasPrefix(u, `PCI\`) {
-		return fmt.Errorf("%w: preconf %s: network adapter %s is not a PCI device", ErrOptions, p.Options.Preconf, id)
+		return fmt.Errorf("%w: preconf %s: network adapter %s is not a PCI device", ErrOptions, p.opts.Preconf, id)
 	}
 	if !strings.Contains(u, "&SUBSYS_") || !strings.Contains(u, "&REV_") {
 		p.warn("preconf: Windows names the Enum\\PCI key by the adapter's full ID (VEN&DEV&SUBSYS&REV); %s is less specific and will only match such a device (give the NIC option the full ID)", id)

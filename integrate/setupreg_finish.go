@@ -35,7 +35,7 @@ func groupOrder(list []string) []string {
 // DependOnService as REG_MULTI_SZ, DisablePagingExecutive,
 // DisableDHCPMediaSense (hiveSysTCPIP wrote hivesys.inf's), and the
 // ServiceGroupOrder in both hives.
-func (p *Plan) setupRegTCPIP() error {
+func (p *hivePlanner) setupRegTCPIP() error {
 	const why = "network adapter: TCP/IP boot start"
 	type val struct {
 		key, name string
@@ -50,7 +50,7 @@ func (p *Plan) setupRegTCPIP() error {
 		{svc + "NDIS", "Group", drivers.RegSZ, drivers.StringData("NDIS Wrapper")},
 	}
 	tcp := []string{"Tcpip"}
-	if p.Tree.Minor != 0 {
+	if p.tree.Minor != 0 {
 		tcp = []string{"IPSec", "Tcpip"}
 	}
 	for _, s := range tcp {
@@ -58,7 +58,7 @@ func (p *Plan) setupRegTCPIP() error {
 			val{svc + s, "Group", drivers.RegSZ, drivers.StringData("PNP_TDI")},
 			val{svc + s, "Type", drivers.RegDWORD, drivers.DWORDData(1)})
 	}
-	if p.Tree.Minor != 0 {
+	if p.tree.Minor != 0 {
 		vals = append(vals, val{svc + "Tcpip", "DependOnService", drivers.RegMultiSZ, drivers.MultiData([]string{"IPSec"})})
 	}
 	vals = append(vals,
@@ -102,12 +102,12 @@ func (p *Plan) setupRegTCPIP() error {
 // anew only when a key or value really changed (hive.Editor.Bytes
 // rewrites every cell), so a second run writes nothing. It also refuses
 // an Options.NIC that no integrated adapter matched.
-func (p *Plan) finishSetupReg() error {
+func (p *hivePlanner) finishSetupReg() error {
 	s := p.setupReg
 	if s == nil {
 		return nil
 	}
-	if p.Options.NIC != "" && s.chosen == nil {
+	if p.opts.NIC != "" && s.chosen == nil {
 		var ids []string
 		for _, n := range p.nics {
 			ids = append(ids, n.dev.HardwareID)
@@ -116,7 +116,7 @@ func (p *Plan) finishSetupReg() error {
 		if len(ids) > 0 {
 			have = strings.Join(ids, ", ")
 		}
-		return fmt.Errorf("%w: NIC %s matches no integrated network adapter (integrated: %s)", ErrOptions, p.Options.NIC, have)
+		return fmt.Errorf("%w: NIC %s matches no integrated network adapter (integrated: %s)", ErrOptions, p.opts.NIC, have)
 	}
 	if s.built {
 		return nil
@@ -133,25 +133,25 @@ func (p *Plan) finishSetupReg() error {
 		}
 		data = b
 	}
-	o, err := p.putFile(s.path, data, KindHive, "registry of text-mode setup")
+	o, err := p.copies.putFile(s.path, data, KindHive, "registry of text-mode setup")
 	if err != nil {
 		return err
 	}
 	o.diff = hiveDiffer(o.path)
-	if p.Tree.Layout == LocalSource && p.Tree.BootDir != "" {
-		bt := p.Tree.BootDir + "/" + path.Base(s.path)
+	if p.tree.Layout == LocalSource && p.tree.BootDir != "" {
+		bt := p.tree.BootDir + "/" + path.Base(s.path)
 		var cur []byte
 		var ok bool
-		if ob := p.output(bt); ob != nil {
+		if ob := p.copies.output(bt); ob != nil {
 			cur, ok = ob.orig, ob.exists
-		} else if cur, ok, err = p.readOptional(bt); err != nil {
+		} else if cur, ok, err = p.copies.readOptional(bt); err != nil {
 			return err
 		}
 		btData := data
 		if !dirty && ok && sameHive(cur, s.orig) {
 			btData = cur
 		}
-		ob, err := p.putFile(bt, btData, KindHive, "copy of "+s.path+" text-mode setup boots with")
+		ob, err := p.copies.putFile(bt, btData, KindHive, "copy of "+s.path+" text-mode setup boots with")
 		if err != nil {
 			return err
 		}

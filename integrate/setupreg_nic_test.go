@@ -140,7 +140,7 @@ func TestSetupRegInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, n := range p.nics {
+	for _, n := range p.hives.nics {
 		got = append(got, n.classKey[len(netKey)+1:])
 	}
 	if want := []string{"0003", "0004"}; !reflect.DeepEqual(got, want) {

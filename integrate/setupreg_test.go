@@ -265,9 +265,9 @@ func TestSetupRegMedia(t *testing.T) {
 			}
 			hv := filepath.Join(root, "I386", "SETUPREG.HIV")
 			g1, g2 := guids(t, hv)
-			if len(p.nics) != 2 || p.nics[0].guid != g1 || p.nics[1].guid != g2 ||
-				p.nics[0].classKey != netKey+`\0001` {
-				t.Errorf("p.nics = %+v", p.nics)
+			if len(p.hives.nics) != 2 || p.hives.nics[0].guid != g1 || p.hives.nics[1].guid != g2 ||
+				p.hives.nics[0].classKey != netKey+`\0001` {
+				t.Errorf("p.hives.nics = %+v", p.hives.nics)
 			}
 			checkRegistry(t, hv, filepath.Join(root, "I386", "HIVESYS.INF"), wantRegistry(g1, g2, tt.opts))
 			if tt.name == "defaults" {
@@ -516,7 +516,7 @@ func TestSetupRegDiff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := p.nics[0].guid
+	g := p.hives.nics[0].guid
 	for _, want := range []string{
 		"--- a/I386/SETUPREG.HIV\n+++ b/I386/SETUPREG.HIV\n",
 		"+ ControlSet001\\Services\\E1000\\\n",

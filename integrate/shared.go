@@ -8,6 +8,7 @@ import (
 
 	"github.com/xpboot/xpboot/drivers"
 	"github.com/xpboot/xpboot/hive"
+	"github.com/xpboot/xpboot/imagefs"
 )
 
 // This file exports the pieces of setup-tree integration that the
@@ -64,7 +65,7 @@ func ServiceGroups() []string { return append([]string(nil), tcpipGroups...) }
 type Journal struct{ j journal }
 
 // NewJournal returns a Journal over fsys.
-func NewJournal(fsys FS) *Journal { return &Journal{j: journal{fs: fsys}} }
+func NewJournal(fsys imagefs.FS) *Journal { return &Journal{j: journal{fs: fsys}} }
 
 // Write creates or replaces name with data, creating missing
 // directories; orig and existed describe what it replaces, for Rollback.

@@ -88,8 +88,8 @@ func readPackageFile(pkg *drivers.Package, rel string) ([]byte, error) {
 // It also reads every file the plan will write for the package (the
 // staging tree included), so that nothing is planned for a package one
 // of whose files is unreadable or clashes with another driver's.
-func (p *Plan) textFiles(pkg *drivers.Package, devs []*drivers.Device) ([]*textFile, error) {
-	t := p.Tree
+func (p *copyPlanner) textFiles(pkg *drivers.Package, devs []*drivers.Device) ([]*textFile, error) {
+	t := p.tree
 	want := map[string]uint16{"x86": pe.IMAGE_FILE_MACHINE_I386, "amd64": pe.IMAGE_FILE_MACHINE_AMD64}[t.Arch]
 	names := map[uint16]string{pe.IMAGE_FILE_MACHINE_I386: "x86", pe.IMAGE_FILE_MACHINE_AMD64: "amd64", pe.IMAGE_FILE_MACHINE_IA64: "ia64"}
 

@@ -23,24 +23,65 @@ import (
 // Everything is checked first — the option, every file, the binaries'
 // architecture — and nothing is planned when something is wrong.
 func (p *Plan) AddTextModeDriver(dir string, oem *drivers.TxtSetupOEM, id string) error {
-	t := p.Tree
+	d, err := readOEMDriver(p.Tree, dir, oem, id)
+	if err != nil {
+		return err
+	}
+	src, err := p.texts.sourceDisk()
+	if err != nil {
+		return err
+	}
+	if len(d.opt.Config) > 0 {
+		// The [Config] values go to setupreg.hiv: a hive that does not
+		// load must fail before anything is planned.
+		if _, err := p.hives.setupRegLoad(); err != nil {
+			return err
+		}
+	}
+
+	// Plan: the text files, the files, the registry.
+	p.texts.oemTextMode(d, src)
+	if err := p.copies.oemFiles(d); err != nil {
+		return err
+	}
+	if err := p.hives.oemConfig(d); err != nil {
+		return err
+	}
+	p.hives.devicePath([]string{`%SystemRoot%\TEMP\SCSIDRV\` + d.staging})
+	return nil
+}
+
+// An oemDriver is a txtsetup.oem [scsi] option read and checked for the
+// tree (readOEMDriver): its files, which of them text mode loads, and the
+// names the plan gives them.
+type oemDriver struct {
+	opt     *drivers.OEMOption
+	files   []oemFile // every file of the option, once
+	drvs    []oemFile // its driver files
+	why     string    // "text-mode driver <id>", for edits and outputs
+	staging string    // the staging subdirectory (oemStagingName)
+}
+
+// An oemFile is one file of a txtsetup.oem option and its content.
+type oemFile struct {
+	f    drivers.OEMFile
+	data []byte
+}
+
+// readOEMDriver reads the option id of the [scsi] component of oem from
+// the package directory dir and checks every file: readable, and each
+// binary of the tree's architecture.
+func readOEMDriver(t *Tree, dir string, oem *drivers.TxtSetupOEM, id string) (*oemDriver, error) {
 	if oem == nil {
-		return fmt.Errorf("integrate: %s: no txtsetup.oem", dir)
+		return nil, fmt.Errorf("integrate: %s: no txtsetup.oem", dir)
 	}
 	oemPath := filepath.Join(dir, oem.Name)
 	opt, err := oemOption(oem, id)
 	if err != nil {
-		return fmt.Errorf("integrate: %s: %w", oemPath, err)
+		return nil, fmt.Errorf("integrate: %s: %w", oemPath, err)
 	}
-
-	// Read and check every file.
 	want := map[string]uint16{"x86": pe.IMAGE_FILE_MACHINE_I386, "amd64": pe.IMAGE_FILE_MACHINE_AMD64}[t.Arch]
-	type oemFile struct {
-		f    drivers.OEMFile
-		data []byte
-	}
-	var files []oemFile
-	var drvs []oemFile
+	d := &oemDriver{opt: opt, why: "text-mode driver " + opt.ID, staging: oemStagingName(opt.ID)}
 	seen := map[string]bool{}
 	for _, f := range opt.Files {
 		if seen[strings.ToLower(f.Name)] {
@@ -50,66 +91,46 @@ func (p *Plan) AddTextModeDriver(dir string, oem *drivers.TxtSetupOEM, id string
 		src := filepath.Join(dir, filepath.FromSlash(f.Source))
 		b, err := os.ReadFile(src)
 		if err != nil {
-			return fmt.Errorf("integrate: %s:%d: [Files.scsi.%s] %s: %w", oemPath, f.Line, opt.ID, f.Name, err)
+			return nil, fmt.Errorf("integrate: %s:%d: [Files.scsi.%s] %s: %w", oemPath, f.Line, opt.ID, f.Name, err)
 		}
 		low := strings.ToLower(f.Name)
 		if strings.HasSuffix(low, ".sys") || strings.HasSuffix(low, ".dll") {
 			if m := peMachine(b); m != 0 && m != want {
-				return fmt.Errorf("%w: %s is for machine 0x%x, the setup tree is %s", ErrArch, src, m, t.Arch)
+				return nil, fmt.Errorf("%w: %s is for machine 0x%x, the setup tree is %s", ErrArch, src, m, t.Arch)
 			}
 		}
 		of := oemFile{f, b}
-		files = append(files, of)
+		d.files = append(d.files, of)
 		if f.Type == "driver" {
-			drvs = append(drvs, of)
+			d.drvs = append(d.drvs, of)
 		}
 	}
-	if len(drvs) == 0 {
-		return fmt.Errorf("integrate: %s: [Files.scsi.%s] has no driver line", oemPath, opt.ID)
+	if len(d.drvs) == 0 {
+		return nil, fmt.Errorf("integrate: %s: [Files.scsi.%s] has no driver line", oemPath, opt.ID)
 	}
-	src, err := p.sourceDisk()
-	if err != nil {
-		return err
-	}
+	return d, nil
+}
 
-	if len(opt.Config) > 0 {
-		// The [Config] values go to setupreg.hiv: a hive that does not
-		// load must fail before anything is planned.
-		if _, err := p.setupRegLoad(); err != nil {
-			return err
-		}
-	}
-
-	// Plan.
-	why := "text-mode driver " + opt.ID
-	name := oemStagingName(opt.ID)
-	for _, f := range files {
+// oemTextMode plans the txtsetup.sif and dosnet.inf lines of a
+// txtsetup.oem driver: its staging directory (like src) and files, the
+// drivers loaded through [SCSI.Load], its hardware IDs.
+func (p *textPlanner) oemTextMode(d *oemDriver, src setupDisk) {
+	t, why := p.tree, d.why
+	for _, f := range d.files {
 		if !is83(f.f.Name) {
 			p.warn("%s: %s is not an 8.3 name; text-mode setup loading it from a FAT boot folder or an ISO 9660 level 1 CD may not find it", why, f.f.Name)
 		}
 	}
-	if !is83(name) && t.Layout == Media {
-		p.warn("%s: staging directory %s is not an 8.3 name; an ISO 9660 level 1 CD cannot carry it", why, name)
+	if !is83(d.staging) && t.Layout == Media {
+		p.warn("%s: staging directory %s is not an 8.3 name; an ISO 9660 level 1 CD cannot carry it", why, d.staging)
 	}
-	ids := p.addStagingDir(src, name, why)
-	stageDir := t.SetupDir + "/scsidrv/" + name
-	for _, f := range files {
-		if _, err := p.putFile(stageDir+"/"+strings.ToLower(f.f.Name), f.data, KindBinary, why+": staged for GUI-mode setup"); err != nil {
-			return err
-		}
+	ids := p.addStagingDir(src, d.staging, why)
+	for _, f := range d.files {
 		p.addStagedFile(ids, f.f.Name, why)
 	}
 	sdf := "SourceDisksFiles." + t.Arch
 	dn := p.text(DosNetINF)
-	for _, f := range drvs {
-		if _, err := p.putFile(t.SetupDir+"/"+f.f.Name, f.data, KindBinary, why+": loaded by text-mode setup"); err != nil {
-			return err
-		}
-		if t.Layout == LocalSource && t.BootDir != "" {
-			if _, err := p.putFile(t.BootDir+"/"+f.f.Name, f.data, KindBinary, why+": loaded by text-mode setup"); err != nil {
-				return err
-			}
-		}
+	for _, f := range d.drvs {
 		// [SCSI.Load] copies the file (disposition 3: never by
 		// SourceDisksFiles), [FileFlags] 16 keeps GUI mode from copying
 		// it again.
@@ -121,26 +142,54 @@ func (p *Plan) AddTextModeDriver(dir string, oem *drivers.TxtSetupOEM, id string
 		p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "FileFlags", Key: f.f.Name, Value: "16", Why: why})
 		svc := strings.TrimSuffix(f.f.Name, filepath.Ext(f.f.Name))
 		p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "SCSI.Load", Key: svc, Value: f.f.Name + ",4", Why: why})
-		p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "SCSI", Key: svc, Value: quote(opt.Description), Why: why})
+		p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "SCSI", Key: svc, Value: quote(d.opt.Description), Why: why})
 		if dn != nil {
 			p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "Files", Value: "d1," + f.f.Name, Why: why})
 			p.do(Edit{File: DosNetINF, Op: OpAdd, Section: "FloppyFiles.1", Value: "d1," + f.f.Name, Why: why})
 		}
 	}
-	for _, h := range opt.HardwareIDs {
+	for _, h := range d.opt.HardwareIDs {
 		p.do(Edit{File: TxtSetupSIF, Op: OpSet, Section: "HardwareIdsDatabase", Key: h.ID, Value: quote(h.Service), Why: why})
 	}
-	for _, c := range opt.Config {
+}
+
+// oemFiles plans the files of a txtsetup.oem driver: every file in its
+// staging directory, the drivers also in the setup directory (and the
+// boot directory of a local source), which text mode loads them from.
+func (p *copyPlanner) oemFiles(d *oemDriver) error {
+	t, why := p.tree, d.why
+	stageDir := t.SetupDir + "/scsidrv/" + d.staging
+	for _, f := range d.files {
+		if _, err := p.putFile(stageDir+"/"+strings.ToLower(f.f.Name), f.data, KindBinary, why+": staged for GUI-mode setup"); err != nil {
+			return err
+		}
+	}
+	for _, f := range d.drvs {
+		if _, err := p.putFile(t.SetupDir+"/"+f.f.Name, f.data, KindBinary, why+": loaded by text-mode setup"); err != nil {
+			return err
+		}
+		if t.Layout == LocalSource && t.BootDir != "" {
+			if _, err := p.putFile(t.BootDir+"/"+f.f.Name, f.data, KindBinary, why+": loaded by text-mode setup"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// oemConfig plans the [Config.<DriverKey>] values of a txtsetup.oem
+// driver in hivesys.inf and setupreg.hiv.
+func (p *hivePlanner) oemConfig(d *oemDriver) error {
+	for _, c := range d.opt.Config {
 		key := ccs + `Services\` + c.DriverKey
 		if s := strings.Trim(c.Subkey, `\`); s != "" {
 			key += `\` + s
 		}
-		p.setReg(key, c.Name, c.Type, c.Data, why)
-		if err := p.setupRegSet(key, c.Name, c.Type, c.Data, why); err != nil {
+		p.setReg(key, c.Name, c.Type, c.Data, d.why)
+		if err := p.setupRegSet(key, c.Name, c.Type, c.Data, d.why); err != nil {
 			return err
 		}
 	}
-	p.devicePath([]string{`%SystemRoot%\TEMP\SCSIDRV\` + name})
 	return nil
 }
 

@@ -107,7 +107,7 @@ func TestTextModeDriver(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sif := p.text(TxtSetupSIF)
+			sif := p.texts.text(TxtSetupSIF)
 			for _, c := range []struct{ section, line string }{
 				{"SourceDisksNames.x86", `2001 = "%cdname%",%cdtagfilei%,,\i386\scsidrv\vscsi_xp`},
 				{"WinntDirectories", `3001 = TEMP\SCSIDRV\vscsi_xp`},
@@ -126,7 +126,7 @@ func TestTextModeDriver(t *testing.T) {
 					t.Errorf("txtsetup.sif [%s] lacks %s", c.section, c.line)
 				}
 			}
-			if dn := p.text(DosNetINF); tt.boot == "" {
+			if dn := p.texts.text(DosNetINF); tt.boot == "" {
 				for _, c := range []struct{ section, line string }{
 					{"Directories", `d11 = \i386\scsidrv\vscsi_xp`},
 					{"OptionalSrcDirs", `scsidrv\vscsi_xp`},
@@ -142,7 +142,7 @@ func TestTextModeDriver(t *testing.T) {
 			} else if dn != nil {
 				t.Error("dosnet.inf in a local source")
 			}
-			hs := p.text(HiveSysINF)
+			hs := p.texts.text(HiveSysINF)
 			for _, l := range []string{
 				`HKLM,"SYSTEM\CurrentControlSet\Services\vscsi\Parameters\PnpInterface","5",0x00010001,1`,
 				`HKLM,"SYSTEM\CurrentControlSet\Services\vscsi\Parameters\Device","DriverParameter",0x00000000,"DisableTaggedQueueing=0"`,
@@ -164,7 +164,7 @@ func TestTextModeDriver(t *testing.T) {
 					t.Errorf("no edit %s", want)
 				}
 			}
-			if v, _ := regValue(p.text(HiveSftINF), `SOFTWARE\Microsoft\Windows\CurrentVersion`, "DevicePath"); !strings.HasPrefix(v, `%SystemRoot%\TEMP\SCSIDRV\vscsi_xp;`) {
+			if v, _ := regValue(p.texts.text(HiveSftINF), `SOFTWARE\Microsoft\Windows\CurrentVersion`, "DevicePath"); !strings.HasPrefix(v, `%SystemRoot%\TEMP\SCSIDRV\vscsi_xp;`) {
 				t.Errorf("DevicePath %q", v)
 			}
 			if !hasWarning(p, "vscsicoin.dll is not an 8.3 name") {
@@ -219,7 +219,7 @@ func TestTextModeDriver2000(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sif := p.text(TxtSetupSIF)
+	sif := p.texts.text(TxtSetupSIF)
 	if !tmHas(sif, "SourceDisksFiles.x86", "vscsi.sys = 1,,,,,,4_,4,3,3") {
 		t.Errorf("2000 SourceDisksFiles line missing: %q", sif.Entries("SourceDisksFiles.x86"))
 	}

@@ -64,6 +64,9 @@ func (d *recordingDevice) WriteAt(p []byte, off int64) (int, error) {
 	return d.Device.WriteAt(p, off)
 }
 
+// Discard refuses: a deallocation would bypass the undo record.
+func (d *recordingDevice) Discard(int64, int64) error { return blockdev.ErrNotSupported }
+
 // Close writes the journal (when anything was written), then closes the
 // device.
 func (d *recordingDevice) Close() error {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xpboot/xpboot/imagefs"
 )
@@ -30,10 +31,10 @@ func TestUndoJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.MkdirAll("WINDOWS/system32"); err != nil {
+	if err := f.MkdirAll("WINDOWS/system32", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.WriteFile("WINDOWS/system32/a.sys", bytes.Repeat([]byte("x"), 70000)); err != nil {
+	if err := imagefs.WriteBytes(f, "WINDOWS/system32/a.sys", bytes.Repeat([]byte("x"), 70000)); err != nil {
 		t.Fatal(err)
 	}
 	b0, err := f.ReadSector(0)
@@ -142,7 +143,7 @@ func TestAbort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.WriteFile("big.bin", bytes.Repeat([]byte("y"), 200000)); err != nil {
+	if err := imagefs.WriteBytes(f, "big.bin", bytes.Repeat([]byte("y"), 200000)); err != nil {
 		t.Fatal(err)
 	}
 	b0, _ := f.ReadSector(0)

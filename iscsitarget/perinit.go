@@ -67,10 +67,7 @@ func (s *Server) acquirePriv(l *login) (*privSet, error) {
 			s.log.Warn("opening the initiator's device failed", "initiator", l.initiatorName, "target", t.name, "lun", n, "err", err)
 			return nil, loginFail(statusTargetError, "LUN %d: %v", n, err)
 		}
-		lun.Device = d
-		if ro, ok := d.(interface{ ReadOnly() bool }); ok && ro.ReadOnly() {
-			lun.ReadOnly = true
-		}
+		lun.Device = d // newLU serves it write-protected if d.ReadOnly()
 		p.lus[n] = newLU(t, lun, s.cfg.MaxTransferLength)
 	}
 	s.priv[key] = p
@@ -130,3 +127,5 @@ func (absentDevice) Close() error                       { return nil }
 func (absentDevice) Extents(int64, int64) ([]blockdev.Extent, error) {
 	return nil, blockdev.ErrReadOnly
 }
+func (absentDevice) ReadOnly() bool             { return true }
+func (absentDevice) Discard(int64, int64) error { return blockdev.ErrReadOnly }

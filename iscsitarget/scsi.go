@@ -3,9 +3,7 @@ package iscsitarget
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"os"
 	"sync"
-	"syscall"
 
 	"github.com/xpboot/xpboot/blockdev"
 )
@@ -116,7 +114,10 @@ type lu struct {
 }
 
 func newLU(t *target, l LUN, maxXfer int) *lu {
-	u := &lu{tgt: t, num: l.Number, maxXfer: maxXfer, dev: l.Device, ro: l.ReadOnly, blocks: uint64(l.Device.Size()) / blockSize, serial: l.Serial}
+	// A device that refuses writes is served write-protected whatever
+	// the LUN says, so writes end in DATA PROTECT, not a medium error.
+	ro := l.ReadOnly || l.Device.ReadOnly()
+	u := &lu{tgt: t, num: l.Number, maxXfer: maxXfer, dev: l.Device, ro: ro, blocks: uint64(l.Device.Size()) / blockSize, serial: l.Serial}
 	sum := sha256.Sum256([]byte(t.name + "\x00" + string(rune(l.Number)) + "\x00" + l.Serial))
 	// NAA 3 (locally assigned), 60 bits from the hash: unique per target+LUN.
 	copy(u.naa[:], sum[:8])
@@ -125,23 +126,13 @@ func newLU(t *target, l LUN, maxXfer int) *lu {
 		u.serial = "XPB" + hexUpper(sum[8:16])
 	}
 	u.pr.regs = make(map[string]uint64)
-	if dc, ok := l.Device.(Discarder); ok && !l.ReadOnly {
-		u.punch = dc.Discard
-	} else if raw, ok := l.Device.(*blockdev.Raw); ok && !l.ReadOnly {
-		if fi, err := raw.File().Stat(); err == nil && fi.Mode().IsRegular() {
-			f := raw.File()
-			u.punch = func(off, n int64) error { return punchHole(f, off, n) }
-		}
+	// Thin provisioning (UNMAP, WRITE SAME with UNMAP, GET LBA STATUS,
+	// LBPU/LBPWS in VPD B2) is offered where the device can deallocate
+	// and the unit is writable.
+	if !u.ro && blockdev.CanDiscard(l.Device) {
+		u.punch = l.Device.Discard
 	}
 	return u
-}
-
-// Discarder is implemented by backends that can deallocate a range so that
-// it reads back as zeros afterwards. LUNs on such devices (and on sparse raw
-// files) advertise thin provisioning and support UNMAP, WRITE SAME with
-// UNMAP and GET LBA STATUS.
-type Discarder interface {
-	Discard(off, length int64) error
 }
 
 func hexUpper(b []byte) string {
@@ -151,13 +142,6 @@ func hexUpper(b []byte) string {
 		out = append(out, digits[x>>4], digits[x&15])
 	}
 	return string(out)
-}
-
-// punchHole deallocates a range of a regular file (FALLOC_FL_PUNCH_HOLE |
-// FALLOC_FL_KEEP_SIZE); the range then reads as zeros.
-func punchHole(f *os.File, off, n int64) error {
-	const punch = 0x02 | 0x01
-	return syscall.Fallocate(int(f.Fd()), punch, off, n)
 }
 
 func (u *lu) writeProtected() bool {

@@ -102,8 +102,9 @@ type scsiCmd struct {
 	// sas are the service actions of a row whose handler decodes them
 	// itself (PERSISTENT RESERVE IN/OUT): one row, one RSOC entry each.
 	sas []int
-	// thin commands exist only on LUs that can deallocate (Discarder or
-	// a sparse raw file); elsewhere they are reported as unsupported.
+	// thin commands exist only on LUs whose device can deallocate
+	// (blockdev.CanDiscard: a raw file); elsewhere they are reported as
+	// unsupported.
 	thin bool
 
 	// Block commands (rng != nil) are checked by the dispatcher before

@@ -41,6 +41,8 @@ func (m *memDev) Close() error { return nil }
 func (m *memDev) Extents(off, n int64) ([]blockdev.Extent, error) {
 	return []blockdev.Extent{{Off: off, Len: n, State: blockdev.Data}}, nil
 }
+func (m *memDev) ReadOnly() bool             { return false }
+func (m *memDev) Discard(int64, int64) error { return blockdev.ErrNotSupported }
 
 func senseOf(r *scsiResult) (byte, uint16) {
 	if len(r.sense) < 14 {

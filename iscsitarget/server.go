@@ -54,9 +54,10 @@ type LUN struct {
 	// It is called at the login of an initiator's first normal session to
 	// the target (meta names the initiator); all sessions of that initiator
 	// name to the target share the device, and the server closes it when
-	// the last of them ends. An error fails the login (Target Error). A
-	// device with a ReadOnly() bool method returning true is served
-	// read-only (DATA PROTECT, WP) whatever ReadOnly says.
+	// the last of them ends. An error fails the login (Target Error).
+	// Whatever ReadOnly says, a device whose ReadOnly method returns true
+	// is served read-only (DATA PROTECT, WP), for Device and Open alike;
+	// thin provisioning is offered when the device can Discard.
 	Open func(meta ConnMeta) (blockdev.Device, error)
 	// ReadOnly makes writes fail with DATA PROTECT and sets WP in MODE SENSE.
 	ReadOnly bool

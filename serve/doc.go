@@ -45,10 +45,15 @@
 //     target has ended its sessions and flushed every image. [Server.Close]
 //     closes the sockets and images.
 //   - Overlays: with OverlayDir each LUN's image is served read-only as the
-//     base and each initiator name gets DIR/<name>.vmdk ([OverlayName]), a
-//     VMDK delta created at its first login and reopened afterwards; a
-//     client's computer name is written into a new overlay. A raw base gets
-//     a flat VMDK descriptor in DIR for the deltas to name as parent.
+//     base (overlay.OpenBase, which also gives a raw base the flat VMDK
+//     descriptor the deltas name as parent, and Base.Register records the
+//     directory beside the base) and each initiator name gets
+//     DIR/<name>.vmdk (overlay.Name), a VMDK delta created at its first
+//     login and reopened afterwards (Base.Open); a client's computer name
+//     is written into a new overlay through integrate/installed. This
+//     package only maps the policy's answer to Base.Open or Base.Shared and
+//     records the outcome as events; `xpboot overlay list|reset` manage
+//     the directory (overlay.List, overlay.Reset).
 //   - The command line's text forms are read here too, so that
 //     cmd/xpboot only maps flags: [ImageTarget] (the one target of
 //     --image, with its accounts from [AccountSources]: flags, the

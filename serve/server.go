@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -28,7 +29,7 @@ type Server struct {
 	l       net.Listener
 	target  *iscsitarget.Server
 	netboot *sanboot.Netboot // nil without DHCP
-	devs    []blockdev.Device
+	devs    []io.Closer      // the images and overlay bases, closed by Close
 	status  Listening
 }
 
@@ -203,12 +204,12 @@ func (s *Server) openTargets(cfg Config, targets []iscsitarget.FileTarget) error
 		openTarget := len(ft.Auth.Incoming) == 0
 		for _, fl := range ft.LUNs {
 			if cfg.OverlayDir != "" {
-				lun, base, format, err := s.overlayLUN(fl, cfg.OverlayDir)
+				lun, base, err := s.overlayLUN(fl, cfg.OverlayDir)
 				if err != nil {
 					return err
 				}
 				s.devs = append(s.devs, base)
-				ts.LUNs = append(ts.LUNs, LUNStatus{LUN: fl.Number, Path: fl.Path, Format: string(format), Size: base.Size(), OverlayDir: cfg.OverlayDir})
+				ts.LUNs = append(ts.LUNs, LUNStatus{LUN: fl.Number, Path: fl.Path, Format: string(base.Format()), Size: base.Size(), OverlayDir: cfg.OverlayDir})
 				t.LUNs = append(t.LUNs, lun)
 				anyWritable = anyWritable || openTarget
 				continue

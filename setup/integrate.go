@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/xpboot/xpboot/drivers"
+	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/integrate"
 )
 
@@ -70,7 +71,7 @@ func (r *IntegrateRequest) load() error {
 // run integrates into the staged tree fsys exactly as `xpboot integrate
 // --target` on that tree does: the same detection, device selection,
 // plan and commit.
-func (r *IntegrateRequest) run(fsys integrate.FS) (*IntegrateResult, error) {
+func (r *IntegrateRequest) run(fsys imagefs.FS) (*IntegrateResult, error) {
 	tree, err := integrate.Detect(fsys)
 	if err != nil {
 		return nil, err

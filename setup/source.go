@@ -1,6 +1,7 @@
 package setup
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +12,6 @@ import (
 	"time"
 
 	"github.com/xpboot/xpboot/imagefs"
-	"github.com/xpboot/xpboot/integrate"
 	"github.com/xpboot/xpboot/iso"
 )
 
@@ -145,7 +145,7 @@ func readNode(n *iso.Node) ([]byte, error) {
 	return b, nil
 }
 
-// nodeFS is the read-only integrate.FS view of a source tree, so that
+// nodeFS is the read-only imagefs.FS view of a source tree, so that
 // integrate.Detect identifies the media exactly as it identifies a tree
 // it integrates into.
 type nodeFS struct{ root *iso.Node }
@@ -159,7 +159,12 @@ func (n nodeFS) get(name string) (*iso.Node, error) {
 	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 }
 
-func (n nodeFS) ReadFile(name string) ([]byte, error) {
+func (nodeFS) Type() string           { return "iso9660" }
+func (nodeFS) Label() (string, error) { return "", nil }
+
+// Open reads the file name whole (readNode bounds its size): the media's
+// files are read once each, by Detect and the setup text files.
+func (n nodeFS) Open(name string) (imagefs.File, error) {
 	x, err := n.get(name)
 	if err != nil {
 		return nil, err
@@ -167,10 +172,14 @@ func (n nodeFS) ReadFile(name string) ([]byte, error) {
 	if x.Dir {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: errors.New("is a directory")}
 	}
-	return readNode(x)
+	b, err := readNode(x)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.NewReader(b), nil
 }
 
-func (n nodeFS) Stat(name string) (fs.FileInfo, error) {
+func (n nodeFS) Stat(name string) (imagefs.FileInfo, error) {
 	x, err := n.get(name)
 	if err != nil {
 		return nil, err
@@ -178,23 +187,27 @@ func (n nodeFS) Stat(name string) (fs.FileInfo, error) {
 	return nodeInfo{x}, nil
 }
 
-func (n nodeFS) ReadDir(name string) ([]fs.DirEntry, error) {
+func (n nodeFS) ReadDir(name string) ([]imagefs.FileInfo, error) {
 	x, err := n.get(name)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]fs.DirEntry, len(x.Children))
+	out := make([]imagefs.FileInfo, len(x.Children))
 	for i, c := range x.Children {
-		out[i] = fs.FileInfoToDirEntry(nodeInfo{c})
+		out[i] = nodeInfo{c}
 	}
 	return out, nil
 }
 
-func (nodeFS) WriteFile(string, []byte) error { return errReadOnly }
-func (nodeFS) MkdirAll(string) error          { return errReadOnly }
-func (nodeFS) Remove(string) error            { return errReadOnly }
+func (nodeFS) WriteFile(string, io.Reader, int64, time.Time) error { return errReadOnly }
+func (nodeFS) Mkdir(string, time.Time) error                       { return errReadOnly }
+func (nodeFS) MkdirAll(string, time.Time) error                    { return errReadOnly }
+func (nodeFS) Remove(string) error                                 { return errReadOnly }
+func (nodeFS) Flush() error                                        { return nil }
+func (nodeFS) FreeBytes() int64                                    { return 0 }
+func (nodeFS) CheckWritable() error                                { return errReadOnly }
 
-var _ integrate.FS = nodeFS{}
+var _ imagefs.FS = nodeFS{}
 
 type nodeInfo struct{ n *iso.Node }
 
@@ -202,10 +215,3 @@ func (i nodeInfo) Name() string       { return i.n.Name }
 func (i nodeInfo) Size() int64        { return i.n.Size }
 func (i nodeInfo) ModTime() time.Time { return i.n.ModTime }
 func (i nodeInfo) IsDir() bool        { return i.n.Dir }
-func (i nodeInfo) Sys() any           { return nil }
-func (i nodeInfo) Mode() fs.FileMode {
-	if i.n.Dir {
-		return fs.ModeDir | 0o555
-	}
-	return 0o444
-}

@@ -39,7 +39,7 @@ type target interface {
 	// volume returns the disk signature and the partition's byte offset
 	// (MIGRATE.INF); ok is false for a directory.
 	volume() (sig uint32, off int64, ok bool)
-	integrateFS() integrate.FS
+	integrateFS() imagefs.FS
 	commit() error
 	abort()
 }
@@ -204,12 +204,7 @@ func (t *imageTarget) removeAll(p string) error {
 	return t.fs.Remove(p)
 }
 
-func (t *imageTarget) free() int64 {
-	if f, ok := t.fs.(interface{ FreeBytes() int64 }); ok {
-		return f.FreeBytes()
-	}
-	return -1
-}
+func (t *imageTarget) free() int64 { return t.fs.FreeBytes() }
 
 func (t *imageTarget) clusterSize() int64 {
 	b := make([]byte, 512)
@@ -353,7 +348,9 @@ func (t *imageTarget) volume() (uint32, int64, bool) {
 	return t.img.MBR.Signature, t.part.Offset, true
 }
 
-func (t *imageTarget) integrateFS() integrate.FS { return imageIntegrateFS{t} }
+// integrateFS is the staged tree for integrate: the partition's file
+// system, names taken from its root.
+func (t *imageTarget) integrateFS() imagefs.FS { return imagefs.Sub(t.fs, "/") }
 
 // commit writes the file system's metadata, then the boot code and the
 // active flag, and closes the image. An NTFS flush that fails is undone.
@@ -442,61 +439,6 @@ func (t *imageTarget) abort() {
 		t.img.Dev.Close()
 	}
 }
-
-// imageIntegrateFS is the staged tree in the image as integrate sees it.
-type imageIntegrateFS struct{ t *imageTarget }
-
-func (f imageIntegrateFS) ReadFile(name string) ([]byte, error) {
-	file, err := f.t.fs.Open(f.t.abs(name))
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, file.Size())
-	if _, err := file.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	return b, nil
-}
-
-func (f imageIntegrateFS) WriteFile(name string, data []byte) error {
-	return f.t.fs.WriteFile(f.t.abs(name), bytes.NewReader(data), int64(len(data)), time.Now())
-}
-
-func (f imageIntegrateFS) Stat(name string) (fs.FileInfo, error) {
-	fi, err := f.t.fs.Stat(f.t.abs(name))
-	if err != nil {
-		return nil, err
-	}
-	return imgInfo{fi}, nil
-}
-
-func (f imageIntegrateFS) ReadDir(name string) ([]fs.DirEntry, error) {
-	list, err := f.t.fs.ReadDir(f.t.abs(name))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]fs.DirEntry, len(list))
-	for i, fi := range list {
-		out[i] = fs.FileInfoToDirEntry(imgInfo{fi})
-	}
-	return out, nil
-}
-
-func (f imageIntegrateFS) MkdirAll(name string) error {
-	return f.t.fs.MkdirAll(f.t.abs(name), time.Now())
-}
-func (f imageIntegrateFS) Remove(name string) error { return f.t.fs.Remove(f.t.abs(name)) }
-func (f imageIntegrateFS) FreeBytes() int64         { return f.t.free() }
-
-type imgInfo struct{ imagefs.FileInfo }
-
-func (i imgInfo) Mode() fs.FileMode {
-	if i.IsDir() {
-		return fs.ModeDir | 0o755
-	}
-	return 0o644
-}
-func (i imgInfo) Sys() any { return nil }
 
 // dirTarget is a plain directory. The stage is built in a temporary
 // directory inside it and its top-level entries are moved into place by
@@ -613,7 +555,7 @@ func (t *dirTarget) volume() (uint32, int64, bool) { return 0, 0, false }
 
 func (t *dirTarget) entryOverhead() int64 { return 0 }
 
-func (t *dirTarget) integrateFS() integrate.FS { return integrate.DirFS(t.tmp) }
+func (t *dirTarget) integrateFS() imagefs.FS { return integrate.DirFS(t.tmp) }
 
 // commit moves each new top-level entry into place; an entry it replaces
 // (BOOT.INI, or an old stage with --force) is moved aside first and

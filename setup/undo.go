@@ -91,6 +91,9 @@ func (d *undoDevice) WriteAt(p []byte, off int64) (int, error) {
 	return d.Device.WriteAt(p, off)
 }
 
+// Discard refuses: a deallocation would bypass the undo record.
+func (d *undoDevice) Discard(int64, int64) error { return blockdev.ErrNotSupported }
+
 // restore writes every saved block back.
 func (d *undoDevice) restore() error {
 	var first error

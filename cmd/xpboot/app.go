@@ -49,6 +49,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			setupCommand(e),
 			isoCommand(e),
 			serveCommand(e),
+			overlayCommand(e),
 			sanbootCommand(e),
 			completionCommand(e),
 			manCommand(e),

@@ -136,7 +136,7 @@ func textModeSpec(s string) (dir, id string) {
 
 // openTarget opens the setup tree: a directory, or IMG / IMG:/path. The
 // returned close function must be called after the last write.
-func openTarget(target string, partition int, writable bool) (integrate.FS, func() error, error) {
+func openTarget(target string, partition int, writable bool) (imagefs.FS, func() error, error) {
 	if st, err := os.Stat(target); err == nil && st.IsDir() {
 		return integrate.DirFS(target), func() error { return nil }, nil
 	}
@@ -396,7 +396,7 @@ type installedReport struct {
 // openInstalled opens an installed system's tree: a directory, or a
 // partition of a disk image (IMG, or IMG:/ for its root), whose boot
 // sector it also returns.
-func openInstalled(target string, partition int, writable bool) (integrate.FS, installed.BootSector, func() error, error) {
+func openInstalled(target string, partition int, writable bool) (imagefs.FS, installed.BootSector, func() error, error) {
 	fsys, boot, closeTarget, _, err := openInstalledAbort(target, partition, writable)
 	return fsys, boot, closeTarget, err
 }
@@ -404,7 +404,7 @@ func openInstalled(target string, partition int, writable bool) (integrate.FS, i
 // openInstalledAbort is openInstalled that also returns the function
 // that takes back every write below the file system (an image: sectors
 // restored from the recorded originals) instead of closing normally.
-func openInstalledAbort(target string, partition int, writable bool) (integrate.FS, installed.BootSector, func() error, func() error, error) {
+func openInstalledAbort(target string, partition int, writable bool) (imagefs.FS, installed.BootSector, func() error, func() error, error) {
 	if st, err := os.Stat(target); err == nil && st.IsDir() {
 		nop := func() error { return nil }
 		return integrate.DirFS(target), nil, nop, nop, nil

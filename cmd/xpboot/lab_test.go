@@ -19,7 +19,7 @@ import (
 
 	"github.com/xpboot/xpboot/imagefs/vmdk"
 	"github.com/xpboot/xpboot/internal/peertest"
-	"github.com/xpboot/xpboot/serve"
+	"github.com/xpboot/xpboot/overlay"
 )
 
 // labLayout is what the lab boot sector (testdata/lab/boot.asm) reads and
@@ -284,7 +284,7 @@ func TestServeLab(t *testing.T) {
 		}
 		seen[tokens[i]] = mac
 		iqn := "iqn.2026-01.org.xpboot:client-" + strings.ReplaceAll(mac, ":", "-")
-		ov := filepath.Join(ovDir, serve.OverlayName(iqn))
+		ov := filepath.Join(ovDir, overlay.Name(iqn))
 		if out, err := peertest.Try(t, time.Minute, qemuImg, "check", "-f", "vmdk", ov); err != nil {
 			t.Errorf("qemu-img check %s: %v\n%s", ov, err, out)
 			continue

@@ -12,7 +12,7 @@ import (
 	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/integrate/installed/installedtest"
 	"github.com/xpboot/xpboot/internal/peertest"
-	"github.com/xpboot/xpboot/serve"
+	"github.com/xpboot/xpboot/overlay"
 )
 
 // TestServeOverlayNames: with --overlay-dir and a --clients entry naming a
@@ -68,7 +68,7 @@ func serveOverlayNames(t *testing.T, fsType string) {
 		"iqn.2026-01.org.example:lab-a": {"LAB-A", "LAB-A"},
 		"iqn.2026-01.org.example:lab-b": {"LAB-B", "lab-b"},
 	} {
-		img := filepath.Join(ov, serve.OverlayName(ini)) + ":" + system
+		img := filepath.Join(ov, overlay.Name(ini)) + ":" + system
 		for _, cs := range []string{"ControlSet001", "ControlSet002"} {
 			for _, v := range []struct{ key, name, want string }{
 				{cs + `\Control\ComputerName\ComputerName`, "ComputerName", want[0]},
@@ -88,7 +88,7 @@ func serveOverlayNames(t *testing.T, fsType string) {
 	}
 	// The unnamed client's overlay keeps the base's name; the base is
 	// byte-unchanged.
-	unnamed := filepath.Join(ov, serve.OverlayName("iqn.2026-01.org.example:lab-c")) + ":" + system
+	unnamed := filepath.Join(ov, overlay.Name("iqn.2026-01.org.example:lab-c")) + ":" + system
 	baseName := xpboot(t, dir, "hive", "get", "base.img:"+system, `ControlSet001\Control\ComputerName\ComputerName`, "ComputerName")
 	if r := xpboot(t, dir, "hive", "get", unnamed, `ControlSet001\Control\ComputerName\ComputerName`, "ComputerName"); r.stdout != baseName.stdout {
 		t.Errorf("unnamed client: %q, base: %q", r.stdout, baseName.stdout)

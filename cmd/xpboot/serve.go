@@ -33,7 +33,7 @@ func serveCommand(e *env) *cli.Command {
 			&cli.UintFlag{Name: "lun", Value: 0, Usage: "LUN number of --image"},
 			&cli.StringFlag{Name: "listen", Value: ":3260", Usage: "address to listen on, ADDR[:PORT]"},
 			&cli.BoolFlag{Name: "read-only", Usage: "refuse writes (DATA PROTECT) and open the image read-only"},
-			&cli.StringFlag{Name: "overlay-dir", Usage: "per-client write-back: keep --image (raw or VMDK) read-only and give each initiator IQN its own copy-on-write VMDK delta DIR/<iqn>.vmdk (delete it to reset the client)"},
+			&cli.StringFlag{Name: "overlay-dir", Usage: "per-client write-back: keep --image (raw or VMDK) read-only and give each initiator IQN its own copy-on-write VMDK delta DIR/<iqn>.vmdk (xpboot overlay list/reset manage them)"},
 			&cli.StringSliceFlag{Name: "chap", EnvVars: []string{"XPBOOT_CHAP"}, Usage: "USER:SECRET an initiator must prove (CHAP; 12 to 16 characters); repeatable; a command line is visible to every user in ps, so prefer --chap-file or the environment"},
 			&cli.DurationFlag{Name: "tcp-keepalive", Usage: "TCP keepalive period that reaps the sessions of clients that vanished (iPXE's, once the OS runs); a probe the booted OS answers with a reset ends such a session (default: 15s)"},
 			&cli.BoolFlag{Name: "allow-global-reset", Usage: "let TARGET WARM/COLD RESET from one initiator end every initiator's sessions (by default it ends only the caller's)"},

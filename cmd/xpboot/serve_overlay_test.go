@@ -19,6 +19,7 @@ import (
 	"github.com/xpboot/xpboot/imagefs/vhd"
 	"github.com/xpboot/xpboot/imagefs/vmdk"
 	"github.com/xpboot/xpboot/internal/peertest"
+	"github.com/xpboot/xpboot/overlay"
 	"github.com/xpboot/xpboot/sanboot"
 	"github.com/xpboot/xpboot/serve"
 )
@@ -125,7 +126,7 @@ func TestServeOverlays(t *testing.T) {
 		t.Fatal("the base image changed")
 	}
 	for ini := range clients {
-		ov := filepath.Join(ovDir, serve.OverlayName(ini))
+		ov := filepath.Join(ovDir, overlay.Name(ini))
 		info := peertest.Run(t, time.Minute, qemu, "info", ov)
 		if !bytes.Contains(info, []byte("backing file: ")) {
 			t.Errorf("qemu-img info %s: no backing file\n%s", ov, info)
@@ -140,7 +141,7 @@ func TestServeOverlays(t *testing.T) {
 	}
 	// An overlay becomes a new base with xpboot image convert.
 	{
-		ov := filepath.Join(ovDir, serve.OverlayName("iqn.2026-01.org.xpboot:client-a"))
+		ov := filepath.Join(ovDir, overlay.Name("iqn.2026-01.org.xpboot:client-a"))
 		nb := filepath.Join(dir, "new-base.vmdk")
 		app := newApp(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{})
 		app.ExitErrHandler = func(*cli.Context, error) {}
@@ -158,14 +159,14 @@ func TestServeOverlays(t *testing.T) {
 			t.Error("image convert of an overlay is not base + the client's writes")
 		}
 	}
-	if got := serve.OverlayName("iqn.2026-01.org.xpboot:Client A/../x"); got != "iqn.2026-01.org.xpboot_client_a_.._x.vmdk" {
+	if got := overlay.Name("iqn.2026-01.org.xpboot:Client A/../x"); got != "iqn.2026-01.org.xpboot_client_a_.._x.vmdk" {
 		t.Errorf("overlayName = %q", got)
 	}
 
 	// Restart: client a's overlay is reopened; b is reset by deleting its
 	// overlay.
 	a, b := "iqn.2026-01.org.xpboot:client-a", "iqn.2026-01.org.xpboot:client-b"
-	if err := os.Remove(filepath.Join(ovDir, serve.OverlayName(b))); err != nil {
+	if err := os.Remove(filepath.Join(ovDir, overlay.Name(b))); err != nil {
 		t.Fatal(err)
 	}
 	var stderr2 syncBuffer
@@ -337,7 +338,7 @@ func TestServeOverlayKill9(t *testing.T) {
 	}
 	busy.Wait()
 
-	ov := filepath.Join(ovDir, serve.OverlayName(ini))
+	ov := filepath.Join(ovDir, overlay.Name(ini))
 	peertest.Run(t, time.Minute, qemu, "check", "-f", "vmdk", ov)
 	flat := filepath.Join(dir, "flat.raw")
 	peertest.Run(t, time.Minute, qemu, "convert", "-f", "vmdk", "-O", "raw", ov, flat)
@@ -621,7 +622,7 @@ func TestServeOverlayE2E(t *testing.T) {
 	}
 	for i, mac := range macs {
 		iqn := "iqn.2026-01.org.xpboot:client-" + strings.ReplaceAll(mac, ":", "-")
-		ov := filepath.Join(ovDir, serve.OverlayName(iqn))
+		ov := filepath.Join(ovDir, overlay.Name(iqn))
 		peertest.Run(t, time.Minute, qemu, "check", "-f", "vmdk", ov)
 		od, err := vmdk.Open(ov, false)
 		if err != nil {
@@ -684,7 +685,7 @@ func TestServeOverlayRawBase(t *testing.T) {
 	if b, _ := os.ReadFile(base); !bytes.Equal(b, baseBytes) {
 		t.Fatal("the raw base changed")
 	}
-	ov := filepath.Join(ovDir, serve.OverlayName(ini))
+	ov := filepath.Join(ovDir, overlay.Name(ini))
 	chain := peertest.Run(t, time.Minute, qemu, "info", "--backing-chain", ov)
 	if !bytes.Contains(chain, []byte("@base-base.img.vmdk")) {
 		t.Errorf("qemu-img info --backing-chain:\n%s", chain)
@@ -702,7 +703,7 @@ func TestServeOverlayRawBase(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := xpboot(t, dir, "image", "put", "NEW.TXT", "base.img:/")
-	if r.code == 0 || !strings.Contains(r.stderr, "base of delta disks") || !strings.Contains(r.stderr, serve.OverlayName(ini)) {
+	if r.code == 0 || !strings.Contains(r.stderr, "base of delta disks") || !strings.Contains(r.stderr, overlay.Name(ini)) {
 		t.Errorf("image put into a base with an overlay elsewhere: %+v", r)
 	}
 	if b, _ := os.ReadFile(base); !bytes.Equal(b, baseBytes) {

@@ -8,6 +8,7 @@ import (
 	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/imagefs/fat32"
+	"github.com/xpboot/xpboot/imagefs/fsid"
 	"github.com/xpboot/xpboot/imagefs/mbr"
 	"github.com/xpboot/xpboot/imagefs/ntfs"
 	"github.com/xpboot/xpboot/imagefs/vhd"
@@ -221,15 +222,14 @@ func (r *Report) disk(ctx context.Context, dev blockdev.Device) {
 	}
 }
 
-// fsKind names the file system whose boot sector b is, or "".
+// fsKind names the file system whose boot sector b is, or "": FAT32
+// (a damaged FAT32 boot sector too, so that its fault is reported) or
+// NTFS, by fsid.Detect.
 func fsKind(b []byte, size int64) string {
-	if string(b[3:11]) == "NTFS    " {
+	switch kind, _ := fsid.Detect(b, size); kind {
+	case fsid.NTFS:
 		return imagefs.FSNTFS
-	}
-	if b[510] == 0x55 && b[511] == 0xAA && string(b[0x52:0x5A]) == "FAT32   " {
-		return imagefs.FSFAT32
-	}
-	if _, err := fat32.ParseBootSector(b, size); err == nil {
+	case fsid.FAT32:
 		return imagefs.FSFAT32
 	}
 	return ""

@@ -1,12 +1,12 @@
 package convert
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 
 	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs/fat32"
+	"github.com/xpboot/xpboot/imagefs/fsid"
 	"github.com/xpboot/xpboot/imagefs/mbr"
 	"github.com/xpboot/xpboot/imagefs/ntfs"
 )
@@ -199,28 +199,25 @@ func planCapture(dev blockdev.Device) (*plan, error) {
 	return p, nil
 }
 
-// detectFS names the file system of a partition from its boot sector.
+// detectFS names the file system of a partition from its boot sector
+// (fsid.Detect), in PartitionCapture.FS's names.
 func detectFS(dev blockdev.Device, off, size int64) string {
-	boot := make([]byte, 512)
-	if size < 512 {
+	if size < fsid.SectorSize {
 		return fsUnknown
 	}
+	boot := make([]byte, fsid.SectorSize)
 	if _, err := dev.ReadAt(boot, off); err != nil {
 		return fsUnknown
 	}
-	if string(boot[3:11]) == "NTFS    " {
-		return fsNTFS
-	}
-	_, err := fat32.ParseBootSector(boot, size)
-	switch {
-	case err == nil:
+	switch kind, _ := fsid.Detect(boot, size); kind {
+	case fsid.FAT32:
+		// A damaged FAT32 boot sector is named so too, and fat32's
+		// error becomes the reason it is copied whole.
 		return fsFAT32
-	case errors.Is(err, fat32.ErrNotFAT32):
+	case fsid.FAT12, fsid.FAT16:
 		return fsFAT16
-	case string(boot[0x52:0x5A]) == "FAT32   ":
-		// A damaged FAT32 boot sector: named so, and its error becomes
-		// the reason it is copied whole.
-		return fsFAT32
+	case fsid.NTFS:
+		return fsNTFS
 	}
 	return fsUnknown
 }

@@ -36,6 +36,10 @@ type masked struct {
 // WriteAt refuses: a capture never writes its source.
 func (m *masked) WriteAt([]byte, int64) (int, error) { return 0, blockdev.ErrReadOnly }
 
+// ReadOnly and Discard say the same as WriteAt, whatever the source says.
+func (m *masked) ReadOnly() bool             { return true }
+func (m *masked) Discard(int64, int64) error { return blockdev.ErrReadOnly }
+
 // first returns the index of the first kept span ending after off.
 func (m *masked) first(off int64) int {
 	return sort.Search(len(m.keep), func(i int) bool { return m.keep[i].end > off })

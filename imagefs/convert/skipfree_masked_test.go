@@ -23,6 +23,8 @@ func (m *memDevice) WriteAt(p []byte, off int64) (int, error) { return 0, blockd
 func (m *memDevice) Size() int64                              { return int64(len(m.b)) }
 func (m *memDevice) Flush() error                             { return nil }
 func (m *memDevice) Close() error                             { return nil }
+func (m *memDevice) ReadOnly() bool                           { return true }
+func (m *memDevice) Discard(int64, int64) error               { return blockdev.ErrReadOnly }
 func (m *memDevice) Extents(off, n int64) ([]blockdev.Extent, error) {
 	end := min(off+n, m.Size())
 	if m.ext == nil {

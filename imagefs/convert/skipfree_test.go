@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/imagefs/fat32"
 	"github.com/xpboot/xpboot/imagefs/mbr"
@@ -534,8 +535,8 @@ func TestCaptureSourceChanges(t *testing.T) {
 	}
 }
 
-// readOnlyFile opens path read-only as a fat32.Device.
-func readOnlyFile(t *testing.T, path string) fat32.Device {
+// readOnlyFile opens path read-only for fat32.Open.
+func readOnlyFile(t *testing.T, path string) blockdev.ReaderWriterAt {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {

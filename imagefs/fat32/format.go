@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+
+	"github.com/xpboot/xpboot/blockdev"
 )
 
 // FormatOptions describe the volume Format creates.
@@ -96,7 +98,7 @@ func CheckSize(size int64) error {
 // root directory (holding the label, when there is one). The BPB carries
 // the geometry and hidden sectors of opts, which Windows' boot code and
 // NTLDR locate the volume by. xpboot's boot code is installed separately.
-func Format(dev Device, off, size int64, opts FormatOptions) error {
+func Format(dev blockdev.ReaderWriterAt, off, size int64, opts FormatOptions) error {
 	if err := CheckSize(size); err != nil {
 		return err
 	}
@@ -216,7 +218,7 @@ func checkLabel(label string) error {
 }
 
 // zero writes n zero bytes at off, in pieces of at most 1 MiB.
-func zero(dev Device, off, n int64) error {
+func zero(dev blockdev.ReaderWriterAt, off, n int64) error {
 	buf := make([]byte, min(n, 1<<20))
 	for n > 0 {
 		k := min(n, int64(len(buf)))

@@ -10,18 +10,13 @@ import (
 	"sort"
 	"strings"
 	"time"
-)
 
-// Device is the storage a file system lives on, usually a partition of a
-// blockdev.Device seen through an offset.
-type Device interface {
-	io.ReaderAt
-	io.WriterAt
-}
+	"github.com/xpboot/xpboot/blockdev"
+)
 
 // FS is an open FAT32 file system.
 type FS struct {
-	dev      Device
+	dev      blockdev.ReaderWriterAt
 	off      int64 // byte offset of the volume on dev
 	readOnly bool
 	bs       *BootSector
@@ -37,7 +32,7 @@ type FS struct {
 
 // Open reads the FAT32 file system that occupies [off, off+size) of dev.
 // With readOnly false, changes are written back by Flush.
-func Open(dev Device, off, size int64, readOnly bool) (*FS, error) {
+func Open(dev blockdev.ReaderWriterAt, off, size int64, readOnly bool) (*FS, error) {
 	boot := make([]byte, 512)
 	if _, err := dev.ReadAt(boot, off); err != nil {
 		return nil, fmt.Errorf("fat32: read boot sector: %w", err)

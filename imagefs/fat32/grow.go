@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/xpboot/xpboot/blockdev"
 )
 
 // ErrFATTooSmall is wrapped when a FAT32 volume cannot grow in place
@@ -44,7 +46,7 @@ func (g *Growth) AddedBytes() int64 {
 // and is refused with ErrFATTooSmall otherwise, naming how many sectors
 // per FAT the new size would need. A partition not larger than the volume
 // is a no-op Growth. Nothing is written.
-func PlanGrow(dev Device, off, newSize int64) (*Growth, error) {
+func PlanGrow(dev blockdev.ReaderWriterAt, off, newSize int64) (*Growth, error) {
 	boot := make([]byte, 512)
 	if _, err := dev.ReadAt(boot, off); err != nil {
 		return nil, fmt.Errorf("fat32: read boot sector: %w", err)
@@ -120,7 +122,7 @@ func PlanGrow(dev Device, off, newSize int64) (*Growth, error) {
 func (g *Growth) Changed() bool { return g.NewSectors != g.OldSectors }
 
 // barrier makes the writes so far durable before later ones, when dev can.
-func barrier(dev Device) error {
+func barrier(dev blockdev.ReaderWriterAt) error {
 	if f, ok := dev.(interface{ Flush() error }); ok {
 		if err := f.Flush(); err != nil {
 			return fmt.Errorf("fat32: flush: %w", err)
@@ -138,7 +140,7 @@ func barrier(dev Device) error {
 // primary boot sector, one sector write that commits the new size; only
 // then do the FSInfo sectors get the real free count. A crash leaves the
 // old volume, or the new one with an unknown free count.
-func (g *Growth) Apply(dev Device) error {
+func (g *Growth) Apply(dev blockdev.ReaderWriterAt) error {
 	if !g.Changed() {
 		return nil
 	}

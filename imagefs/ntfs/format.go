@@ -20,6 +20,7 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs/bootcode"
 )
 
@@ -197,7 +198,7 @@ func nextClusterSize(size int64) int {
 // wrapping ErrFormatOptions and leaves dev untouched. The whole volume
 // range is not zeroed: Format writes every structure it needs, and data
 // clusters are free in $Bitmap whatever they hold.
-func Format(dev Device, off, size int64, opts FormatOptions) error {
+func Format(dev blockdev.ReaderWriterAt, off, size int64, opts FormatOptions) error {
 	l, err := planFormat(size, &opts)
 	if err != nil {
 		return err

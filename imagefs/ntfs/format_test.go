@@ -16,7 +16,7 @@ import (
 	"github.com/xpboot/xpboot/internal/peertest"
 )
 
-// formatNoWrites is a Device that must never be written.
+// formatNoWrites is a blockdev.ReaderWriterAt that must never be written.
 type formatNoWrites struct {
 	t *testing.T
 }

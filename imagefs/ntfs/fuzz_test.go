@@ -29,7 +29,7 @@ func smallVolume(t testing.TB) []byte {
 	return b
 }
 
-// memDev is an in-memory Device.
+// memDev is an in-memory blockdev.ReaderWriterAt.
 type memDev struct{ b []byte }
 
 func (m *memDev) ReadAt(p []byte, off int64) (int, error) {

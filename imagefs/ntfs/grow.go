@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+
+	"github.com/xpboot/xpboot/blockdev"
 )
 
 // Growth is a planned enlargement of an NTFS volume into a larger
@@ -46,7 +48,7 @@ func (g *Growth) AddedBytes() int64 {
 // partition's sectors minus one: the last sector holds the backup boot
 // sector, as Windows and mkntfs lay it out. Shrinking is refused. Nothing
 // is written.
-func PlanGrow(dev Device, off, newSize int64) (*Growth, error) {
+func PlanGrow(dev blockdev.ReaderWriterAt, off, newSize int64) (*Growth, error) {
 	boot := make([]byte, 512)
 	if _, err := dev.ReadAt(boot, off); err != nil {
 		return nil, fmt.Errorf("ntfs: read boot sector: %w", err)
@@ -240,7 +242,7 @@ func setRuns(r *record, a *attr, runs []run, csize, size, init int64) error {
 // dev is the device PlanGrow read (or the same disk opened again after its
 // container grew); it is flushed between the steps when it has a Flush
 // method, so that the order also holds across a power failure.
-func (g *Growth) Apply(dev Device) error {
+func (g *Growth) Apply(dev blockdev.ReaderWriterAt) error {
 	if !g.Changed() {
 		return nil
 	}
@@ -300,7 +302,7 @@ func (g *Growth) Apply(dev Device) error {
 // old volume. A caller that grows the partition table first calls Prepare
 // before it: a partition grown around the old volume then still ends in a
 // valid backup boot sector.
-func (g *Growth) Prepare(dev Device) error {
+func (g *Growth) Prepare(dev blockdev.ReaderWriterAt) error {
 	if !g.Changed() {
 		return nil
 	}
@@ -311,7 +313,7 @@ func (g *Growth) Prepare(dev Device) error {
 }
 
 // barrier makes the writes so far durable before later ones, when dev can.
-func barrier(dev Device) error {
+func barrier(dev blockdev.ReaderWriterAt) error {
 	if f, ok := dev.(interface{ Flush() error }); ok {
 		if err := f.Flush(); err != nil {
 			return fmt.Errorf("ntfs: flush: %w", err)

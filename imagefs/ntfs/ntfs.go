@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xpboot/xpboot/blockdev"
 	"www.velocidex.com/golang/go-ntfs/parser"
 )
 
@@ -21,11 +22,11 @@ var ErrReadOnly = errors.New("ntfs: the volume was opened read-only")
 type FS struct {
 	r    io.ReaderAt
 	off  int64
-	ctx  *parser.NTFSContext // go-ntfs reader; nil after a write
-	dev  Device              // nil when read-only
-	size int64               // bytes of dev (0: unknown)
-	w    *vol                // the writer, opened at the first write
-	werr error               // why the volume cannot be written
+	ctx  *parser.NTFSContext     // go-ntfs reader; nil after a write
+	dev  blockdev.ReaderWriterAt // nil when read-only
+	size int64                   // bytes of dev (0: unknown)
+	w    *vol                    // the writer, opened at the first write
+	werr error                   // why the volume cannot be written
 	// rd is this package's own reader (the writer's caches), used for
 	// Stat, ReadDir and plain files; rdErr says why it cannot read the
 	// volume, and go-ntfs serves everything then.
@@ -46,7 +47,7 @@ func Open(r io.ReaderAt, off int64) (fs *FS, err error) {
 // change. size is the size of dev in bytes. The guard rails (NTFS 3.1,
 // clean $Volume and $LogFile, no live hiberfil.sys, $MFTMirr in step) are
 // checked at the first write, so reading a volume that fails them works.
-func OpenWritable(dev Device, off, size int64) (*FS, error) {
+func OpenWritable(dev blockdev.ReaderWriterAt, off, size int64) (*FS, error) {
 	fs, err := Open(dev, off)
 	if err != nil {
 		return nil, err

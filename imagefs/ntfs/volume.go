@@ -4,16 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"unicode/utf16"
-)
 
-// Device is what the writer needs from a disk image.
-type Device interface {
-	io.ReaderAt
-	io.WriterAt
-}
+	"github.com/xpboot/xpboot/blockdev"
+)
 
 // ErrRefused is wrapped by every refusal to write a volume or a file that
 // xpboot cannot change safely (dirty volume, unclean $LogFile, hibernated
@@ -30,7 +25,7 @@ func refused(format string, a ...any) error {
 // vol is an NTFS volume opened for writing. Its caches hold the decoded
 // state as last committed; a tx collects the changes of one operation.
 type vol struct {
-	dev       Device
+	dev       blockdev.ReaderWriterAt
 	base      int64 // byte offset of the volume in dev
 	csize     int64 // bytes per cluster
 	clusters  int64
@@ -269,7 +264,7 @@ func (v *vol) runs(r *record, a *attr) ([]run, error) {
 
 // openVol opens the volume at base for writing and applies the guard
 // rails. Nothing is written.
-func openVol(dev Device, base, devSize int64) (*vol, error) {
+func openVol(dev blockdev.ReaderWriterAt, base, devSize int64) (*vol, error) {
 	v, err := loadVol(dev, base, devSize)
 	if err != nil {
 		return nil, err
@@ -295,7 +290,7 @@ func (v *vol) guard() error {
 // openBoot reads the boot sector of the volume at base (size bytes) and
 // $MFT's record 0, which describes where every other record lives: the
 // start of loadVol and of AllocatedRanges.
-func openBoot(dev Device, base, size int64) (*vol, *record, error) {
+func openBoot(dev blockdev.ReaderWriterAt, base, size int64) (*vol, *record, error) {
 	boot := make([]byte, 512)
 	if _, err := dev.ReadAt(boot, base); err != nil {
 		return nil, nil, fmt.Errorf("ntfs: read boot sector: %w", err)
@@ -320,7 +315,7 @@ func openBoot(dev Device, base, size int64) (*vol, *record, error) {
 
 // loadVol reads the structures the reader and the writer need (boot
 // sector, $MFT's runlist and bitmap, $UpCase, $Bitmap). Nothing is written.
-func loadVol(dev Device, base, devSize int64) (*vol, error) {
+func loadVol(dev blockdev.ReaderWriterAt, base, devSize int64) (*vol, error) {
 	v, mft, err := openBoot(dev, base, devSize-base)
 	if err != nil {
 		return nil, err

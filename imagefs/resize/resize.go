@@ -1,7 +1,6 @@
 package resize
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/imagefs/fat32"
+	"github.com/xpboot/xpboot/imagefs/fsid"
 	"github.com/xpboot/xpboot/imagefs/mbr"
 	"github.com/xpboot/xpboot/imagefs/ntfs"
 	"github.com/xpboot/xpboot/imagefs/vhd"
@@ -349,8 +349,10 @@ func plan(dev blockdev.Device, path string, res *Result, size int64, opts Option
 	if _, err := dev.ReadAt(boot, off); err != nil {
 		return nil, nil, fmt.Errorf("%s: partition %d: read boot sector: %w", path, part.Index, err)
 	}
-	switch {
-	case string(boot[3:11]) == "NTFS    ":
+	// Size 0: fat32.PlanGrow checks the volume against its partition itself.
+	kind, why := fsid.Detect(boot, 0)
+	switch kind {
+	case fsid.NTFS:
 		g, err := ntfs.PlanGrow(dev, off, newBytes)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: partition %d: %w", path, part.Index, err)
@@ -358,7 +360,9 @@ func plan(dev blockdev.Device, path string, res *Result, size int64, opts Option
 		res.FileSystem = &FSResult{Type: imagefs.FSNTFS, OldSectors: g.OldSectors, NewSectors: g.NewSectors,
 			OldClusters: g.OldClusters, NewClusters: g.NewClusters, ClusterSize: g.ClusterSize, AddedBytes: g.AddedBytes()}
 		return part, ntfsGrowth{g}, nil
-	case string(boot[0x52:0x5A]) == "FAT32   " || isFAT32(boot):
+	case fsid.FAT32:
+		// A damaged FAT32 boot sector comes here too: fat32.PlanGrow
+		// refuses it naming the field at fault.
 		g, err := fat32.PlanGrow(dev, off, newBytes)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: partition %d: %w", path, part.Index, err)
@@ -366,18 +370,14 @@ func plan(dev blockdev.Device, path string, res *Result, size int64, opts Option
 		res.FileSystem = &FSResult{Type: imagefs.FSFAT32, OldSectors: int64(g.OldSectors), NewSectors: int64(g.NewSectors),
 			OldClusters: int64(g.OldClusters), NewClusters: int64(g.NewClusters), ClusterSize: g.ClusterSize, AddedBytes: g.AddedBytes()}
 		return part, fatGrowth{g}, nil
-	case bytes.Equal(boot, make([]byte, len(boot))):
+	case fsid.None:
 		res.FileSystem = &FSResult{Type: "none"}
 		res.Notices = append(res.Notices, fmt.Sprintf("partition %d is not formatted: only the partition grows", part.Index))
 		return part, nil, nil
 	}
-	return nil, nil, fmt.Errorf("%s: partition %d: %w: its file system is neither NTFS nor FAT32 (boot sector OEM name %q); xpboot grows only those", path, part.Index, ErrUnsupported, bytes.TrimRight(boot[3:11], "\x00"))
-}
-
-// isFAT32 recognises a FAT32 BPB whose file system type string is not set.
-func isFAT32(boot []byte) bool {
-	_, err := fat32.ParseBootSector(boot, 0)
-	return err == nil
+	// why names the file system (FAT16 and its cluster count, exFAT, the
+	// OEM id of an unknown one) and says that only FAT32 and NTFS are read.
+	return nil, nil, fmt.Errorf("%s: partition %d: %w: %v", path, part.Index, ErrUnsupported, why)
 }
 
 // resizeRaw sets the length of a raw image under an exclusive lock.

@@ -470,6 +470,21 @@ func (d *Disk) Extents(off, length int64) ([]blockdev.Extent, error) {
 	return out, nil
 }
 
+// ReadOnly reports whether the disk was opened without write access
+// (always so for differencing disks and for NewReader).
+func (d *Disk) ReadOnly() bool { return d.w == nil }
+
+// Discard refuses: a dynamic VHD frees no block once allocated (the format
+// has no way to return the space short of rewriting the file), and a fixed
+// VHD is served like the raw disk it contains only by package blockdev;
+// a correct refusal beats a discard that leaves old data readable.
+func (d *Disk) Discard(off, length int64) error {
+	if d.w == nil {
+		return blockdev.ErrReadOnly
+	}
+	return fmt.Errorf("%s: %w (VHD)", d.name, blockdev.ErrNotSupported)
+}
+
 // Flush makes completed writes durable.
 func (d *Disk) Flush() error {
 	if d.w == nil || d.f == nil {

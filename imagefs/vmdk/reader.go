@@ -544,6 +544,21 @@ func (d *Disk) Extents(off, length int64) ([]blockdev.Extent, error) {
 	return out, nil
 }
 
+// ReadOnly reports whether the disk was opened without write access
+// (always so for streamOptimized disks and parents of a delta).
+func (d *Disk) ReadOnly() bool { return !d.writable }
+
+// Discard refuses: deallocating grains would need the grain table entry
+// and the grain itself reclaimed, or a delta's grain replaced by an
+// explicit zero grain so that the parent does not show through; xpboot
+// does neither, and a wrong discard would expose old data.
+func (d *Disk) Discard(off, length int64) error {
+	if !d.writable {
+		return blockdev.ErrReadOnly
+	}
+	return fmt.Errorf("%s: %w (VMDK)", d.name, blockdev.ErrNotSupported)
+}
+
 // Flush makes completed writes durable.
 func (d *Disk) Flush() error {
 	if !d.writable {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/xpboot/xpboot/imagefs"
+	"github.com/xpboot/xpboot/imagefs/fsid"
 )
 
 // A BootSector gives access to the sectors of the partition the system
@@ -86,10 +87,10 @@ func (p *Plan) planBoot() error {
 	// The backup boot sector: FAT32's BPB_BkBootSec, NTFS's last sector
 	// of the volume. It is fixed too when it agreed with sector 0.
 	var bk int64 = -1
-	switch {
-	case string(b0[3:11]) == "NTFS    ":
+	switch kind, _ := fsid.Detect(b0, p.Boot.Partition().Size); kind {
+	case fsid.NTFS:
 		bk = int64(binary.LittleEndian.Uint64(b0[0x28:]))
-	case string(b0[0x52:0x5a]) == "FAT32   ":
+	case fsid.FAT32:
 		if n := binary.LittleEndian.Uint16(b0[0x32:]); n != 0 && n != 0xffff {
 			bk = int64(n)
 		}

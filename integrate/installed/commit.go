@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/integrate"
 )
 
@@ -164,14 +165,12 @@ func (p *Plan) Commit() error {
 	if len(cs) == 0 && p.boot == nil {
 		return nil
 	}
-	if wc, ok := p.FS.(integrate.WriteChecker); ok {
-		if err := wc.CheckWrite(); err != nil {
-			return fmt.Errorf("installed: %w", err)
-		}
+	if err := imagefs.CheckWritable(p.FS); err != nil {
+		return fmt.Errorf("installed: %w", err)
 	}
 	// The originals must still be what the plan read.
 	for _, o := range cs {
-		cur, err := p.FS.ReadFile(o.path)
+		cur, err := imagefs.ReadFile(p.FS, o.path)
 		switch {
 		case err == nil && (!o.exists || !bytes.Equal(cur, o.orig)):
 			return fmt.Errorf("installed: %s changed since the plan read it; nothing written (run again)", o.path)
@@ -206,10 +205,8 @@ func (p *Plan) Commit() error {
 	for _, o := range all {
 		need += int64(len(o.data))
 	}
-	if sr, ok := p.FS.(integrate.SpaceReporter); ok {
-		if free := sr.FreeBytes(); free >= 0 && need > free {
-			return fmt.Errorf("installed: the integration writes %d bytes but the file system has only %d free; nothing written", need, free)
-		}
+	if free := p.FS.FreeBytes(); free >= 0 && need > free {
+		return fmt.Errorf("installed: the integration writes %d bytes but the file system has only %d free; nothing written", need, free)
 	}
 	j := integrate.NewJournal(p.FS)
 	for _, o := range all {
@@ -282,7 +279,7 @@ func (p *Plan) undoRecord(cs []*fileOut) (string, []*fileOut, error) {
 }
 
 // lastRecord returns the number of the newest undo record, 0 if none.
-func lastRecord(fsys integrate.FS) (int, error) {
+func lastRecord(fsys imagefs.FS) (int, error) {
 	ents, err := fsys.ReadDir(UndoDir)
 	if isNotExist(err) {
 		return 0, nil
@@ -316,7 +313,7 @@ type UndoResult struct {
 // be nil for a directory tree), and the record is removed. A file
 // changed since the integration is refused before anything is written,
 // unless force is set. With dryRun nothing is written.
-func Undo(fsys integrate.FS, boot BootSector, force, dryRun bool) (*UndoResult, error) {
+func Undo(fsys imagefs.FS, boot BootSector, force, dryRun bool) (*UndoResult, error) {
 	n, err := lastRecord(fsys)
 	if err != nil {
 		return nil, err
@@ -325,7 +322,7 @@ func Undo(fsys integrate.FS, boot BootSector, force, dryRun bool) (*UndoResult, 
 		return nil, ErrNoUndo
 	}
 	dir := fmt.Sprintf("%s/%03d", UndoDir, n)
-	mb, err := fsys.ReadFile(dir + "/manifest.json")
+	mb, err := imagefs.ReadFile(fsys, dir+"/manifest.json")
 	if err != nil {
 		return nil, fmt.Errorf("installed: undo record %s: %w", dir, err)
 	}
@@ -347,7 +344,7 @@ func Undo(fsys integrate.FS, boot BootSector, force, dryRun bool) (*UndoResult, 
 		if f.Path == "" || strings.Contains(f.Path, "..") || strings.HasPrefix(strings.ToLower(f.Path), UndoDir) {
 			return nil, fmt.Errorf("installed: %s/manifest.json: bad path %q", dir, f.Path)
 		}
-		cur, err := fsys.ReadFile(f.Path)
+		cur, err := imagefs.ReadFile(fsys, f.Path)
 		if err != nil && !isNotExist(err) {
 			return nil, fmt.Errorf("installed: %s: %w", f.Path, err)
 		}
@@ -356,7 +353,7 @@ func Undo(fsys integrate.FS, boot BootSector, force, dryRun bool) (*UndoResult, 
 		}
 		r := restore{path: f.Path, cur: cur}
 		if f.Saved != "" {
-			if r.orig, err = fsys.ReadFile(dir + "/" + f.Saved); err != nil {
+			if r.orig, err = imagefs.ReadFile(fsys, dir+"/"+f.Saved); err != nil {
 				return nil, fmt.Errorf("installed: undo record %s: %w", dir, err)
 			}
 			r.existed = true
@@ -376,7 +373,7 @@ func Undo(fsys integrate.FS, boot BootSector, force, dryRun bool) (*UndoResult, 
 			return nil, fmt.Errorf("installed: %s restores boot sectors, which this tree (not a disk image) has none of", dir)
 		}
 		for _, s := range m.Sectors {
-			orig, err := fsys.ReadFile(dir + "/" + s.Saved)
+			orig, err := imagefs.ReadFile(fsys, dir+"/"+s.Saved)
 			if err != nil {
 				return nil, fmt.Errorf("installed: undo record %s: %w", dir, err)
 			}
@@ -394,10 +391,8 @@ func Undo(fsys integrate.FS, boot BootSector, force, dryRun bool) (*UndoResult, 
 	if dryRun {
 		return res, nil
 	}
-	if wc, ok := fsys.(integrate.WriteChecker); ok {
-		if err := wc.CheckWrite(); err != nil {
-			return nil, fmt.Errorf("installed: %w", err)
-		}
+	if err := imagefs.CheckWritable(fsys); err != nil {
+		return nil, fmt.Errorf("installed: %w", err)
 	}
 	j := integrate.NewJournal(fsys)
 	for i := len(rs) - 1; i >= 0; i-- {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/xpboot/xpboot/drivers"
 	"github.com/xpboot/xpboot/hive"
+	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/integrate"
 )
 
@@ -60,7 +61,7 @@ func (s *System) Target() drivers.Target {
 // SOFTWARE hives. The version comes from SOFTWARE's CurrentVersion, the
 // architecture from the kernel's PE header, the product type and control
 // sets from SYSTEM. Every error names the file or key.
-func Detect(fsys integrate.FS) (*System, error) {
+func Detect(fsys imagefs.FS) (*System, error) {
 	var roots []string
 	ents, err := fsys.ReadDir(".")
 	if err != nil {
@@ -104,7 +105,7 @@ func Detect(fsys integrate.FS) (*System, error) {
 	if !ok || s.Major != 5 || s.Minor < 0 || s.Minor > 2 {
 		return nil, fmt.Errorf("%w: %s: CurrentVersion is %q, not 5.0, 5.1 or 5.2", ErrNotInstalled, s.SoftwareHive(), ver)
 	}
-	kernel, err := fsys.ReadFile(s.Root + "/system32/ntoskrnl.exe")
+	kernel, err := imagefs.ReadFile(fsys, s.Root+"/system32/ntoskrnl.exe")
 	if err != nil {
 		return nil, fmt.Errorf("installed: %s/system32/ntoskrnl.exe: %w", s.Root, err)
 	}
@@ -179,8 +180,8 @@ func controlSets(f *hive.File, name string) ([]string, string, error) {
 }
 
 // readHive reads a hive file of the tree read-only.
-func readHive(fsys integrate.FS, p string) (*hive.File, error) {
-	b, err := fsys.ReadFile(p)
+func readHive(fsys imagefs.FS, p string) (*hive.File, error) {
+	b, err := imagefs.ReadFile(fsys, p)
 	if err != nil {
 		return nil, fmt.Errorf("installed: %s: %w", p, err)
 	}

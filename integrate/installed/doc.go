@@ -7,7 +7,7 @@
 //
 // Detect finds the system (the WINDOWS or WINNT directory, version from
 // SOFTWARE's CurrentVersion, architecture from ntoskrnl.exe, the control
-// sets \Select names) through integrate.FS: a directory, or a partition
+// sets \Select names) through imagefs.FS: a directory, or a partition
 // of a disk image (integrate.OpenVolume: FAT32, and NTFS through the NTFS
 // writer). A Plan then collects, for driver packages resolved by package
 // drivers, every edit: driver files into system32\drivers (cabinets

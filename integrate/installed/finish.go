@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/integrate"
 	"github.com/xpboot/xpboot/integrate/cab"
 )
@@ -395,7 +396,7 @@ func (p *Plan) mergeIDEFiles() error {
 		if len(missing) == 0 {
 			break
 		}
-		b, err := p.FS.ReadFile(dir + "/" + name)
+		b, err := imagefs.ReadFile(p.FS, dir+"/"+name)
 		if err != nil {
 			return fmt.Errorf("installed: %s/%s: %w", dir, name, err)
 		}

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/xpboot/xpboot/hive"
-	"github.com/xpboot/xpboot/integrate"
+	"github.com/xpboot/xpboot/imagefs"
 )
 
 // ErrComputerName reports a name Windows does not take as a computer name.
@@ -45,7 +45,7 @@ func CheckComputerName(name string) error {
 // identity): the name is written into each client's own overlay. The
 // SYSTEM hive is edited in a private temporary copy and written back as
 // one file.
-func SetComputerName(fsys integrate.FS, name string) error {
+func SetComputerName(fsys imagefs.FS, name string) error {
 	if err := CheckComputerName(name); err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func SetComputerName(fsys integrate.FS, name string) error {
 	if err != nil {
 		return err
 	}
-	data, err := fsys.ReadFile(sys.SystemHive())
+	data, err := imagefs.ReadFile(fsys, sys.SystemHive())
 	if err != nil {
 		return fmt.Errorf("installed: %s: %w", sys.SystemHive(), err)
 	}
@@ -93,5 +93,5 @@ func SetComputerName(fsys integrate.FS, name string) error {
 	if err != nil {
 		return err
 	}
-	return fsys.WriteFile(sys.SystemHive(), out)
+	return imagefs.WriteBytes(fsys, sys.SystemHive(), out)
 }

@@ -34,7 +34,7 @@ func packages(t *testing.T) []string {
 
 // integrateTree runs one integration of the three packages into fsys and
 // returns the plan (committed unless dryRun).
-func integrateTree(t *testing.T, fsys integrate.FS, opts installed.Options, dryRun bool) *installed.Plan {
+func integrateTree(t *testing.T, fsys imagefs.FS, opts installed.Options, dryRun bool) *installed.Plan {
 	t.Helper()
 	sys, err := installed.Detect(fsys)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/xpboot/xpboot/drivers"
 	"github.com/xpboot/xpboot/hive"
+	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/integrate"
 	"github.com/xpboot/xpboot/integrate/cab"
 )
@@ -56,7 +57,7 @@ const (
 // A Plan collects an installed-system integration: nothing is written
 // until Commit.
 type Plan struct {
-	FS       integrate.FS
+	FS       imagefs.FS
 	Sys      *System
 	Options  Options
 	Warnings []string
@@ -90,7 +91,7 @@ type fileOut struct {
 
 // NewPlan starts a plan for the installed system sys of fsys: it reads
 // and checks both hives.
-func NewPlan(fsys integrate.FS, sys *System, opts Options) (*Plan, error) {
+func NewPlan(fsys imagefs.FS, sys *System, opts Options) (*Plan, error) {
 	p := &Plan{FS: fsys, Sys: sys, Options: opts, bootStart: map[string]string{}}
 	var err error
 	if p.system, err = loadHive(fsys, sys.SystemHive(), "SYSTEM"); err != nil {
@@ -126,7 +127,7 @@ func (p *Plan) putFile(name string, data []byte, kind, why string) error {
 		}
 	}
 	o := &fileOut{path: name, data: data, why: why, kind: kind}
-	b, err := p.FS.ReadFile(name)
+	b, err := imagefs.ReadFile(p.FS, name)
 	switch {
 	case err == nil:
 		o.orig, o.exists = b, true

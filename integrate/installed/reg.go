@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/xpboot/xpboot/hive"
+	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/integrate"
 )
 
@@ -28,8 +29,8 @@ type regHive struct {
 // loadHive reads and checks a hive of the tree: a hive that hive.Check
 // finds fault with (dirty, bad checksum, broken cells) is refused, naming
 // the file and the first problem, before anything is planned.
-func loadHive(fsys integrate.FS, p, name string) (*regHive, error) {
-	b, err := fsys.ReadFile(p)
+func loadHive(fsys imagefs.FS, p, name string) (*regHive, error) {
+	b, err := imagefs.ReadFile(fsys, p)
 	if err != nil {
 		return nil, fmt.Errorf("installed: %s: %w", p, err)
 	}
