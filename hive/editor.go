@@ -44,6 +44,7 @@ type Editor struct {
 	lastNK uint32              // … and its nk offset
 
 	mapped *mapping // the file mapping f.data lives in, if any
+	units  []uint16 // scratch: a value name as units, reused by SetValue
 
 	crashAt int // tests: stop an in-place save after this step (1 to 4; 0 = never)
 }
@@ -56,15 +57,17 @@ type source struct {
 	base []byte
 }
 
-type kid struct {
-	off  uint32
-	name []uint16
+// kidList is a key's subkeys, as nk offsets in list order (sorted by
+// compareNames). Their names are read from the nk cells when compared.
+type kidList struct {
+	kids  []uint32
+	dirty bool // the on-disk list no longer matches kids
 }
 
-// kidList is a key's subkeys in list order (sorted by compareNames).
-type kidList struct {
-	kids  []kid
-	dirty bool // the on-disk list no longer matches kids
+// keyRecord reads the nk cell at off without its name (File.nkRecord).
+func (e *Editor) keyRecord(off uint32) (Key, error) {
+	k, _, _, err := e.f.nkRecord(off)
+	return k, err
 }
 
 // valList is a key's value cells in list order.

@@ -15,7 +15,7 @@ func (e *Editor) children(nk uint32) (*kidList, error) {
 	if l := e.kids[nk]; l != nil {
 		return l, nil
 	}
-	k, err := e.f.nk(nk)
+	k, err := e.keyRecord(nk)
 	if err != nil {
 		return nil, err
 	}
@@ -23,49 +23,63 @@ func (e *Editor) children(nk uint32) (*kidList, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The names share one allocation: a bulk edit decodes the lists of
-	// hundreds of keys, and a slice per name was much of its garbage.
-	type stored struct {
-		raw  []byte
-		comp bool
-	}
-	names := make([]stored, len(offs))
-	units := 0
+	// Names are checked and compared where the nk cells hold them: a bulk
+	// edit loads the lists of hundreds of keys, and a decoded copy of
+	// every name was much of its garbage.
+	sorted := true
+	var prev storedName
 	for i, o := range offs {
-		_, raw, comp, err := e.f.nkName(o)
+		n, err := e.kidName(o)
 		if err != nil {
 			return nil, err
 		}
-		names[i] = stored{raw, comp}
-		if comp {
-			units += len(raw)
-		} else {
-			units += len(raw) / 2
+		if i > 0 {
+			switch c := prev.compareStored(n); {
+			case c == 0:
+				return nil, cellErr(nk, "duplicate subkey name %q", unitsString(n.units()))
+			case c > 0:
+				sorted = false
+			}
 		}
+		prev = n
 	}
-	arena := make([]uint16, 0, units)
 	// Room for a few more: a key created under this one is inserted.
-	l := &kidList{kids: make([]kid, len(offs), len(offs)+len(offs)/8+2), dirty: uint32(len(offs)) != k.nsub}
-	for i, o := range offs {
-		start := len(arena)
-		arena = appendName(arena, names[i].raw, names[i].comp)
-		l.kids[i] = kid{o, arena[start:len(arena):len(arena)]}
-	}
-	cmp := func(a, b kid) int { return compareNames(a.name, b.name) }
-	if !slices.IsSortedFunc(l.kids, cmp) {
-		slices.SortStableFunc(l.kids, cmp)
+	l := &kidList{kids: slices.Grow(offs, len(offs)/8+2), dirty: uint32(len(offs)) != k.nsub}
+	if !sorted {
+		slices.SortStableFunc(l.kids, e.cmpKids)
 		l.dirty = true
-	}
-	for i := 1; i < len(l.kids); i++ {
-		if cmp(l.kids[i-1], l.kids[i]) == 0 {
-			return nil, cellErr(nk, "duplicate subkey name %q", unitsString(l.kids[i].name))
+		for i := 1; i < len(l.kids); i++ {
+			if e.cmpKids(l.kids[i-1], l.kids[i]) == 0 {
+				n, _ := e.kidName(l.kids[i])
+				return nil, cellErr(nk, "duplicate subkey name %q", unitsString(n.units()))
+			}
 		}
 	}
 	e.kids[nk] = l
 	return l, nil
 }
 
-func cmpKid(k kid, name []uint16) int { return compareNames(k.name, name) }
+// kidName returns the stored name of the subkey at off. children checked
+// every subkey's cell when it loaded the list, and new keys are written
+// by newKey, so callers after that ignore the error.
+func (e *Editor) kidName(off uint32) (storedName, error) {
+	_, raw, comp, err := e.f.nkName(off)
+	return storedName{raw, comp}, err
+}
+
+func (e *Editor) cmpKids(a, b uint32) int {
+	x, _ := e.kidName(a)
+	y, _ := e.kidName(b)
+	return x.compareStored(y)
+}
+
+// findKid searches l for name: its index, or where it would be inserted.
+func (e *Editor) findKid(l *kidList, name []uint16) (int, bool) {
+	return slices.BinarySearchFunc(l.kids, name, func(off uint32, u []uint16) int {
+		n, _ := e.kidName(off)
+		return n.compare(u)
+	})
+}
 
 // lookup returns the nk offset of the key at path, creating missing keys
 // when create is set.
@@ -81,9 +95,9 @@ func (e *Editor) lookup(path string, create bool) (uint32, error) {
 		if err != nil {
 			return 0, err
 		}
-		i, ok := slices.BinarySearchFunc(l.kids, u, cmpKid)
+		i, ok := e.findKid(l, u)
 		if ok {
-			off = l.kids[i].off
+			off = l.kids[i]
 			continue
 		}
 		if !create {
@@ -99,7 +113,7 @@ func (e *Editor) lookup(path string, create bool) (uint32, error) {
 		if err != nil {
 			return 0, err
 		}
-		l.kids = slices.Insert(l.kids, i, kid{c, u})
+		l.kids = slices.Insert(l.kids, i, c)
 		l.dirty = true
 		if err := e.keyChanged(off, now); err != nil {
 			return 0, err
@@ -140,8 +154,8 @@ func (e *Editor) newKey(parent uint32, name []uint16, now uint64) (uint32, error
 		return 0, err
 	}
 	sk := le.Uint32(pb[nkSecurity:])
-	raw, comp := encodeName(name)
-	off, err := e.alloc(nkName + len(raw))
+	n, comp := storedSize(name)
+	off, err := e.alloc(nkName + n)
 	if err != nil {
 		return 0, err
 	}
@@ -157,8 +171,8 @@ func (e *Editor) newKey(parent uint32, name []uint16, now uint64) (uint32, error
 		le.PutUint32(b[at:], nilOff)
 	}
 	le.PutUint32(b[nkSecurity:], sk)
-	le.PutUint16(b[nkNameLen:], uint16(len(raw)))
-	copy(b[nkName:], raw)
+	le.PutUint16(b[nkNameLen:], uint16(n))
+	putStoredName(b[nkName:], name, comp)
 	if err := e.refSK(sk, 1); err != nil {
 		return 0, err
 	}
@@ -220,11 +234,11 @@ func (e *Editor) DeleteKey(path string) error {
 	if err != nil {
 		return err
 	}
-	i, ok := slices.BinarySearchFunc(l.kids, toUnits(parts[len(parts)-1]), cmpKid)
+	i, ok := e.findKid(l, toUnits(parts[len(parts)-1]))
 	if !ok {
 		return fmt.Errorf("key %q: %w", path, ErrNotFound)
 	}
-	off := l.kids[i].off
+	off := l.kids[i]
 	l.kids = slices.Delete(l.kids, i, i+1)
 	l.dirty = true
 	e.last = ""
@@ -257,7 +271,7 @@ func (e *Editor) freeTree(nk uint32, seen map[uint32]bool) error {
 		return err
 	}
 	for _, c := range l.kids {
-		if err := e.freeTree(c.off, seen); err != nil {
+		if err := e.freeTree(c, seen); err != nil {
 			return err
 		}
 	}
@@ -270,7 +284,7 @@ func (e *Editor) freeTree(nk uint32, seen map[uint32]bool) error {
 			return err
 		}
 	}
-	k, err := e.f.nk(nk)
+	k, err := e.keyRecord(nk)
 	if err != nil {
 		return err
 	}
@@ -340,7 +354,7 @@ func (e *Editor) SetClass(path, class string) error {
 	if err != nil {
 		return err
 	}
-	k, err := e.f.nk(nk)
+	k, err := e.keyRecord(nk)
 	if err != nil {
 		return err
 	}

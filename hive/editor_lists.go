@@ -39,7 +39,7 @@ func (e *Editor) flush() error {
 
 // writeSubkeys replaces the subkey list of the key at nk by l.
 func (e *Editor) writeSubkeys(nk uint32, l *kidList) error {
-	k, err := e.f.nk(nk)
+	k, err := e.keyRecord(nk)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func (e *Editor) writeSubkeys(nk uint32, l *kidList) error {
 // subkeyList writes a subkey list for sorted kids with the leaf type the
 // hive version calls for (lh for 1.5, lf or li for 1.3/1.4, li before),
 // under an ri when one leaf cannot hold them all (WRK cmindex.c limits).
-func (e *Editor) subkeyList(kids []kid) (uint32, error) {
+func (e *Editor) subkeyList(kids []uint32) (uint32, error) {
 	minor := e.f.Minor
 	sig, limit := "li", maxLeaf
 	switch {
@@ -101,7 +101,7 @@ func (e *Editor) subkeyList(kids []kid) (uint32, error) {
 	return ri, nil
 }
 
-func (e *Editor) leaf(sig string, kids []kid) (uint32, error) {
+func (e *Editor) leaf(sig string, kids []uint32) (uint32, error) {
 	width := 8
 	if sig == "li" {
 		width = 4
@@ -116,12 +116,13 @@ func (e *Editor) leaf(sig string, kids []kid) (uint32, error) {
 	le.PutUint16(b[2:], uint16(len(kids)))
 	for i, c := range kids {
 		at := 4 + width*i
-		le.PutUint32(b[at:], c.off)
+		le.PutUint32(b[at:], c)
+		n, _ := e.kidName(c)
 		switch sig {
 		case "lh":
-			le.PutUint32(b[at+4:], lhHash(c.name))
+			le.PutUint32(b[at+4:], n.lhHash())
 		case "lf":
-			h := lfHint(c.name)
+			h := n.lfHint()
 			copy(b[at+4:], h[:])
 		}
 	}
@@ -131,7 +132,7 @@ func (e *Editor) leaf(sig string, kids []kid) (uint32, error) {
 // writeValues replaces the value list of the key at nk by l, in the old
 // cell when it is large enough.
 func (e *Editor) writeValues(nk uint32, l *valList) error {
-	k, err := e.f.nk(nk)
+	k, err := e.keyRecord(nk)
 	if err != nil {
 		return err
 	}

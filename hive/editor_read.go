@@ -62,7 +62,11 @@ func (e *Editor) Subkeys(path string) ([]string, error) {
 	}
 	out := make([]string, len(l.kids))
 	for i, k := range l.kids {
-		out[i] = unitsString(k.name)
+		n, err := e.kidName(k)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = unitsString(n.units())
 	}
 	return out, nil
 }

@@ -13,11 +13,11 @@ func (e *Editor) values(nk uint32) (*valList, error) {
 	if l := e.vals[nk]; l != nil {
 		return l, nil
 	}
-	k, err := e.f.nk(nk)
+	k, err := e.keyRecord(nk)
 	if err != nil {
 		return nil, err
 	}
-	offs, err := e.f.valueOffsets(k)
+	offs, err := e.f.valueOffsets(&k)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +53,8 @@ func (e *Editor) findValue(l *valList, u []uint16) (int, error) {
 // use the Encode helpers for strings and numbers. A replaced value keeps
 // its place in the key's value list.
 func (e *Editor) SetValue(path, name string, t ValueType, data []byte) error {
-	u := toUnits(name)
+	e.units = appendUnits(e.units[:0], name)
+	u := e.units
 	if len(u) > maxValueNameChars {
 		return fmt.Errorf("%w: value name of %d characters (max %d)", ErrInvalid, len(u), maxValueNameChars)
 	}
@@ -79,19 +80,19 @@ func (e *Editor) SetValue(path, name string, t ValueType, data []byte) error {
 			return err
 		}
 	} else {
-		raw, comp := encodeName(u)
-		if vo, err = e.alloc(vkName + len(raw)); err != nil {
+		n, comp := storedSize(u)
+		if vo, err = e.alloc(vkName + n); err != nil {
 			return err
 		}
 		b, _ := e.cellw(vo)
 		clear(b)
 		copy(b, "vk")
-		le.PutUint16(b[vkNameLen:], uint16(len(raw)))
-		if comp && len(raw) > 0 {
+		le.PutUint16(b[vkNameLen:], uint16(n))
+		if comp && n > 0 {
 			le.PutUint16(b[vkFlags:], valCompName)
 		}
 		le.PutUint32(b[vkDataLen:], dataInline)
-		copy(b[vkName:], raw)
+		putStoredName(b[vkName:], u, comp)
 		l.offs = append(l.offs, vo)
 		l.dirty = true
 	}

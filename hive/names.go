@@ -74,6 +74,50 @@ func compareNames(a, b []uint16) int {
 	return len(a) - len(b)
 }
 
+// storedName is a key name as its nk cell stores it: Latin-1 bytes when
+// comp, else UTF-16LE. The editor compares and hashes subkey names in
+// place rather than decoding a copy of every name of every list it loads.
+type storedName struct {
+	raw  []byte
+	comp bool
+}
+
+func (n storedName) len() int { return rawLen(n.raw, n.comp) }
+
+func (n storedName) unit(i int) uint16 { return unitAt(n.raw, n.comp, i) }
+
+// compare is compareNames(n, u).
+func (n storedName) compare(u []uint16) int { return compareRawUnits(n.raw, n.comp, u) }
+
+// compareStored is compareNames(n, o).
+func (n storedName) compareStored(o storedName) int {
+	return compareRaw(n.raw, n.comp, o.raw, o.comp)
+}
+
+// lhHash is lhHash of the decoded name.
+func (n storedName) lhHash() uint32 {
+	var h uint32
+	for i := range n.len() {
+		h = 37*h + uint32(upcase(n.unit(i)))
+	}
+	return h
+}
+
+// lfHint is lfHint of the decoded name.
+func (n storedName) lfHint() [4]byte {
+	var h [4]byte
+	for i := 0; i < 4 && i < n.len(); i++ {
+		c := n.unit(i)
+		if c > 0xFF {
+			return [4]byte{}
+		}
+		h[i] = byte(c)
+	}
+	return h
+}
+
+func (n storedName) units() []uint16 { return decodeName(n.raw, n.comp) }
+
 // decodeName decodes a stored key or value name.
 func decodeName(raw []byte, comp bool) []uint16 {
 	n := len(raw)
@@ -100,21 +144,33 @@ func appendName(u []uint16, raw []byte, comp bool) []uint16 {
 // encodeName stores a name compressed (Latin-1) when every unit fits in a
 // byte, as Windows does (CmpNameSize), and as UTF-16LE otherwise.
 func encodeName(u []uint16) (raw []byte, comp bool) {
-	comp = true
+	n, comp := storedSize(u)
+	raw = make([]byte, n)
+	putStoredName(raw, u, comp)
+	return raw, comp
+}
+
+// storedSize returns the bytes encodeName stores u in, and whether
+// compressed: the editor allocates the cell first and writes the name
+// straight into it.
+func storedSize(u []uint16) (n int, comp bool) {
 	for _, c := range u {
 		if c > 0xFF {
-			comp = false
-			break
+			return 2 * len(u), false
 		}
 	}
-	if comp {
-		raw = make([]byte, len(u))
-		for i, c := range u {
-			raw[i] = byte(c)
+	return len(u), true
+}
+
+// putStoredName writes u into dst as encodeName stores it.
+func putStoredName(dst []byte, u []uint16, comp bool) {
+	for i, c := range u {
+		if comp {
+			dst[i] = byte(c)
+		} else {
+			dst[2*i], dst[2*i+1] = byte(c), byte(c>>8)
 		}
-		return raw, true
 	}
-	return utf16le(u), false
 }
 
 func utf16le(u []uint16) []byte {
@@ -135,7 +191,11 @@ func toUnits(s string) []uint16 {
 	for _, r := range s {
 		n += utf16.RuneLen(r)
 	}
-	u := make([]uint16, 0, n)
+	return appendUnits(make([]uint16, 0, n), s)
+}
+
+// appendUnits appends the UTF-16 units of s to u.
+func appendUnits(u []uint16, s string) []uint16 {
 	for _, r := range s {
 		u = utf16.AppendRune(u, r)
 	}

@@ -258,11 +258,23 @@ type Key struct {
 }
 
 func (f *File) nk(off uint32) (*Key, error) {
-	b, raw, comp, err := f.nkName(off)
+	k, raw, comp, err := f.nkRecord(off)
 	if err != nil {
 		return nil, err
 	}
-	return &Key{
+	k.name = decodeName(raw, comp)
+	return &k, nil
+}
+
+// nkRecord is nk without the decoded name, by value: the editor reads the
+// lists, counts and class of thousands of keys in a bulk edit and needs
+// neither a heap copy of each nor its name.
+func (f *File) nkRecord(off uint32) (k Key, raw []byte, comp bool, err error) {
+	b, raw, comp, err := f.nkName(off)
+	if err != nil {
+		return Key{}, nil, false, err
+	}
+	return Key{
 		f: f, off: off, rec: b,
 		flags:    le.Uint16(b[nkFlags:]),
 		nsub:     le.Uint32(b[nkNumSubkeys:]),
@@ -272,8 +284,7 @@ func (f *File) nk(off uint32) (*Key, error) {
 		sk:       le.Uint32(b[nkSecurity:]),
 		classOff: le.Uint32(b[nkClass:]),
 		classLen: le.Uint16(b[nkClassLen:]),
-		name:     decodeName(raw, comp),
-	}, nil
+	}, raw, comp, nil
 }
 
 // nkName returns the nk cell at off and its stored name, checked as nk

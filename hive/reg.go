@@ -310,7 +310,8 @@ type regParser struct {
 	n      int    // number of the last line read (1-based)
 	ansi   bool
 	key    string
-	inKey  bool // values apply to key (false after [-key] or before any key)
+	inKey  bool   // values apply to key (false after [-key] or before any key)
+	buf    []byte // scratch: a value's data, which SetValue copies
 }
 
 func (p *regParser) errf(line int, format string, args ...any) error {
@@ -492,14 +493,16 @@ func (p *regParser) data(ln int, s string) (ValueType, []byte, error) {
 		if !ok || strings.TrimSpace(tail) != "" && !strings.HasPrefix(strings.TrimSpace(tail), ";") {
 			return 0, nil, p.errf(ln, "bad string %s", s)
 		}
-		return SZ, EncodeString(str), nil
+		p.buf = appendString(p.buf[:0], str)
+		return SZ, p.buf, nil
 	case hasPrefixFold(s, "dword:"):
 		h := strings.TrimSpace(s[6:])
 		v, err := strconv.ParseUint(h, 16, 32)
 		if err != nil || len(h) > 8 {
 			return 0, nil, p.errf(ln, "bad dword %q", h)
 		}
-		return DWORD, EncodeDWORD(uint32(v)), nil
+		p.buf = binary.LittleEndian.AppendUint32(p.buf[:0], uint32(v))
+		return DWORD, p.buf, nil
 	case hasPrefixFold(s, "hex"):
 		t := Binary
 		s = s[3:]

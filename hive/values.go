@@ -50,7 +50,11 @@ func EncodeString(s string) []byte {
 	for _, r := range s {
 		n += 2 * utf16.RuneLen(r)
 	}
-	b := make([]byte, 0, n)
+	return appendString(make([]byte, 0, n), s)
+}
+
+// appendString appends s to b as EncodeString encodes it.
+func appendString(b []byte, s string) []byte {
 	// Ranging over a string yields valid runes (U+FFFD for bad UTF-8).
 	for _, r := range s {
 		if r >= 0x10000 {

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/xpboot/xpboot/drivers"
 	"github.com/xpboot/xpboot/imagefs"
@@ -206,7 +207,9 @@ func regValue(x *Text, key, name string) (string, bool) {
 	return "", false
 }
 
-var spMarker = regexp.MustCompile(`(?i)^(?:.*\.sp([1-9])|sp([1-9])\.(?:cab|cat))$`)
+// (Compiled at first use: every xpboot command pays for what package
+// variables compute at start.)
+var spMarker = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)^(?:.*\.sp([1-9])|sp([1-9])\.(?:cab|cat))$`) })
 
 // identify reads OS, version, service pack and product type as
 // IntegrateDrv does (WindowsInstallation.cs): ProductName from
@@ -327,7 +330,7 @@ func (t *Tree) identify() error {
 		for _, d := range []string{".", t.SetupDir} {
 			ents, _ := t.FS.ReadDir(d)
 			for _, e := range ents {
-				if m := spMarker.FindStringSubmatch(e.Name()); m != nil {
+				if m := spMarker().FindStringSubmatch(e.Name()); m != nil {
 					n, _ := strconv.Atoi(m[1] + m[2])
 					t.ServicePack = max(t.ServicePack, n)
 				}

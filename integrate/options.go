@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/xpboot/xpboot/drivers"
 )
@@ -38,13 +39,15 @@ type Options struct {
 var ErrOptions = errors.New("integrate: invalid options")
 
 // pciSlot is lspci's bus:device.function, with an optional domain 0000.
-var pciSlot = regexp.MustCompile(`^(?:0000:)?([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$`)
+// (Compiled at first use: every xpboot command pays for what package
+// variables compute at start.)
+var pciSlot = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:0000:)?([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$`) })
 
 // ParsePCISlot checks a PCI location as lspci prints it ("00:03.0",
 // optionally with the domain "0000:") and returns it in the short,
 // lower-case form bus:device.function. The device number is at most 0x1f.
 func ParsePCISlot(s string) (string, error) {
-	m := pciSlot.FindStringSubmatch(strings.ToLower(strings.TrimSpace(s)))
+	m := pciSlot().FindStringSubmatch(strings.ToLower(strings.TrimSpace(s)))
 	if m == nil {
 		return "", fmt.Errorf("%w: PCI slot %q: want bus:device.function as lspci prints it, e.g. 00:03.0", ErrOptions, s)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/xpboot/xpboot/iscsitarget"
 	"github.com/xpboot/xpboot/sanboot"
@@ -138,12 +139,14 @@ func ReadClients(path string) ([]sanboot.ClientEntry, error) {
 }
 
 // iqnUnsafe is what DefaultIQN replaces in an image's name.
-var iqnUnsafe = regexp.MustCompile(`[^a-z0-9.:-]+`)
+// (Compiled at first use: every xpboot command pays for what package
+// variables compute at start.)
+var iqnUnsafe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^a-z0-9.:-]+`) })
 
 // DefaultIQN names a target after its image file.
 func DefaultIQN(image string) string {
 	base := strings.TrimSuffix(filepath.Base(image), filepath.Ext(image))
-	base = strings.Trim(iqnUnsafe.ReplaceAllString(strings.ToLower(base), "-"), "-")
+	base = strings.Trim(iqnUnsafe().ReplaceAllString(strings.ToLower(base), "-"), "-")
 	if base == "" {
 		base = "disk"
 	}

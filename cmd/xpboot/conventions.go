@@ -7,6 +7,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 )
@@ -172,7 +173,11 @@ func adjustCommand(cmd *cli.Command, onUsage cli.OnUsageErrorFunc) {
 
 // defaultInUsage matches a default stated in a flag's usage text, such as
 // "(default: all cores)" or "(default the interface's first IPv4)".
-var defaultInUsage = regexp.MustCompile(`\s*\(default:?\s+([^()]*(?:\([^()]*\)[^()]*)*)\)\s*$`)
+// (Compiled at first use: every xpboot command pays for what package
+// variables compute at start.)
+var defaultInUsage = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`\s*\(default:?\s+([^()]*(?:\([^()]*\)[^()]*)*)\)\s*$`)
+})
 
 // tidyHelp keeps --help free of urfave/cli's artefacts: a default written
 // in the usage text becomes the flag's default text (instead of a second
@@ -180,7 +185,10 @@ var defaultInUsage = regexp.MustCompile(`\s*\(default:?\s+([^()]*(?:\([^()]*\)[^
 // and no placeholder taken from a `quoted` word of their usage.
 func tidyHelp(f cli.Flag) {
 	usage := func(u *string, def *string) {
-		if m := defaultInUsage.FindStringSubmatchIndex(*u); m != nil {
+		if !strings.Contains(*u, "(default") {
+			return
+		}
+		if m := defaultInUsage().FindStringSubmatchIndex(*u); m != nil {
 			*def = (*u)[m[2]:m[3]]
 			*u = (*u)[:m[0]]
 		}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/xpboot/xpboot/iso"
@@ -192,7 +193,11 @@ func KernelVersion(b []byte) (string, error) {
 	return string(s), nil
 }
 
-var isolinuxVersion = regexp.MustCompile(`ISOLINUX [0-9][0-9A-Za-z.~+-]* [0-9]{8}`)
+// (Compiled at first use: every xpboot command pays for what package
+// variables compute at start.)
+var isolinuxVersion = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`ISOLINUX [0-9][0-9A-Za-z.~+-]* [0-9]{8}`)
+})
 
 // CheckScript reports why s cannot be run by iPXE as an embedded script.
 func CheckScript(s string) error {
@@ -316,7 +321,7 @@ func Write(out string, c Config) (*Result, error) {
 		return nil, err
 	}
 	loaderName := "ISOLINUX"
-	if m := isolinuxVersion.Find(loader.data); m != nil {
+	if m := isolinuxVersion().Find(loader.data); m != nil {
 		loaderName = string(m)
 	}
 	return &Result{
