@@ -19,7 +19,7 @@ mkdir -p "$WORK"
 command -v qemu-img >/dev/null || { echo "qemu-img not found (Debian package qemu-utils)" >&2; exit 1; }
 
 if [[ -z "${XPBOOT:-}" ]]; then
-	(cd "$ROOT" && go build -o "$WORK/xpboot" ./cmd/xpboot)
+	(cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/xpboot" ./cmd/xpboot)
 	XPBOOT=$WORK/xpboot
 fi
 XP=("$XPBOOT" --quiet image convert --force --to)
