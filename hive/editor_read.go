@@ -26,11 +26,7 @@ func (e *Editor) Value(path, name string) (*Value, error) {
 // Values returns every value of the key at path in list order, as
 // edited.
 func (e *Editor) Values(path string) ([]Value, error) {
-	nk, err := e.lookup(path, false)
-	if err != nil {
-		return nil, err
-	}
-	l, err := e.values(nk)
+	_, l, err := e.valuesAt(path)
 	if err != nil {
 		return nil, err
 	}

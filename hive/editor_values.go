@@ -26,6 +26,16 @@ func (e *Editor) values(nk uint32) (*valList, error) {
 	return l, nil
 }
 
+// valuesAt returns the key at path and its value list.
+func (e *Editor) valuesAt(path string) (uint32, *valList, error) {
+	nk, err := e.lookup(path, false)
+	if err != nil {
+		return 0, nil, err
+	}
+	l, err := e.values(nk)
+	return nk, l, err
+}
+
 // findValue returns the index in l of the value named u, or -1.
 func (e *Editor) findValue(l *valList, u []uint16) (int, error) {
 	for i, vo := range l.offs {
@@ -61,11 +71,7 @@ func (e *Editor) SetValue(path, name string, t ValueType, data []byte) error {
 	if err := e.checkSize(len(data)); err != nil {
 		return fmt.Errorf("value %q: %w", name, err)
 	}
-	nk, err := e.lookup(path, false)
-	if err != nil {
-		return err
-	}
-	l, err := e.values(nk)
+	nk, l, err := e.valuesAt(path)
 	if err != nil {
 		return err
 	}
@@ -235,11 +241,7 @@ func (e *Editor) storeData(vo uint32, t ValueType, data []byte) error {
 
 // DeleteValue deletes the value name of the key at path.
 func (e *Editor) DeleteValue(path, name string) error {
-	nk, err := e.lookup(path, false)
-	if err != nil {
-		return err
-	}
-	l, err := e.values(nk)
+	nk, l, err := e.valuesAt(path)
 	if err != nil {
 		return err
 	}
@@ -260,11 +262,7 @@ func (e *Editor) DeleteValue(path, name string) error {
 
 // value returns the value name of the key at path.
 func (e *Editor) value(path, name string) (*Value, error) {
-	nk, err := e.lookup(path, false)
-	if err != nil {
-		return nil, err
-	}
-	l, err := e.values(nk)
+	_, l, err := e.valuesAt(path)
 	if err != nil {
 		return nil, err
 	}

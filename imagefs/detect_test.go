@@ -23,20 +23,7 @@ func TestDetectPartitions(t *testing.T) {
 	dir := t.TempDir()
 	// volume returns the image of a partition-sized volume made by mkfs.fat.
 	volume := func(size int64, args ...string) []byte {
-		p := filepath.Join(dir, "vol")
-		os.Remove(p)
-		f, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Truncate(size)
-		f.Close()
-		peertest.Run(t, time.Minute, mkfs, append(args, p)...)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+		return peertest.Volume(t, size, mkfs, args...)
 	}
 	tests := []struct {
 		name     string

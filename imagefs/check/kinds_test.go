@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/imagefs/check"
@@ -21,20 +20,7 @@ func TestFileSystemKinds(t *testing.T) {
 	mkntfs := peertest.Need(t, "mkntfs", "ntfs-3g")
 	dir := t.TempDir()
 	volume := func(size int64, prog string, args ...string) []byte {
-		p := filepath.Join(dir, "vol")
-		os.Remove(p)
-		f, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Truncate(size)
-		f.Close()
-		peertest.Run(t, time.Minute, prog, append(args, p)...)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+		return peertest.Volume(t, size, prog, args...)
 	}
 	tests := []struct {
 		name    string

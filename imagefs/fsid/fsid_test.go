@@ -4,11 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/xpboot/xpboot/imagefs/fat32"
 	"github.com/xpboot/xpboot/imagefs/fsid"
@@ -19,26 +16,7 @@ import (
 // boot sector.
 func volume(t *testing.T, size int64, prog, pkg string, args ...string) []byte {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "vol.img")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	peertest.Run(t, time.Minute, peertest.Need(t, prog, pkg), append(args, path)...)
-	b := make([]byte, fsid.SectorSize)
-	f, err = os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.ReadAt(b, 0); err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return peertest.Volume(t, size, peertest.Need(t, prog, pkg), args...)[:fsid.SectorSize]
 }
 
 // messWith returns a copy of b changed by fn.

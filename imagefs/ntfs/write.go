@@ -210,15 +210,7 @@ func (fs *FS) Mkdir(p string, mtime time.Time) error {
 		if len(parts) == 0 {
 			return iofs.ErrExist
 		}
-		name := parts[len(parts)-1]
-		if err := validName(name); err != nil {
-			return err
-		}
-		parent, err := t.walk(parts[:len(parts)-1])
-		if err != nil {
-			return fmt.Errorf("parent directory: %w", err)
-		}
-		_, _, found, err := t.lookup(parent, utf16.Encode([]rune(name)))
+		name, parent, _, found, err := t.entry(parts)
 		if err != nil {
 			return err
 		}

@@ -12,20 +12,28 @@ import (
 	"unicode/utf16"
 )
 
+// entry resolves the last element of parts for a write: its name
+// (checked), its parent directory and the entry already there, if any.
+// parts must not be empty.
+func (t *tx) entry(parts []string) (name string, parent *record, ref uint64, found bool, err error) {
+	name = parts[len(parts)-1]
+	if err := validName(name); err != nil {
+		return "", nil, 0, false, err
+	}
+	parent, err = t.walk(parts[:len(parts)-1])
+	if err != nil {
+		return "", nil, 0, false, fmt.Errorf("parent directory: %w", err)
+	}
+	ref, _, found, err = t.lookup(parent, utf16.Encode([]rune(name)))
+	return name, parent, ref, found, err
+}
+
 func (t *tx) writeFile(p string, data fileData, mtime time.Time) error {
 	parts := splitPath(p)
 	if len(parts) == 0 {
 		return errors.New("the root directory cannot be replaced")
 	}
-	name := parts[len(parts)-1]
-	if err := validName(name); err != nil {
-		return err
-	}
-	parent, err := t.walk(parts[:len(parts)-1])
-	if err != nil {
-		return fmt.Errorf("parent directory: %w", err)
-	}
-	ref, _, found, err := t.lookup(parent, utf16.Encode([]rune(name)))
+	name, parent, ref, found, err := t.entry(parts)
 	if err != nil {
 		return err
 	}

@@ -3,10 +3,7 @@ package installed_test
 import (
 	"bytes"
 	"encoding/binary"
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/xpboot/xpboot/imagefs"
 	"github.com/xpboot/xpboot/imagefs/mbr"
@@ -38,22 +35,8 @@ func (d *volDisk) Partition() imagefs.Partition {
 func TestBootSectorKinds(t *testing.T) {
 	mkfs := peertest.Need(t, "mkfs.fat", "dosfstools")
 	mkntfs := peertest.Need(t, "mkntfs", "ntfs-3g")
-	dir := t.TempDir()
 	volume := func(size int64, prog string, args ...string) []byte {
-		p := filepath.Join(dir, "vol")
-		os.Remove(p)
-		f, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Truncate(size)
-		f.Close()
-		peertest.Run(t, time.Minute, prog, append(args, p)...)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+		return peertest.Volume(t, size, prog, args...)
 	}
 	fat := volume(40<<20, mkfs, "-F", "32", "-s", "1", "-g", "240/63", "-h", "63")
 	untyped := bytes.Clone(fat)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -88,6 +89,26 @@ func Try(t testing.TB, timeout time.Duration, name string, args ...string) ([]by
 		t.Fatalf("%s %q: timed out after %v\n%s", name, args, timeout, out)
 	}
 	return out, err
+}
+
+// Volume makes a file system with a formatting peer (mkfs.fat, mkntfs) on
+// a new sparse file of size bytes, `program args... FILE`, and returns the
+// file's bytes: the volume image a test feeds to the code under test.
+func Volume(t testing.TB, size int64, program string, args ...string) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "volume.img")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, size); err != nil {
+		t.Fatal(err)
+	}
+	Run(t, time.Minute, program, append(args, path)...)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // QEMUAccel returns the -accel arguments for a test's QEMU virtual machine:
