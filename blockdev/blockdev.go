@@ -93,6 +93,20 @@ type Extent struct {
 	State    State
 }
 
+// AppendExtent appends [off, end) in state s to extents that end at off,
+// joining it to the last extent when that has the same state; an empty
+// range appends nothing. Backends build their Extents answers with it.
+func AppendExtent(extents []Extent, off, end int64, s State) []Extent {
+	if end <= off {
+		return extents
+	}
+	if n := len(extents); n > 0 && extents[n-1].State == s && extents[n-1].Off+extents[n-1].Len == off {
+		extents[n-1].Len += end - off
+		return extents
+	}
+	return append(extents, Extent{Off: off, Len: end - off, State: s})
+}
+
 // RangeError reports an access outside a device.
 type RangeError struct {
 	Op       string // "read" or "write"

@@ -200,33 +200,23 @@ func (r *Raw) Extents(off, length int64) ([]Extent, error) {
 		end = r.size
 	}
 	var out []Extent
-	add := func(o, e int64, s State) {
-		if e <= o {
-			return
-		}
-		if n := len(out); n > 0 && out[n-1].State == s && out[n-1].Off+out[n-1].Len == o {
-			out[n-1].Len += e - o
-			return
-		}
-		out = append(out, Extent{Off: o, Len: e - o, State: s})
-	}
 	fd := int(r.f.Fd())
 	pos := off
 	for pos < end {
 		data, err := syscall.Seek(fd, pos, seekData)
 		if err != nil {
 			if errors.Is(err, syscall.ENXIO) { // no data after pos
-				add(pos, end, Zero)
+				out = AppendExtent(out, pos, end, Zero)
 				break
 			}
 			// SEEK_DATA unsupported: everything is data.
-			add(pos, end, Data)
+			out = AppendExtent(out, pos, end, Data)
 			break
 		}
 		if data > end {
 			data = end
 		}
-		add(pos, data, Zero)
+		out = AppendExtent(out, pos, data, Zero)
 		if data >= end {
 			break
 		}
@@ -234,7 +224,7 @@ func (r *Raw) Extents(off, length int64) ([]Extent, error) {
 		if err != nil || hole > end {
 			hole = end
 		}
-		add(data, hole, Data)
+		out = AppendExtent(out, data, hole, Data)
 		pos = hole
 	}
 	return out, nil

@@ -44,6 +44,24 @@ type Device struct {
 	HasBusType         bool
 }
 
+// UniqueServices returns the services of devs in device order, each name
+// once (compared case-insensitively, as the service database does): the
+// models of one INF often install the same service.
+func UniqueServices(devs []*Device) []*Service {
+	seen := map[string]bool{}
+	var out []*Service
+	for _, d := range devs {
+		for i := range d.Services {
+			sv := &d.Services[i]
+			if key := strings.ToLower(sv.Name); !seen[key] {
+				seen[key] = true
+				out = append(out, sv)
+			}
+		}
+	}
+	return out
+}
+
 // FileCopy is one file a device's install copies.
 type FileCopy struct {
 	// Source is the file's path in the package, slash-separated, with the

@@ -19,17 +19,9 @@ func (p *hivePlanner) setupRegDriver(pkg *drivers.Package, devs []*drivers.Devic
 	if _, err := p.setupRegLoad(); err != nil {
 		return err
 	}
-	done := map[string]bool{}
-	for _, d := range devs {
-		for i := range d.Services {
-			sv := &d.Services[i]
-			if done[strings.ToLower(sv.Name)] {
-				continue
-			}
-			done[strings.ToLower(sv.Name)] = true
-			if err := p.setupRegService(sv); err != nil {
-				return err
-			}
+	for _, sv := range drivers.UniqueServices(devs) {
+		if err := p.setupRegService(sv); err != nil {
+			return err
 		}
 	}
 	for _, d := range devs {

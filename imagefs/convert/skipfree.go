@@ -72,29 +72,19 @@ func (m *masked) Extents(off, length int64) ([]blockdev.Extent, error) {
 		return nil, err
 	}
 	var out []blockdev.Extent
-	add := func(o, e int64, s blockdev.State) {
-		if e <= o {
-			return
-		}
-		if n := len(out); n > 0 && out[n-1].State == s && out[n-1].Off+out[n-1].Len == o {
-			out[n-1].Len += e - o
-			return
-		}
-		out = append(out, blockdev.Extent{Off: o, Len: e - o, State: s})
-	}
 	for _, x := range ext {
 		if x.State == blockdev.Zero {
-			add(x.Off, x.Off+x.Len, blockdev.Zero)
+			out = blockdev.AppendExtent(out, x.Off, x.Off+x.Len, blockdev.Zero)
 			continue
 		}
 		pos, end := x.Off, x.Off+x.Len
 		for i := m.first(pos); i < len(m.keep) && m.keep[i].off < end; i++ {
 			lo, hi := max(m.keep[i].off, pos), min(m.keep[i].end, end)
-			add(pos, lo, blockdev.Zero)
-			add(lo, hi, x.State)
+			out = blockdev.AppendExtent(out, pos, lo, blockdev.Zero)
+			out = blockdev.AppendExtent(out, lo, hi, x.State)
 			pos = hi
 		}
-		add(pos, end, blockdev.Zero)
+		out = blockdev.AppendExtent(out, pos, end, blockdev.Zero)
 	}
 	return out, nil
 }

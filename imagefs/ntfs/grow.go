@@ -86,12 +86,7 @@ func PlanGrow(dev blockdev.ReaderWriterAt, off, newSize int64) (*Growth, error) 
 // planBitmap builds the new $Bitmap content and its record.
 func (g *Growth) planBitmap() error {
 	v := g.v
-	r, err := v.record(recBitmap)
-	if err != nil {
-		return err
-	}
-	r = &record{num: r.num, b: bytes.Clone(r.b)}
-	as, err := r.attrs()
+	r, as, err := v.recordCopy(recBitmap)
 	if err != nil {
 		return err
 	}
@@ -165,12 +160,7 @@ func (g *Growth) planBitmap() error {
 func (g *Growth) planBadClus() error {
 	v := g.v
 	const recBadClus = 8
-	r, err := v.record(recBadClus)
-	if err != nil {
-		return err
-	}
-	r = &record{num: r.num, b: bytes.Clone(r.b)}
-	as, err := r.attrs()
+	r, as, err := v.recordCopy(recBadClus)
 	if err != nil {
 		return err
 	}

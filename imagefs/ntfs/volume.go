@@ -77,6 +77,21 @@ func (v *vol) recordAttrs(n uint64) (*record, []attr, error) {
 	return r, as, nil
 }
 
+// recordCopy is recordAttrs on a private copy of record n, for a plan
+// that changes it without touching the cached record.
+func (v *vol) recordCopy(n uint64) (*record, []attr, error) {
+	r, err := v.record(n)
+	if err != nil {
+		return nil, nil, err
+	}
+	r = &record{num: r.num, b: bytes.Clone(r.b)}
+	as, err := r.attrs()
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, as, nil
+}
+
 // readAt reads from the volume with a clear error.
 func (v *vol) readAt(b []byte, off int64) error {
 	if off < 0 || off+int64(len(b)) > v.clusters*v.csize {

@@ -10,21 +10,29 @@ import (
 // ReadFooter returns the footer of the VHD at path without opening its
 // parent or taking a lock.
 func ReadFooter(path string) (*Footer, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	d, err := parse(f, st.Size(), path)
+	d, _, err := parseFile(path)
 	if err != nil {
 		return nil, err
 	}
 	ft := d.footer
 	return &ft, nil
+}
+
+// parseFile parses the VHD at path for reading its structures (no parent
+// opened, no lock) and returns it with the file's size; the file is
+// closed again.
+func parseFile(path string) (*Disk, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	d, err := parse(f, st.Size(), path)
+	return d, st.Size(), err
 }
 
 // Children returns the differencing disks (*.vhd files in the same

@@ -431,16 +431,6 @@ func (d *Disk) Extents(off, length int64) ([]blockdev.Extent, error) {
 		return []blockdev.Extent{{Off: off, Len: end - off, State: blockdev.Data}}, nil
 	}
 	var out []blockdev.Extent
-	add := func(o, e int64, s blockdev.State) {
-		if e <= o {
-			return
-		}
-		if n := len(out); n > 0 && out[n-1].State == s && out[n-1].Off+out[n-1].Len == o {
-			out[n-1].Len += e - o
-			return
-		}
-		out = append(out, blockdev.Extent{Off: o, Len: e - o, State: s})
-	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	for pos := off; pos < end; {
@@ -449,9 +439,9 @@ func (d *Disk) Extents(off, length int64) ([]blockdev.Extent, error) {
 		e := d.bat[bi]
 		switch bm := d.bitmaps[uint32(bi)]; {
 		case e == unusedBAT && d.footer.DiskType == TypeDifferencing:
-			add(pos, bend, blockdev.Parent)
+			out = blockdev.AppendExtent(out, pos, bend, blockdev.Parent)
 		case e == unusedBAT:
-			add(pos, bend, blockdev.Zero)
+			out = blockdev.AppendExtent(out, pos, bend, blockdev.Zero)
 		case bm != nil:
 			for s := pos; s < bend; {
 				se := min((s/sectorSize+1)*sectorSize, bend)
@@ -459,11 +449,11 @@ func (d *Disk) Extents(off, length int64) ([]blockdev.Extent, error) {
 				if bit(bm, (s%d.blockSize)/sectorSize) {
 					st = blockdev.Data
 				}
-				add(s, se, st)
+				out = blockdev.AppendExtent(out, s, se, st)
 				s = se
 			}
 		default:
-			add(pos, bend, blockdev.Data)
+			out = blockdev.AppendExtent(out, pos, bend, blockdev.Data)
 		}
 		pos = bend
 	}

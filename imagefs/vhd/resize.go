@@ -48,24 +48,15 @@ func PlanResize(path string, size int64) (*ResizePlan, error) {
 	if size <= 0 || size%sectorSize != 0 || size > MaxSize {
 		return nil, fmt.Errorf("vhd: %s: size %d is not a positive multiple of 512 up to %d bytes (2040 GiB, the format's limit)", path, size, int64(MaxSize))
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	d, err := parse(f, st.Size(), path)
+	d, fileSize, err := parseFile(path)
 	if err != nil {
 		return nil, err
 	}
 	p := &ResizePlan{Path: path, Type: d.footer.DiskType, OldSize: d.size, NewSize: size, d: d}
 	switch d.footer.DiskType {
 	case TypeFixed:
-		if d.size != st.Size()-FooterSize {
-			return nil, fmt.Errorf("vhd: %s: fixed disk of %d bytes in a file of %d bytes (data and one footer expected): %w", path, d.size, st.Size(), ErrUnsupported)
+		if d.size != fileSize-FooterSize {
+			return nil, fmt.Errorf("vhd: %s: fixed disk of %d bytes in a file of %d bytes (data and one footer expected): %w", path, d.size, fileSize, ErrUnsupported)
 		}
 		return p, nil
 	case TypeDynamic:

@@ -12,19 +12,11 @@ import (
 // ReadDescriptor returns the descriptor of the VMDK at path (embedded or
 // a text file) without opening its extents or parent.
 func ReadDescriptor(path string) (*Descriptor, error) {
-	f, err := os.Open(path)
+	f, st, head, err := openHead(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	head := make([]byte, min(st.Size(), HeaderSize))
-	if err := readFull(f, head, 0); err != nil {
-		return nil, fmt.Errorf("vmdk: %s: %w", path, err)
-	}
 	switch {
 	case len(head) >= 4 && binary.LittleEndian.Uint32(head) == Magic:
 		d := &Disk{name: path}
@@ -87,4 +79,26 @@ func Children(path string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// openHead opens the VMDK at path for reading its structures and reads
+// its first HeaderSize bytes (fewer for a shorter file), from which a
+// sparse header and a descriptor file are told apart. The caller closes
+// the file.
+func openHead(path string) (*os.File, os.FileInfo, []byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
+	head := make([]byte, min(st.Size(), HeaderSize))
+	if err := readFull(f, head, 0); err != nil {
+		f.Close()
+		return nil, nil, nil, fmt.Errorf("vmdk: %s: %w", path, err)
+	}
+	return f, st, head, nil
 }

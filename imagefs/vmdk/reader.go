@@ -487,16 +487,6 @@ func (d *Disk) Extents(off, length int64) ([]blockdev.Extent, error) {
 	}
 	end := min(off+max(length, 0), d.size)
 	var out []blockdev.Extent
-	add := func(o, e int64, s blockdev.State) {
-		if e <= o {
-			return
-		}
-		if n := len(out); n > 0 && out[n-1].State == s && out[n-1].Off+out[n-1].Len == o {
-			out[n-1].Len += e - o
-			return
-		}
-		out = append(out, blockdev.Extent{Off: o, Len: e - o, State: s})
-	}
 	unalloc := blockdev.Zero
 	if d.desc.HasParent() {
 		unalloc = blockdev.Parent
@@ -506,10 +496,10 @@ func (d *Disk) Extents(off, length int64) ([]blockdev.Extent, error) {
 		xend := min(end, e.start+e.size)
 		switch e.kind {
 		case kindZero:
-			add(off, xend, blockdev.Zero)
+			out = blockdev.AppendExtent(out, off, xend, blockdev.Zero)
 		case kindFlat:
 			if e.raw == nil {
-				add(off, xend, blockdev.Data)
+				out = blockdev.AppendExtent(out, off, xend, blockdev.Data)
 				break
 			}
 			sub, err := e.raw.Extents(e.base+off-e.start, xend-off)
@@ -517,7 +507,7 @@ func (d *Disk) Extents(off, length int64) ([]blockdev.Extent, error) {
 				return nil, err
 			}
 			for _, x := range sub {
-				add(x.Off-e.base+e.start, x.Off-e.base+e.start+x.Len, x.State)
+				out = blockdev.AppendExtent(out, x.Off-e.base+e.start, x.Off-e.base+e.start+x.Len, x.State)
 			}
 		case kindSparse:
 			gb := e.sp.grainBytes
@@ -530,11 +520,11 @@ func (d *Disk) Extents(off, length int64) ([]blockdev.Extent, error) {
 				}
 				switch {
 				case alloc:
-					add(pos, ge, blockdev.Data)
+					out = blockdev.AppendExtent(out, pos, ge, blockdev.Data)
 				case unallocated:
-					add(pos, ge, unalloc)
+					out = blockdev.AppendExtent(out, pos, ge, unalloc)
 				default:
-					add(pos, ge, blockdev.Zero)
+					out = blockdev.AppendExtent(out, pos, ge, blockdev.Zero)
 				}
 				pos = ge
 			}

@@ -48,19 +48,11 @@ func PlanResize(path string, size int64) (*ResizePlan, error) {
 	if size <= 0 || size%sectorSize != 0 || size > MaxSize {
 		return nil, fmt.Errorf("vmdk: %s: size %d is not a positive multiple of 512 up to %d", path, size, int64(MaxSize))
 	}
-	f, err := os.Open(path)
+	f, st, head, err := openHead(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	head := make([]byte, min(st.Size(), HeaderSize))
-	if err := readFull(f, head, 0); err != nil {
-		return nil, fmt.Errorf("vmdk: %s: %w", path, err)
-	}
 	p := &ResizePlan{Path: path, NewSize: size, fileSize: st.Size()}
 	switch {
 	case len(head) >= 4 && binary.LittleEndian.Uint32(head) == Magic:

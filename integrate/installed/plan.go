@@ -185,17 +185,9 @@ func (p *Plan) AddDriver(pkg *drivers.Package, devs []*drivers.Device) error {
 		}
 	}
 	for _, cs := range p.Sys.ControlSets {
-		done := map[string]bool{}
-		for _, d := range devs {
-			for i := range d.Services {
-				sv := &d.Services[i]
-				if done[strings.ToLower(sv.Name)] {
-					continue
-				}
-				done[strings.ToLower(sv.Name)] = true
-				if err := p.service(cs, sv); err != nil {
-					return err
-				}
+		for _, sv := range drivers.UniqueServices(devs) {
+			if err := p.service(cs, sv); err != nil {
+				return err
 			}
 		}
 		for _, d := range devs {
