@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"unicode/utf16"
 )
 
 // Severities of a Finding.
@@ -287,8 +286,7 @@ func (c *checker) walkDir(chain []uint32, self, parent uint32, dirPath string, d
 		entOff  int64
 	}
 	var subs []sub
-	var lfn []uint16
-	lfnNext, lfnSum := 0, byte(0)
+	lfn := newLFNRun()
 	for i := 0; i < slots; i++ {
 		if c.budget--; c.budget < 0 {
 			return
@@ -298,34 +296,20 @@ func (c *checker) walkDir(chain []uint32, self, parent uint32, dirPath string, d
 			break
 		}
 		if e[0] == 0xE5 {
-			lfnNext = 0
+			lfn.reset()
 			continue
 		}
 		attr := e[11]
 		if attr&0x3F == attrLongName {
-			ord := int(e[0] & 0x1F)
-			if e[0]&lfnLast != 0 {
-				lfn, lfnNext, lfnSum = make([]uint16, ord*13), ord, e[13]
-			}
-			if ord == 0 || ord != lfnNext || e[13] != lfnSum || lfn == nil {
-				lfnNext = 0
-				continue
-			}
-			copy(lfn[(ord-1)*13:], lfnChars(e))
-			lfnNext--
+			lfn.add(e, i)
 			continue
 		}
 		var s shortName
 		copy(s[:], e[:11])
 		name := s.display(e[12])
-		if lfnNext == 0 && lfn != nil && s.checksum() == lfnSum {
-			n := 0
-			for n < len(lfn) && lfn[n] != 0 && lfn[n] != 0xFFFF {
-				n++
-			}
-			name = string(utf16.Decode(lfn[:n]))
+		if long, _, ok := lfn.name(s); ok {
+			name = long
 		}
-		lfn, lfnNext = nil, 0
 		if attr&attrVolumeID != 0 && attr&attrDirectory == 0 {
 			continue
 		}

@@ -3,7 +3,6 @@ package fat32
 import (
 	"encoding/binary"
 	"fmt"
-	"unicode/utf16"
 )
 
 // dir is a directory held in memory: its raw entries and indexes over them.
@@ -66,8 +65,7 @@ func (d *dir) slot(i int) []byte { return d.data[i*dirEntrySize : (i+1)*dirEntry
 // parse indexes the raw entries. Long-name slots whose sequence or checksum
 // does not match the short entry are ignored, as Windows does.
 func (d *dir) parse(fs *FS) error {
-	var lfn []uint16
-	lfnStart, lfnNext, lfnSum := -1, 0, byte(0)
+	lfn := newLFNRun()
 	d.end = d.slots()
 	for i := 0; i < d.slots(); i++ {
 		e := d.slot(i)
@@ -77,19 +75,10 @@ func (d *dir) parse(fs *FS) error {
 			return nil
 		case e[0] == 0xE5:
 			d.deleted++
-			lfnStart = -1
+			lfn.reset()
 			continue
 		case e[11]&0x3F == attrLongName:
-			ord := int(e[0] & 0x1F)
-			if e[0]&lfnLast != 0 {
-				lfn, lfnStart, lfnNext, lfnSum = make([]uint16, ord*13), i, ord, e[13]
-			}
-			if lfnStart < 0 || ord != lfnNext || ord == 0 || e[13] != lfnSum {
-				lfnStart = -1
-				continue
-			}
-			copy(lfn[(ord-1)*13:], lfnChars(e))
-			lfnNext--
+			lfn.add(e, i)
 			continue
 		}
 		var s shortName
@@ -99,11 +88,11 @@ func (d *dir) parse(fs *FS) error {
 			if d.cluster == fs.bs.RootCluster && d.label == nil {
 				d.label = append([]byte{}, e[:11]...)
 			}
-			lfnStart = -1
+			lfn.reset()
 			continue
 		}
 		if s[0] == '.' && (string(s[:]) == ".          " || string(s[:]) == "..         ") {
-			lfnStart = -1
+			lfn.reset()
 			continue
 		}
 		ent := &dirEntry{
@@ -116,17 +105,11 @@ func (d *dir) parse(fs *FS) error {
 			slot:    i,
 			first:   i,
 		}
-		if lfnStart >= 0 && lfnNext == 0 && s.checksum() == lfnSum {
-			n := 0
-			for n < len(lfn) && lfn[n] != 0 {
-				n++
-			}
-			ent.name = string(utf16.Decode(lfn[:n]))
-			ent.first = lfnStart
+		if name, start, ok := lfn.name(s); ok {
+			ent.name, ent.first = name, start
 		} else {
 			ent.name = s.display(ent.ntRes)
 		}
-		lfnStart = -1
 		if ent.cluster != 0 && !fs.validCluster(ent.cluster) {
 			return &FormatError{fs.clusterOffset(d.chain[i*dirEntrySize/int(fs.csize)]) - fs.off + int64(i*dirEntrySize)%fs.csize,
 				fmt.Sprintf("entry %q points at invalid cluster %d", ent.name, ent.cluster)}

@@ -222,6 +222,52 @@ func encodeLFN(name string, sum byte) [][dirEntrySize]byte {
 	return slots
 }
 
+// lfnRun assembles a long name from the slots before a short entry, as
+// Windows reads them: the slots in descending order from the one marked
+// last, each with the short entry's checksum; a run broken anywhere is
+// dropped. The directory reader and the checker both read names with it.
+type lfnRun struct {
+	units []uint16
+	start int // slot of the run's first slot; -1 when no run is open
+	next  int // ordinal the next slot must carry
+	sum   byte
+}
+
+func newLFNRun() lfnRun { return lfnRun{start: -1} }
+
+// reset drops the open run (a deleted, label or dot entry ends it).
+func (r *lfnRun) reset() { r.start = -1 }
+
+// add takes long-name slot e, slot number i of its directory.
+func (r *lfnRun) add(e []byte, i int) {
+	ord := int(e[0] & 0x1F)
+	if e[0]&lfnLast != 0 {
+		r.units, r.start, r.next, r.sum = make([]uint16, ord*13), i, ord, e[13]
+	}
+	if r.start < 0 || ord != r.next || ord == 0 || e[13] != r.sum {
+		r.start = -1
+		return
+	}
+	copy(r.units[(ord-1)*13:], lfnChars(e))
+	r.next--
+}
+
+// name returns the long name the open run gives short entry s, up to its
+// NUL (or the 0xFFFF padding of a run without one), and the slot the run
+// starts at; ok is false when the run is absent, incomplete or belongs to
+// another short name. The run is closed either way.
+func (r *lfnRun) name(s shortName) (name string, start int, ok bool) {
+	defer r.reset()
+	if r.start < 0 || r.next != 0 || s.checksum() != r.sum {
+		return "", 0, false
+	}
+	n := 0
+	for n < len(r.units) && r.units[n] != 0 && r.units[n] != 0xFFFF {
+		n++
+	}
+	return string(utf16.Decode(r.units[:n])), r.start, true
+}
+
 // lfnChars extracts the 13 UTF-16 units of one long-name slot.
 func lfnChars(e []byte) []uint16 {
 	u := make([]uint16, 0, 13)
