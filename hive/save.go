@@ -36,14 +36,17 @@ func (e *Editor) Save(path string) error {
 	base := e.header()
 	inPlace := false
 	if e.src != nil && filepath.Clean(path) == filepath.Clean(e.src.path) {
-		if err := e.checkSource(path); err != nil {
-			return err
-		}
 		// In place, each changed sector is written twice (log and hive,
 		// each synced) and scattered; a rewrite writes the whole file
 		// once, sequentially. In place wins while it writes less than
 		// half the bytes of the file (see docs/performance.md).
 		inPlace = !e.all && 4*e.nsec*logSector <= len(e.f.data)
+		// saveInPlace checks the file it opens for writing itself.
+		if !inPlace {
+			if err := e.checkSource(path); err != nil {
+				return err
+			}
+		}
 	}
 	var err error
 	if inPlace {
@@ -157,15 +160,22 @@ func (e *Editor) checkSource(path string) error {
 		return fmt.Errorf("hive: saving %s: %w", path, err)
 	}
 	defer fh.Close()
+	_, err = e.checkOpen(fh, path)
+	return err
+}
+
+// checkOpen checks that fh, opened at path, is still the file the hive
+// was read from with the base block it had, and returns its metadata.
+func (e *Editor) checkOpen(fh *os.File, path string) (os.FileInfo, error) {
 	st, err := fh.Stat()
 	if err != nil {
-		return fmt.Errorf("hive: saving %s: %w", path, err)
+		return nil, fmt.Errorf("hive: saving %s: %w", path, err)
 	}
 	cur := make([]byte, baseBlockSize)
 	if _, err := fh.ReadAt(cur, 0); err != nil || !os.SameFile(st, e.src.info) || !bytes.Equal(cur, e.src.base) {
-		return fmt.Errorf("hive: %s changed on disk since it was read; not saved", path)
+		return nil, fmt.Errorf("hive: %s changed on disk since it was read; not saved", path)
 	}
-	return nil
+	return st, nil
 }
 
 // saveInPlace writes the changed pages into path (see Save).
@@ -176,13 +186,9 @@ func (e *Editor) saveInPlace(path string, base []byte) error {
 		return fail(err)
 	}
 	defer fh.Close()
-	st, err := fh.Stat()
+	st, err := e.checkOpen(fh, path)
 	if err != nil {
-		return fail(err)
-	}
-	cur := make([]byte, baseBlockSize)
-	if _, err := fh.ReadAt(cur, 0); err != nil || !os.SameFile(st, e.src.info) || !bytes.Equal(cur, e.src.base) {
-		return fmt.Errorf("hive: %s changed on disk since it was read; not saved", path)
+		return err
 	}
 	oldLen := int64(le.Uint32(e.src.base[hdrLength:]))
 	if st.Size() < baseBlockSize+oldLen {
