@@ -26,8 +26,9 @@
 // place, the way Windows' configuration manager does: the bins stay where
 // they are, new cells come from free cells (best fit, split, coalesced
 // with free neighbours when freed) or from a bin appended at the end, and
-// only the cells an edit touches are written. Edit maps the file
-// copy-on-write, so opening a large hive reads only what the edit needs.
+// only the cells an edit touches are written. Edit reads the file into
+// memory backed by huge pages where the kernel offers them (a handful of
+// page faults for a 10 MB hive) and maps it copy-on-write otherwise.
 // Save writes just the changed 512-byte sectors and the base block, with
 // Windows' crash protocol: an old-format transaction log (HIVE.LOG)
 // first, then the primary marked dirty, the sectors, and the primary marked

@@ -145,10 +145,9 @@ func Edit(path string) (*Editor, error) {
 		return nil, err
 	}
 	if mapped {
-		// The mapping goes with the Editor; nothing else refers to it.
-		// Edits write into it page by page (copy on write): copying the
-		// whole hive to memory for a bulk edit was tried and costs more,
-		// since on a virtual machine every page of the copy faults too.
+		// The memory goes with the Editor; nothing else refers to it.
+		// mapHive says why it is a huge-page copy where the kernel offers
+		// them and a copy-on-write mapping otherwise.
 		e.mapped = &mapping{release: release}
 		runtime.AddCleanup(e, func(m *mapping) { m.unmap() }, e.mapped)
 	}
