@@ -47,7 +47,7 @@ echo "# bench/all.sh: $(date -u +%FT%TZ), commit $(git -C "$ROOT" rev-parse --sh
 echo "# load average before: $(loadavg)"
 if [ -z "${XPBOOT:-}" ]; then
 	echo "# building xpboot"
-	(cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/xpboot" ./cmd/xpboot) || { echo "bench/all.sh: build failed" >&2; exit 1; }
+	(cd "$ROOT" && CGO_ENABLED=0 go build -tags urfave_cli_no_docs -o "$WORK/xpboot" ./cmd/xpboot) || { echo "bench/all.sh: build failed" >&2; exit 1; }
 	XPBOOT=$WORK/xpboot
 fi
 export XPBOOT # the scripts that take a binary use this one

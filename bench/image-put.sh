@@ -11,7 +11,7 @@ files=${FILES:-4000}
 command -v mcopy >/dev/null || { echo "needs mcopy (Debian package mtools)" >&2; exit 2; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-CGO_ENABLED=0 go build -o "$work/xpboot" ./cmd/xpboot
+CGO_ENABLED=0 go build -tags urfave_cli_no_docs -o "$work/xpboot" ./cmd/xpboot
 
 # The tree: sizes from 1 to 12 KiB like compressed setup files, long and 8.3 names.
 mkdir -p "$work/tree/I386"

@@ -71,7 +71,7 @@ build_xpboot() {
 		XP=$XPBOOT
 		return
 	fi
-	(cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/xpboot" ./cmd/xpboot)
+	(cd "$ROOT" && CGO_ENABLED=0 go build -tags urfave_cli_no_docs -o "$WORK/xpboot" ./cmd/xpboot)
 	XP=$WORK/xpboot
 }
 

@@ -191,22 +191,3 @@ func fishCompletion(names []string) string {
 	}
 	return b.String()
 }
-
-// manCommand prints the manual page, generated from the command tree so
-// that it never disagrees with --help.
-func manCommand(e *env) *cli.Command {
-	return &cli.Command{
-		Name:  "man",
-		Usage: "print the manual page (roff), generated from the commands' help",
-		Description: "Install it with, for example:\n" +
-			"   ./xpboot man > xpboot.1 && sudo install -m 644 xpboot.1 /usr/local/share/man/man1/",
-		Action: func(c *cli.Context) error {
-			page, err := c.App.ToManWithSection(1)
-			if err != nil {
-				return err
-			}
-			_, err = io.WriteString(e.stdout, page)
-			return err
-		},
-	}
-}

@@ -69,20 +69,3 @@ echo "${COMPREPLY[*]}"`
 		}
 	}
 }
-
-// TestManPage: the manual page is roff for section 1 and names every
-// command group.
-func TestManPage(t *testing.T) {
-	r := xpboot(t, "", "man")
-	if r.code != 0 || !strings.HasPrefix(r.stdout, ".nh\n.TH xpboot 1") {
-		t.Fatalf("man: code %d, %.80q", r.code, r.stdout)
-	}
-	for _, group := range []string{"image", "hive", "integrate", "serve", "sanboot"} {
-		if !strings.Contains(r.stdout, group) {
-			t.Errorf("man page lacks %s", group)
-		}
-	}
-	if strings.Contains(r.stdout, "__complete") {
-		t.Error("man page lists the hidden __complete command")
-	}
-}

@@ -26,7 +26,10 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	xpbootBinary = filepath.Join(dir, "xpboot")
-	if out, err := exec.Command("go", "build", "-o", xpbootBinary, ".").CombinedOutput(); err != nil {
+	// Built as README builds it, so that the tests run what users run.
+	build := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-o", xpbootBinary, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		os.Stderr.Write(out)
 		os.RemoveAll(dir)
 		os.Exit(1)
