@@ -3,7 +3,10 @@
 # input: an 8 GiB sparse raw image holding 1 GiB of random data and 1 GiB of
 # explicitly written zeros (the rest is a hole). For every output format it
 # takes the best of RUNS runs of each tool, alternating (exit status checked), the
-# allocated size of each output, and prints the ratios.
+# allocated size of each output, and prints the ratios. Both sides are
+# timed until their output is on disk (xpboot --sync; qemu-img, then
+# `sync` of what it wrote): without that, the figures measure the page
+# cache's writeback throttling more than either tool.
 #
 # Usage: bench/convert/run.sh [WORKDIR]   (default: a directory under /tmp;
 # needs about 4 GiB free). Environment: RUNS (default 5), SIZE_GIB (8),
@@ -19,10 +22,10 @@ mkdir -p "$WORK"
 command -v qemu-img >/dev/null || { echo "qemu-img not found (Debian package qemu-utils)" >&2; exit 1; }
 
 if [[ -z "${XPBOOT:-}" ]]; then
-	(cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/xpboot" ./cmd/xpboot)
+	(cd "$ROOT" && CGO_ENABLED=0 go build -tags urfave_cli_no_docs -o "$WORK/xpboot" ./cmd/xpboot)
 	XPBOOT=$WORK/xpboot
 fi
-XP=("$XPBOOT" --quiet image convert --force --to)
+XP=("$XPBOOT" --quiet image convert --force --sync --to)
 . "$ROOT/bench/lib.sh" # bench_result
 RESULTS=
 
@@ -44,7 +47,13 @@ once() {
 	rm -f "$out" "${out%.*}"-flat.* "$WORK"/.*xpboot-tmp* 2>/dev/null || true
 	sync
 	if [[ $tool == qemu ]]; then
-		/usr/bin/time -o "$WORK/time" -f "%e %U %S" qemu-img convert -f raw -O ${QFMT[$fmt]} "$IN" "$out" ||
+		# Neither tool syncs by default, and then the time depends on how
+		# much of the output the kernel's writeback throttling makes the
+		# writer wait for. Both are timed until the output is on disk:
+		# qemu-img followed by `sync` of the files it wrote, xpboot with
+		# --sync (fsync before the rename).
+		/usr/bin/time -o "$WORK/time" -f "%e %U %S" sh -c 'qemu-img convert -f raw -O $1 "$2" "$3" && sync "$3" $(ls "${3%.*}"-flat.* 2>/dev/null)' \
+			sh "${QFMT[$fmt]}" "$IN" "$out" ||
 			{ echo "qemu-img failed ($fmt)" >&2; exit 1; }
 	else
 		/usr/bin/time -o "$WORK/time" -f "%e %U %S" "${XP[@]}" "$fmt" "$IN" "$out" >/dev/null ||
