@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
-	"sync"
+	"unicode"
 
 	"github.com/urfave/cli/v2"
 )
@@ -171,13 +170,41 @@ func adjustCommand(cmd *cli.Command, onUsage cli.OnUsageErrorFunc) {
 	}
 }
 
-// defaultInUsage matches a default stated in a flag's usage text, such as
-// "(default: all cores)" or "(default the interface's first IPv4)".
-// (Compiled at first use: every xpboot command pays for what package
-// variables compute at start.)
-var defaultInUsage = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`\s*\(default:?\s+([^()]*(?:\([^()]*\)[^()]*)*)\)\s*$`)
-})
+// defaultInUsage finds a default stated at the end of a flag's usage
+// text, such as "(default: all cores)" or "(default the interface's
+// first IPv4)", parentheses inside it allowed, and returns the text before
+// it and the default. (A scan rather than a regular expression: this runs
+// over every flag at every start, and compiling and running the
+// expression cost more than a million instructions of each command.)
+func defaultInUsage(u string) (rest, def string, ok bool) {
+	t := strings.TrimRightFunc(u, unicode.IsSpace)
+	if !strings.HasSuffix(t, ")") {
+		return "", "", false
+	}
+	open, depth := -1, 0
+	for i := len(t) - 1; i >= 0 && open < 0; i-- {
+		switch t[i] {
+		case ')':
+			depth++
+		case '(':
+			if depth--; depth == 0 {
+				open = i
+			}
+		}
+	}
+	if open < 0 {
+		return "", "", false
+	}
+	after, found := strings.CutPrefix(t[open+1:len(t)-1], "default")
+	if !found {
+		return "", "", false
+	}
+	after = strings.TrimPrefix(after, ":")
+	if after == "" || !unicode.IsSpace(rune(after[0])) {
+		return "", "", false
+	}
+	return strings.TrimRightFunc(t[:open], unicode.IsSpace), strings.TrimLeftFunc(after, unicode.IsSpace), true
+}
 
 // tidyHelp keeps --help free of urfave/cli's artefacts: a default written
 // in the usage text becomes the flag's default text (instead of a second
@@ -185,12 +212,8 @@ var defaultInUsage = sync.OnceValue(func() *regexp.Regexp {
 // and no placeholder taken from a `quoted` word of their usage.
 func tidyHelp(f cli.Flag) {
 	usage := func(u *string, def *string) {
-		if !strings.Contains(*u, "(default") {
-			return
-		}
-		if m := defaultInUsage().FindStringSubmatchIndex(*u); m != nil {
-			*def = (*u)[m[2]:m[3]]
-			*u = (*u)[:m[0]]
+		if rest, d, ok := defaultInUsage(*u); ok {
+			*u, *def = rest, d
 		}
 	}
 	switch f := f.(type) {

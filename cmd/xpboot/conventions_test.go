@@ -174,3 +174,26 @@ func TestFormatVersion(t *testing.T) {
 		t.Errorf("formatVersion = %q, want %q", got, want)
 	}
 }
+
+func TestDefaultInUsage(t *testing.T) {
+	for _, c := range []struct {
+		in, rest, def string
+		ok            bool
+	}{
+		{"worker goroutines (default: all cores)", "worker goroutines", "all cores", true},
+		{"address to serve on (default the interface's first IPv4)", "address to serve on", "the interface's first IPv4", true},
+		{"container (default: from OUT's extension: .vmdk vmdk, .img/.raw/.bin raw) ", "container", "from OUT's extension: .vmdk vmdk, .img/.raw/.bin raw", true},
+		{"name (default: the source CD's (if any), else 4)", "name", "the source CD's (if any), else 4", true},
+		{"no default here", "", "", false},
+		{"a note (see docs)", "", "", false},
+		{"(defaulted) value", "", "", false},
+		{"x (defaults: 1)", "", "", false},
+		{"x (default:)", "", "", false},
+		{"unbalanced default: 1)", "", "", false},
+	} {
+		rest, def, ok := defaultInUsage(c.in)
+		if rest != c.rest || def != c.def || ok != c.ok {
+			t.Errorf("defaultInUsage(%q) = %q, %q, %v; want %q, %q, %v", c.in, rest, def, ok, c.rest, c.def, c.ok)
+		}
+	}
+}
