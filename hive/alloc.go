@@ -36,28 +36,31 @@ func (fc *freeCells) add(off, size uint32) {
 }
 
 // scanBin indexes the free cells of the bin at off, checking that its
-// cells tile it, and returns the bin's end.
+// cells tile it, and returns the bin's end. A small edit of a hive without
+// free space scans every bin once, so the loop is kept tight: it works on
+// the bin alone, with the cell size as a signed word.
 func (e *Editor) scanBin(off uint32) (uint32, error) {
-	data := e.f.data
-	end := off + le.Uint32(data[off+binSize:]) // checked by mapBins
-	for co := off + binHeaderSize; co < end; {
-		if end-co < 4 {
-			return 0, cellErr(co, "%d bytes left at the end of the hbin at 0x%x, not a cell", end-co, off+baseBlockSize)
-		}
-		s := int32(le.Uint32(data[co:]))
+	size := le.Uint32(e.f.data[off+binSize:])
+	bin := e.f.data[off : off+size] // bounds checked by mapBins
+	co := uint32(binHeaderSize)
+	for int(co)+4 <= len(bin) {
+		s := int32(le.Uint32(bin[co:]))
 		n := uint32(s)
 		if s < 0 {
-			n = uint32(-int64(s))
+			n = uint32(-s)
 		}
-		if n == 0 || n%cellAlign != 0 || uint64(co)+uint64(n) > uint64(end) {
-			return 0, cellErr(co, "cell size 0x%x does not tile its hbin (ends at 0x%x)", n, end+baseBlockSize)
+		if n == 0 || n%cellAlign != 0 || n > size-co {
+			return 0, cellErr(off+co, "cell size 0x%x does not tile its hbin (ends at 0x%x)", n, off+size+baseBlockSize)
 		}
 		if s > 0 {
-			e.free.add(co, n)
+			e.free.add(off+co, n)
 		}
 		co += n
 	}
-	return end, nil
+	if co != size {
+		return 0, cellErr(off+co, "%d bytes left at the end of the hbin at 0x%x, not a cell", size-co, off+baseBlockSize)
+	}
+	return off + size, nil
 }
 
 // freeSize returns the size of the free cell at off, or 0 if off is not
