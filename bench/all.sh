@@ -18,7 +18,7 @@
 # Benchmarks and the parameters used here (each script's own defaults are
 # larger; override with the variables the script documents):
 #   hive       bench/hive/run.sh         RUNS=9
-#   convert    bench/convert/run.sh      SIZE_GIB=2 RUNS=3
+#   convert    bench/convert/run.sh      SIZE_GIB=5 RUNS=3
 #   capture    bench/capture/run.sh      RUNS=3
 #   image-put  bench/image-put.sh        FILES=800 RUNS=3 (mcopy is quadratic: 4,000 files take it ~1,000 s a run)
 #   ntfs-put   bench/ntfs/put.sh         (when present)
@@ -55,7 +55,7 @@ export XPBOOT # the scripts that take a binary use this one
 # name|script|time cap in seconds|root|environment
 LIST=(
 	"hive|bench/hive/run.sh|240|no|RUNS=9"
-	"convert|bench/convert/run.sh|480|no|SIZE_GIB=2 RUNS=3"
+	"convert|bench/convert/run.sh|480|no|SIZE_GIB=5 RUNS=3"
 	"capture|bench/capture/run.sh|600|no|RUNS=3"
 	"image-put|bench/image-put.sh|300|no|FILES=800 RUNS=3"
 	"ntfs-put|bench/ntfs/put.sh|240|yes|RUNS=3"
@@ -98,7 +98,7 @@ for entry in "${LIST[@]}"; do
 	lines=$(grep '^BENCH ' "$WORK/$name.log" || true)
 	if [ -n "$lines" ]; then
 		while read -r l; do
-			echo "$l cmd=$(echo "$envs $script" | sed 's/^ *//; s/ /_/g') seconds=$((t1 - t0))" >>"$WORK/results"
+			echo "$l cmd=$(echo "$envs $script" | sed 's/^ *//; s/ /,/g') seconds=$((t1 - t0))" >>"$WORK/results"
 		done <<<"$lines"
 	fi
 	case $rc in
@@ -130,7 +130,7 @@ function num(s) { return s + 0 }
 		else if (r >= num(goal)) verdict = "meets"
 		else verdict = "misses"
 	}
-	cmd = v["cmd"]; gsub(/_/, " ", cmd)
+	cmd = v["cmd"]; gsub(/,/, " ", cmd) # spaces were written as commas
 	printf "| %s | %s | `%s` | %s | %s %s (%s–%s) | %s %s (%s–%s) | %.2f× | %s | %s (spread %.0f%%) |\n",
 		v["figure"], v["peer"], cmd, v["runs"], v["xpboot_median"], v["unit"], v["xpboot_min"], v["xpboot_max"],
 		v["peer_median"], v["unit"], v["peer_min"], v["peer_max"], r, (goal == "-" ? "none" : goal "×"), verdict, spread * 100

@@ -19,7 +19,9 @@ SIZE_GIB=${SIZE_GIB:-8}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${1:-$(mktemp -d /tmp/xpboot-bench.XXXXXX)}
 mkdir -p "$WORK"
-command -v qemu-img >/dev/null || { echo "qemu-img not found (Debian package qemu-utils)" >&2; exit 1; }
+command -v qemu-img >/dev/null || { echo "qemu-img not found (Debian package qemu-utils)" >&2; exit 2; }
+# The input's written zeros start at 4 GiB.
+((SIZE_GIB >= 5)) || { echo "SIZE_GIB=$SIZE_GIB: the input needs at least 5 GiB" >&2; exit 2; }
 
 if [[ -z "${XPBOOT:-}" ]]; then
 	(cd "$ROOT" && CGO_ENABLED=0 go build -tags urfave_cli_no_docs -o "$WORK/xpboot" ./cmd/xpboot)
