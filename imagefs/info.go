@@ -8,6 +8,8 @@ import (
 	"github.com/xpboot/xpboot/blockdev"
 	"github.com/xpboot/xpboot/imagefs/fat32"
 	"github.com/xpboot/xpboot/imagefs/mbr"
+	"github.com/xpboot/xpboot/imagefs/vhd"
+	"github.com/xpboot/xpboot/imagefs/vmdk"
 )
 
 // Info describes a disk image for `xpboot image info`.
@@ -70,9 +72,31 @@ func Describe(path string, unlocked bool) (*Info, error) {
 	return info, nil
 }
 
+// Container facts that only image info asks for: the files an image
+// consists of, its backing image, and the name it was opened by. They are
+// not device capabilities (nothing decides how to serve or copy a disk by
+// them), so they stay optional interfaces of the container types instead
+// of methods of blockdev.Device. The assertions below hold vmdk.Disk and
+// vhd.Disk to them, so that a renamed method fails the build instead of
+// silently emptying image info's files and parents.
+type (
+	fileLister interface{ FileNames() []string }
+	layered    interface{ Parent() blockdev.Device }
+	named      interface{ Path() string }
+)
+
+var (
+	_ fileLister = (*vmdk.Disk)(nil)
+	_ layered    = (*vmdk.Disk)(nil)
+	_ named      = (*vmdk.Disk)(nil)
+	_ fileLister = (*vhd.Disk)(nil)
+	_ layered    = (*vhd.Disk)(nil)
+	_ named      = (*vhd.Disk)(nil)
+)
+
 // describeContainer fills in the container facts of info from dev.
 func describeContainer(info *Info, dev blockdev.Device) {
-	if d, ok := dev.(interface{ FileNames() []string }); ok {
+	if d, ok := dev.(fileLister); ok {
 		info.Files = d.FileNames()
 		info.FileSize = 0
 		for _, f := range info.Files {
@@ -89,13 +113,13 @@ func describeContainer(info *Info, dev blockdev.Device) {
 		}
 	}
 	for d, depth := dev, 0; depth < 64; depth++ {
-		p, ok := d.(interface{ Parent() blockdev.Device })
+		p, ok := d.(layered)
 		if !ok || p.Parent() == nil {
 			break
 		}
 		d = p.Parent()
-		if named, ok := d.(interface{ Path() string }); ok {
-			info.Parents = append(info.Parents, named.Path())
+		if n, ok := d.(named); ok {
+			info.Parents = append(info.Parents, n.Path())
 		} else {
 			info.Parents = append(info.Parents, "(unnamed)")
 		}
