@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -188,5 +189,91 @@ func TestForceShare(t *testing.T) {
 			}
 		}
 		f.Close()
+	}
+}
+
+// TestImageInfoFreeBytes: image info gives the free space of FAT32 and
+// NTFS volumes, and for NTFS it is exactly the clusters $Bitmap leaves
+// clear, as Sleuth Kit's icat reads $Bitmap (record 6), after a put and
+// after a removal.
+func TestImageInfoFreeBytes(t *testing.T) {
+	icat := peertest.Need(t, "icat", "sleuthkit")
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "src", "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if err := os.WriteFile(filepath.Join(dir, "src", "sub", "f"+strconv.Itoa(i)), make([]byte, 100+i*300), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "src", "big.bin"), make([]byte, 3<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	free := func(img string) int64 {
+		t.Helper()
+		r := xpboot(t, dir, "image", "info", "--json", img)
+		var info struct {
+			Partitions []struct {
+				StartLBA  int64  `json:"start_lba"`
+				FreeBytes *int64 `json:"free_bytes"`
+			} `json:"partitions"`
+		}
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &info) != nil || len(info.Partitions) != 1 || info.Partitions[0].FreeBytes == nil {
+			t.Fatalf("image info %s: no free_bytes: %+v", img, r)
+		}
+		return *info.Partitions[0].FreeBytes
+	}
+	// bitmapFree counts the clear bits of $Bitmap as icat reads it.
+	bitmapFree := func(img string) int64 {
+		t.Helper()
+		raw, err := os.ReadFile(filepath.Join(dir, img))
+		if err != nil {
+			t.Fatal(err)
+		}
+		boot := raw[63*512:]
+		csize := int64(boot[0x0B]) | int64(boot[0x0C])<<8
+		csize *= int64(boot[0x0D])
+		total := int64(0)
+		for i := 7; i >= 0; i-- {
+			total = total<<8 | int64(boot[0x28+i])
+		}
+		clusters := total * 512 / csize
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		bm, err := exec.CommandContext(ctx, icat, "-o", "63", filepath.Join(dir, img), "6").Output() // stdout only: the stream
+		if err != nil || int64(len(bm))*8 < clusters {
+			t.Fatalf("icat $Bitmap: %v, %d bytes for %d clusters", err, len(bm), clusters)
+		}
+		var n int64
+		for c := int64(0); c < clusters; c++ {
+			if bm[c/8]&(1<<(c%8)) == 0 {
+				n++
+			}
+		}
+		return n * csize
+	}
+	for _, fs := range []string{"fat32", "ntfs"} {
+		img := fs + ".img"
+		if r := xpboot(t, dir, "image", "create", "--fs", fs, "--size", "128M", img); r.code != 0 {
+			t.Fatalf("create %s: %+v", fs, r)
+		}
+		empty := free(img)
+		if r := xpboot(t, dir, "image", "put", "src/sub", "src/big.bin", img+":/"); r.code != 0 {
+			t.Fatalf("put: %+v", r)
+		}
+		full := free(img)
+		if r := xpboot(t, dir, "image", "rm", img+":/big.bin"); r.code != 0 {
+			t.Fatalf("rm: %+v", r)
+		}
+		after := free(img)
+		if empty-full < 3<<20 || after-full < 3<<20-64<<10 || after > empty {
+			t.Errorf("%s: free %d empty, %d after putting 3.4 MB, %d after removing 3 MB of it", fs, empty, full, after)
+		}
+		if fs == "ntfs" {
+			if want := bitmapFree(img); after != want {
+				t.Errorf("ntfs: image info says %d bytes free, $Bitmap (icat) %d", after, want)
+			}
+		}
 	}
 }

@@ -368,11 +368,19 @@ func (fs *FS) Flush() error {
 	return nil
 }
 
-// FreeBytes is the free space of a writable volume by $Bitmap, or -1 when
-// the volume cannot be written (read-only, or refused by the guard rails).
+// FreeBytes is the free space by $Bitmap. Of a volume opened for writing
+// it is what the writer can use, -1 when the guard rails refuse the volume
+// (so that a put reports the refusal, not a space check); of a volume
+// opened read-only (image info) it is what $Bitmap says on disk, -1 when
+// the volume's structures cannot be read.
 func (fs *FS) FreeBytes() int64 {
-	v, err := fs.writable()
-	if err != nil {
+	var v *vol
+	if fs.dev == nil {
+		v = fs.reader()
+	} else {
+		v, _ = fs.writable()
+	}
+	if v == nil {
 		return -1
 	}
 	var used int64
