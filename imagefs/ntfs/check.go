@@ -20,7 +20,7 @@ const (
 // finding belongs to one whose name is known.
 type Finding struct {
 	Severity  string
-	Structure string // "$MFTMirr", "$Volume", "$LogFile", "MFT record", "$MFT $BITMAP", "$Bitmap", "$I30 index"
+	Structure string // "$MFTMirr", "$Volume", "$LogFile", "MFT record", "$MFT $BITMAP", "$Bitmap", "$I30 index", "$I30 $BITMAP"
 	Offset    int64
 	Path      string
 	Message   string
@@ -80,7 +80,10 @@ func (checkDev) WriteAt([]byte, int64) (int, error) { return 0, errors.New("ntfs
 // are leaked, clusters owned but not marked will be handed out twice,
 // clusters owned twice are cross-linked), and every directory's $I30
 // index: entries in collation order, pointing at records in use with the
-// sequence number the entry names, and naming the directory as parent.
+// sequence number the entry names, and naming the directory as parent;
+// and its $BITMAP:$I30 against the INDX blocks the index reaches (a
+// reached block whose bit is clear, a set bit for a block never reached,
+// a missing or short bitmap, bits set past the allocation).
 //
 // The error is non-nil only when the volume cannot be checked at all (no
 // NTFS boot sector, $MFT record 0 unreadable); damage is reported as
@@ -454,7 +457,8 @@ func (c *ntfsChecker) checkIndex(n uint64) {
 		}
 		return true
 	}
-	walk(-1, 0)
+	complete := walk(-1, 0)
+	c.checkI30Bitmap(n, p, d, seen, complete)
 }
 
 func (c *ntfsChecker) checkEntry(dir uint64, p string, where int64, name string, e *ientry) {
