@@ -43,7 +43,7 @@ type Editor struct {
 	last   string              // path of the last key looked up …
 	lastNK uint32              // … and its nk offset
 
-	mapped *mapping // the file mapping f.data lives in, if any
+	mapped *mapping // the memory mapHive gave f.data (huge-page copy or file mapping), if any
 	units  []uint16 // scratch: a value name as units, reused by SetValue
 
 	crashAt int // tests: stop an in-place save after this step (1 to 4; 0 = never)
@@ -154,7 +154,7 @@ func Edit(path string) (*Editor, error) {
 	return e, nil
 }
 
-// mapping is the file mapping an Editor from Edit works on.
+// mapping is the memory mapHive gave the Editor of Edit: released once.
 type mapping struct {
 	release func()
 	done    bool
