@@ -20,7 +20,7 @@ const (
 // finding belongs to one whose name is known.
 type Finding struct {
 	Severity  string
-	Structure string // "$MFTMirr", "$Volume", "$LogFile", "MFT record", "$MFT $BITMAP", "$Bitmap", "$I30 index", "$I30 $BITMAP"
+	Structure string // "$MFTMirr", "$Volume", "$LogFile", "MFT record", "$MFT $BITMAP", "$Bitmap", "$I30 index", "$I30 $BITMAP", "$ATTRIBUTE_LIST"
 	Offset    int64
 	Path      string
 	Message   string
@@ -83,7 +83,10 @@ func (checkDev) WriteAt([]byte, int64) (int, error) { return 0, errors.New("ntfs
 // sequence number the entry names, and naming the directory as parent;
 // and its $BITMAP:$I30 against the INDX blocks the index reaches (a
 // reached block whose bit is clear, a set bit for a block never reached,
-// a missing or short bitmap, bits set past the allocation).
+// a missing or short bitmap, bits set past the allocation). A directory's
+// $I30 attributes are read where its $ATTRIBUTE_LIST says; each list entry
+// for them must name a record in use that is the directory's own or an
+// extension of it and holds the attribute record described.
 //
 // The error is non-nil only when the volume cannot be checked at all (no
 // NTFS boot sector, $MFT record 0 unreadable); damage is reported as
@@ -413,12 +416,64 @@ func (c *ntfsChecker) checkIndexes() {
 	}
 }
 
+// indexErr reports an error met reading directory n's index: under
+// "$ATTRIBUTE_LIST" when its attribute list or an extension record it
+// names is at fault, else under "$I30 index".
+func (c *ntfsChecker) indexErr(n uint64, p string, err error) {
+	structure := "$I30 index"
+	if isAttrListError(err) {
+		structure = "$ATTRIBUTE_LIST"
+	}
+	c.add(SeverityError, structure, c.errOffset(err, c.recs[n].off), p, "%v", err)
+}
+
+// checkListedI30 resolves the $I30 attributes of directory n through its
+// $ATTRIBUTE_LIST, if it has one, and reports each that cannot be
+// resolved (an entry naming a free record, one of another file, a
+// missing attribute record, pieces that do not join). It returns false
+// when any failed: the index is then not walked, since every read of it
+// would repeat the finding.
+func (c *ntfsChecker) checkListedI30(t *tx, n uint64, p string) bool {
+	r, err := c.v.record(n)
+	if err != nil {
+		return true // openIndex reports it
+	}
+	as, err := r.attrs()
+	if err != nil {
+		return true
+	}
+	la := find(as, atAttributeList, "")
+	if la == nil {
+		return true
+	}
+	l, err := c.v.readAttrList(r, la)
+	if err != nil {
+		if !isAttrListError(err) {
+			// The list's own value is unreadable (its runlist).
+			err = &attrListError{&FormatError{Record: int64(n), Off: int64(la.off), Msg: fmt.Sprintf("$ATTRIBUTE_LIST unreadable: %v", err)}}
+		}
+		c.indexErr(n, p, err)
+		return false
+	}
+	ok := true
+	for _, typ := range []uint32{atIndexRoot, atIndexAllocation, atBitmap} {
+		if _, err := t.listedAttr(l, typ, "$I30"); err != nil {
+			c.indexErr(n, p, err)
+			ok = false
+		}
+	}
+	return ok
+}
+
 func (c *ntfsChecker) checkIndex(n uint64) {
 	t := &tx{v: c.v}
 	p := c.path(n)
+	if !c.checkListedI30(t, n, p) {
+		return
+	}
 	d, err := t.openIndex(n)
 	if err != nil {
-		c.add(SeverityError, "$I30 index", c.errOffset(err, c.recs[n].off), p, "%v", err)
+		c.indexErr(n, p, err)
 		return
 	}
 	var prev []uint16
@@ -432,7 +487,7 @@ func (c *ntfsChecker) checkIndex(n uint64) {
 		seen[vcn] = true
 		node, err := d.node(vcn)
 		if err != nil {
-			c.add(SeverityError, "$I30 index", c.errOffset(err, c.recs[n].off), p, "%v", err)
+			c.indexErr(n, p, err)
 			return false
 		}
 		where := c.recs[n].off

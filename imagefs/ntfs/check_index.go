@@ -13,65 +13,71 @@ package ntfs
 // may still be live and unreached set bits are not reported.
 func (c *ntfsChecker) checkI30Bitmap(n uint64, p string, d *dirIndex, reached map[int64]bool, complete bool) {
 	const structure = "$I30 $BITMAP"
-	v, recOff := c.v, c.recs[n].off
-	r, err := v.record(n)
-	if err != nil {
-		return // the scan and the walk have reported the record already
-	}
-	as, err := r.attrs()
+	v := c.v
+	// Both attributes may live in extension records behind an
+	// $ATTRIBUTE_LIST (checkListedI30 has resolved them already, so
+	// errors here were reported).
+	iax, err := d.t.i30Attr(n, atIndexAllocation)
 	if err != nil {
 		return
 	}
-	ia, ba := find(as, atIndexAllocation, "$I30"), find(as, atBitmap, "$I30")
-	if ia == nil && ba == nil {
-		return // a root-only index
-	}
-	if (ia == nil || ba == nil) && find(as, atAttributeList, "") != nil {
-		// The other attribute may live in an extension record, which
-		// this package does not follow; the walk reports what it could
-		// not read.
+	bax, err := d.t.i30Attr(n, atBitmap)
+	if err != nil {
 		return
+	}
+	// recOff is the volume offset of the record holding x's first piece.
+	recOff := func(x *xattr) int64 {
+		r, _ := x.head()
+		return c.recs[r.num].off
 	}
 	switch {
-	case ia == nil:
-		c.add(SeverityError, structure, recOff+int64(ba.off), p, "directory has $BITMAP:$I30 but no $INDEX_ALLOCATION:$I30")
+	case iax == nil && bax == nil:
+		return // a root-only index
+	case iax == nil:
+		_, ba := bax.head()
+		c.add(SeverityError, structure, recOff(bax)+int64(ba.off), p, "directory has $BITMAP:$I30 but no $INDEX_ALLOCATION:$I30")
 		return
-	case ba == nil:
-		c.add(SeverityError, structure, recOff+int64(ia.off), p, "directory has $INDEX_ALLOCATION:$I30 but no $BITMAP:$I30: nothing says which INDX blocks are in use")
+	case bax == nil:
+		_, ia := iax.head()
+		c.add(SeverityError, structure, recOff(iax)+int64(ia.off), p, "directory has $INDEX_ALLOCATION:$I30 but no $BITMAP:$I30: nothing says which INDX blocks are in use")
 		return
-	case !ia.nonRes:
+	}
+	_, ia := iax.head()
+	_, ba := bax.head()
+	iaOff, baOff := recOff(iax), recOff(bax)
+	if !ia.nonRes {
 		if len(reached) <= 1 { // else the walk reported it at the first subnode
-			c.add(SeverityError, structure, recOff+int64(ia.off), p, "$INDEX_ALLOCATION:$I30 is resident")
+			c.add(SeverityError, structure, iaOff+int64(ia.off), p, "$INDEX_ALLOCATION:$I30 is resident")
 		}
 		return
 	}
 	if ia.size < 0 || ia.size > ia.alloc {
-		c.add(SeverityError, structure, recOff+int64(ia.off)+0x28, p, "$INDEX_ALLOCATION:$I30 sizes are inconsistent (allocated %d, data %d)", ia.alloc, ia.size)
+		c.add(SeverityError, structure, iaOff+int64(ia.off)+0x28, p, "$INDEX_ALLOCATION:$I30 sizes are inconsistent (allocated %d, data %d)", ia.alloc, ia.size)
 		return
 	}
-	runs, err := v.runs(r, ia)
+	runs, err := v.xruns(iax)
 	if err != nil {
 		return // scanRecord reported the runlist
 	}
 	if ba.nonRes && (ba.size < 0 || ba.init < 0 || ba.size > ba.alloc || ba.init > ba.size) {
 		// attrData would zero-fill up to a size no runlist backs.
-		c.add(SeverityError, structure, recOff+int64(ba.off)+0x28, p, "$BITMAP:$I30 sizes are inconsistent (allocated %d, data %d, initialized %d)", ba.alloc, ba.size, ba.init)
+		c.add(SeverityError, structure, baOff+int64(ba.off)+0x28, p, "$BITMAP:$I30 sizes are inconsistent (allocated %d, data %d, initialized %d)", ba.alloc, ba.size, ba.init)
 		return
 	}
-	bm, bmRuns, err := v.attrData(r, ba)
+	bm, bmRuns, err := v.xdata(bax)
 	if err != nil {
-		c.add(SeverityError, structure, c.errOffset(err, recOff+int64(ba.off)), p, "$BITMAP:$I30 unreadable: %v", err)
+		c.add(SeverityError, structure, c.errOffset(err, baOff+int64(ba.off)), p, "$BITMAP:$I30 unreadable: %v", err)
 		return
 	}
 	// bitOff is the volume byte offset of the bitmap byte holding bit i.
 	bitOff := func(i int64) int64 {
 		if !ba.nonRes {
-			return recOff + int64(ba.valOff) + i/8
+			return baOff + int64(ba.valOff) + i/8
 		}
 		if o, err := v.locate(bmRuns, i/8, 1, int64(n)); err == nil {
 			return o
 		}
-		return recOff + int64(ba.off)
+		return baOff + int64(ba.off)
 	}
 	bsize := int64(d.bsize)
 	blocks := ia.size / bsize
@@ -80,7 +86,7 @@ func (c *ntfsChecker) checkI30Bitmap(n uint64, p string, d *dirIndex, reached ma
 		if o, err := v.locate(runs, idx*bsize, bsize, int64(n)); err == nil {
 			return o
 		}
-		return recOff + int64(ia.off)
+		return iaOff + int64(ia.off)
 	}
 	vcnOf := func(idx int64) int64 { return idx * bsize / d.unit }
 	have := int64(len(bm)) * 8

@@ -143,9 +143,12 @@ func i30Of(t *testing.T, img []byte, name string) *i30Layout {
 	if err != nil || runs == nil {
 		t.Fatalf("/%s has no index allocation: %v", name, err)
 	}
-	r, _ := v.record(rec)
-	as, _ := r.attrs()
-	l.blocks, l.bm, l.resident = size/l.bsize, bm, !find(as, atBitmap, "$I30").nonRes
+	bx, err := d.t.i30Attr(rec, atBitmap)
+	if err != nil || bx == nil {
+		t.Fatalf("/%s: $BITMAP:$I30: %v", name, err)
+	}
+	_, ba := bx.head()
+	l.blocks, l.bm, l.resident = size/l.bsize, bm, !ba.nonRes
 	return l
 }
 
@@ -157,14 +160,14 @@ func patchI30Bitmap(t *testing.T, img []byte, rec uint64, fn func(bm []byte)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := v.record(rec)
-	if err != nil {
-		t.Fatal(err)
+	// The bitmap may sit in an extension record behind an $ATTRIBUTE_LIST.
+	bx, err := (&tx{v: v}).i30Attr(rec, atBitmap)
+	if err != nil || bx == nil {
+		t.Fatalf("record %d: $BITMAP:$I30: %v", rec, err)
 	}
-	as, _ := r.attrs()
-	ba := find(as, atBitmap, "$I30")
+	r, ba := bx.head()
 	if !ba.nonRes {
-		corruptRecord(t, img, rec, func(r *record) {
+		corruptRecord(t, img, r.num, func(r *record) {
 			as, _ := r.attrs()
 			fn(r.value(find(as, atBitmap, "$I30")))
 		})
@@ -176,7 +179,7 @@ func patchI30Bitmap(t *testing.T, img []byte, rec uint64, fn func(bm []byte)) {
 	}
 	fn(bm)
 	for i := range bm {
-		off, err := v.locate(runs, int64(i), 1, int64(rec))
+		off, err := v.locate(runs, int64(i), 1, int64(r.num))
 		if err != nil {
 			t.Fatal(err)
 		}

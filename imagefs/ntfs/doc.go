@@ -27,8 +27,11 @@
 //   - $LogFile is never written; since it was clean before the write it
 //     stays clean, and no log records describe xpboot's changes (the same
 //     approach as ntfs-3g).
-//   - Files with an $ATTRIBUTE_LIST, and compressed, encrypted, sparse or
-//     reparse-point files, are refused for writing with their name.
+//   - Files with an $ATTRIBUTE_LIST (and directories whose $I30 attributes
+//     sit in extension records), and compressed, encrypted, sparse or
+//     reparse-point files, are refused for writing with their name; such
+//     directories are listed, read and checked through their list
+//     (attrlist.go).
 //   - Every offset and length read from the volume is range-checked; damage
 //     gives a *FormatError naming the MFT record and byte offset.
 //

@@ -143,6 +143,43 @@ type dirIndex struct {
 	runs     []run
 	asize    int64
 	haveRuns bool
+	// listed: the directory's base record has an $ATTRIBUTE_LIST; ext:
+	// one of its $I30 attributes lives (partly) in an extension record,
+	// or could not be resolved. An ext index is read, never changed (see
+	// editable); a listed one is changed only in place.
+	listed, ext bool
+}
+
+// i30Attr finds the $I30 attribute typ of directory record rec, in the
+// record or where its $ATTRIBUTE_LIST says (nil when there is none).
+func (t *tx) i30Attr(rec uint64, typ uint32) (*xattr, error) {
+	r, err := t.peek(rec)
+	if err != nil {
+		return nil, err
+	}
+	as, err := r.attrs()
+	if err != nil {
+		return nil, err
+	}
+	return t.fileAttr(r, as, typ, "$I30")
+}
+
+// editable refuses changes to an index whose attributes sit (partly) in
+// extension records behind the directory's $ATTRIBUTE_LIST: growing them
+// may need new pieces, new records and new list entries, which this
+// writer does not make. An index whose attributes are all in the base
+// record is changed in place as without a list (the entries name the
+// record and the attribute instance, which stay), but newBlock refuses
+// to add the first $INDEX_ALLOCATION there.
+func (d *dirIndex) editable() error {
+	if !d.ext {
+		return nil
+	}
+	r, err := d.t.peek(d.rec)
+	if err != nil {
+		return err
+	}
+	return refused("directory %s has an $ATTRIBUTE_LIST (its attributes outgrew the MFT record and some live in extension records); xpboot reads such directories but does not change them", fileLabel(r))
 }
 
 // openIndex prepares the $I30 index of directory record rec.
@@ -166,17 +203,35 @@ func (t *tx) openIndex(rec uint64) (*dirIndex, error) {
 		// the others changed, and nothing is decoded twice.
 		return d, nil
 	}
-	ra := find(as, atIndexRoot, "$I30")
-	if ra == nil || ra.nonRes || ra.valLen < 0x20 {
+	rx, err := t.fileAttr(r, as, atIndexRoot, "$I30")
+	if err != nil {
+		return nil, err
+	}
+	if rx == nil {
 		return nil, recErr(int64(rec), 0, "directory has no resident $INDEX_ROOT $I30")
 	}
-	val := r.value(ra)
+	rr, ra := rx.head()
+	if ra.nonRes || ra.valLen < 0x20 {
+		return nil, recErr(int64(rr.num), 0, "directory has no resident $INDEX_ROOT $I30")
+	}
+	val := rr.value(ra)
 	if u32(val, 0) != atFileName || u32(val, 4) != collationFileName {
-		return nil, recErr(int64(rec), ra.valOff, "$I30 indexes type 0x%x with collation %d, not file names", u32(val, 0), u32(val, 4))
+		return nil, recErr(int64(rr.num), ra.valOff, "$I30 indexes type 0x%x with collation %d, not file names", u32(val, 0), u32(val, 4))
 	}
 	d := &dirIndex{t: t, rec: rec, bsize: int(u32(val, 8)), nodes: map[int64]*inode{}}
 	if d.bsize < blockSize || d.bsize > 64<<10 || d.bsize&(d.bsize-1) != 0 {
-		return nil, recErr(int64(rec), ra.valOff+8, "index block size %d", d.bsize)
+		return nil, recErr(int64(rr.num), ra.valOff+8, "index block size %d", d.bsize)
+	}
+	if find(as, atAttributeList, "") != nil {
+		d.listed = true
+		outside := func(x *xattr) bool { return x != nil && (len(x.pieces) > 1 || x.pieces[0].r.num != rec) }
+		d.ext = outside(rx)
+		for _, typ := range []uint32{atIndexAllocation, atBitmap} {
+			// A broken entry does not stop reading here; reads that
+			// need the attribute report it.
+			x, err := t.fileAttr(r, as, typ, "$I30")
+			d.ext = d.ext || err != nil || outside(x)
+		}
 	}
 	d.unit = t.v.csize
 	if int64(d.bsize) < t.v.csize {
@@ -226,19 +281,17 @@ func parseEntries(b []byte, start, end int, where func(off int, msg string, a ..
 	}
 }
 
+// rootAttr returns $INDEX_ROOT:$I30 and the record holding it (an
+// extension record when the directory has an $ATTRIBUTE_LIST).
 func (d *dirIndex) rootAttr() (*record, *attr, error) {
-	r, err := d.t.peek(d.rec)
+	rx, err := d.t.i30Attr(d.rec, atIndexRoot)
 	if err != nil {
 		return nil, nil, err
 	}
-	as, err := r.attrs()
-	if err != nil {
-		return nil, nil, err
-	}
-	ra := find(as, atIndexRoot, "$I30")
-	if ra == nil {
+	if rx == nil {
 		return nil, nil, recErr(int64(d.rec), 0, "$INDEX_ROOT vanished")
 	}
+	r, ra := rx.head()
 	return r, ra, nil
 }
 
@@ -258,10 +311,10 @@ func (d *dirIndex) node(vcn int64) (*inode, error) {
 		val := r.value(ra)
 		eo, il := int(u32(val, 0x10)), int(u32(val, 0x14))
 		if 0x10+eo > len(val) || 0x10+il > len(val) || eo > il {
-			return nil, recErr(int64(d.rec), ra.valOff+0x10, "$INDEX_ROOT header (entries at 0x%x, length %d) runs past the value", eo, il)
+			return nil, recErr(int64(r.num), ra.valOff+0x10, "$INDEX_ROOT header (entries at 0x%x, length %d) runs past the value", eo, il)
 		}
 		es, err := parseEntries(val, 0x10+eo, 0x10+il, func(off int, msg string, a ...any) error {
-			return recErr(int64(d.rec), ra.valOff+off, "$INDEX_ROOT: "+msg, a...)
+			return recErr(int64(r.num), ra.valOff+off, "$INDEX_ROOT: "+msg, a...)
 		})
 		if err != nil {
 			return nil, err
@@ -310,31 +363,27 @@ func (d *dirIndex) node(vcn int64) (*inode, error) {
 // allocation returns the $INDEX_ALLOCATION runs and size, and the $BITMAP
 // value, of the directory (nil when the index is root-only).
 func (d *dirIndex) allocation() (runs []run, size int64, bm []byte, err error) {
-	r, err := d.t.peek(d.rec)
+	iax, err := d.t.i30Attr(d.rec, atIndexAllocation)
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	as, err := r.attrs()
+	bax, err := d.t.i30Attr(d.rec, atBitmap)
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	ia := find(as, atIndexAllocation, "$I30")
-	ba := find(as, atBitmap, "$I30")
-	if ia == nil {
+	if iax == nil {
 		return nil, 0, nil, nil
 	}
-	if !ia.nonRes || ba == nil {
-		return nil, 0, nil, recErr(int64(d.rec), ia.off, "$INDEX_ALLOCATION without a $BITMAP, or resident")
+	ir, ia := iax.head()
+	if !ia.nonRes || bax == nil {
+		return nil, 0, nil, recErr(int64(ir.num), ia.off, "$INDEX_ALLOCATION without a $BITMAP, or resident")
 	}
-	if runs, err = d.t.v.runs(r, ia); err != nil {
+	if runs, err = d.t.v.xruns(iax); err != nil {
 		return nil, 0, nil, err
 	}
-	if ba.nonRes {
-		if bm, _, err = d.t.v.attrData(r, ba); err != nil {
-			return nil, 0, nil, err
-		}
-	} else {
-		bm = bytes.Clone(r.value(ba))
+	// A resident value comes back as a copy (attrData clones it).
+	if bm, _, err = d.t.v.xdata(bax); err != nil {
+		return nil, 0, nil, err
 	}
 	return runs, ia.size, bm, nil
 }
@@ -343,20 +392,17 @@ func (d *dirIndex) blockOffset(vcn int64) (int64, error) {
 	if !d.haveRuns {
 		// Only the runlist: allocation would also read $BITMAP:$I30,
 		// from the device when it is non-resident.
-		r, err := d.t.peek(d.rec)
-		if err != nil {
-			return 0, err
-		}
-		as, err := r.attrs()
+		iax, err := d.t.i30Attr(d.rec, atIndexAllocation)
 		if err != nil {
 			return 0, err
 		}
 		d.runs, d.asize = nil, 0
-		if ia := find(as, atIndexAllocation, "$I30"); ia != nil {
+		if iax != nil {
+			ir, ia := iax.head()
 			if !ia.nonRes {
-				return 0, recErr(int64(d.rec), ia.off, "$INDEX_ALLOCATION is resident")
+				return 0, recErr(int64(ir.num), ia.off, "$INDEX_ALLOCATION is resident")
 			}
-			if d.runs, err = d.t.v.runs(r, ia); err != nil {
+			if d.runs, err = d.t.v.xruns(iax); err != nil {
 				return 0, err
 			}
 			d.asize = ia.size

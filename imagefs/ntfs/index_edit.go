@@ -32,6 +32,9 @@ func blockEntriesOff(bsize int) int { return align8(0x28+2*(bsize/blockSize+1)) 
 
 // insert adds key for ref. The caller has checked that the name is new.
 func (d *dirIndex) insert(key []byte, ref uint64) error {
+	if err := d.editable(); err != nil {
+		return err
+	}
 	path, i, _, err := d.search(keyName(key), true)
 	if err != nil {
 		return err
@@ -136,6 +139,9 @@ func (d *dirIndex) newBlock() (*inode, error) {
 		return nil, err
 	}
 	if runs == nil && bm == nil {
+		if d.listed {
+			return nil, refused("directory %s has an $ATTRIBUTE_LIST: its first index block would add $INDEX_ALLOCATION and $BITMAP, which need new list entries", fileLabel(r))
+		}
 		// First block: add $INDEX_ALLOCATION (empty for now) and $BITMAP.
 		if r.insertAttr(nonResidentAttr(atIndexAllocation, i30, []byte{0}, 0, 0, 0, v.csize)) < 0 ||
 			r.insertAttr(residentAttr(atBitmap, i30, make([]byte, 8), 0)) < 0 {
@@ -327,6 +333,14 @@ func serializeEntries(es []ientry) []byte {
 
 // flush writes every changed node into the tx.
 func (d *dirIndex) flush() error {
+	if err := d.editable(); err != nil {
+		for _, n := range d.nodes {
+			if n.dirty || n.freed {
+				return err
+			}
+		}
+		return nil
+	}
 	for _, vcn := range sortedKeys(d.nodes) {
 		n := d.nodes[vcn]
 		if !n.dirty || n.freed {
@@ -399,6 +413,9 @@ func (d *dirIndex) writeRoot(es []byte, flag uint32) error {
 
 // remove deletes the entry named name with reference ref.
 func (d *dirIndex) remove(name []uint16, ref uint64) error {
+	if err := d.editable(); err != nil {
+		return err
+	}
 	path, i, ok, err := d.search(name, false)
 	if err != nil {
 		return err
@@ -505,6 +522,9 @@ func (d *dirIndex) underflow(path []step) error {
 // updateKey rewrites, in place, the key of the entry for name and ref
 // (same length: sizes and times of the $FILE_NAME copy).
 func (d *dirIndex) updateKey(name []uint16, ref uint64, key []byte) error {
+	if err := d.editable(); err != nil {
+		return err
+	}
 	path, i, ok, err := d.search(name, false)
 	if err != nil {
 		return err

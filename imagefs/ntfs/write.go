@@ -292,6 +292,18 @@ func (fs *FS) Remove(p string) error {
 				return err
 			}
 		}
+		if r.isDir() && hasAttrList(r) {
+			// Its extension records would stay in use, and the
+			// clusters their attributes hold allocated.
+			return refused("directory %s has an $ATTRIBUTE_LIST (attributes in extension records); xpboot does not remove such directories", fileLabel(r))
+		}
+		pd, err := t.openIndex(parent.num)
+		if err != nil {
+			return err
+		}
+		if err := pd.editable(); err != nil {
+			return err
+		}
 		as, err := r.attrs()
 		if err != nil {
 			return err

@@ -19,6 +19,9 @@ func (t *tx) create(parent *record, name string, dir bool, mt, now uint64) (*rec
 	if err != nil {
 		return nil, err
 	}
+	if err := d.editable(); err != nil {
+		return nil, err
+	}
 	long := utf16.Encode([]rune(name))
 	// Names: one WIN32_AND_DOS name for 8.3 names, else WIN32 plus a
 	// generated DOS name unique in the directory.

@@ -50,6 +50,14 @@ func (t *tx) writeFile(p string, data fileData, mtime time.Time) error {
 		if err := t.checkPlain(r, name); err != nil {
 			return err
 		}
+		// The new sizes go into the directory's index entry too.
+		d, err := t.openIndex(parent.num)
+		if err != nil {
+			return err
+		}
+		if err := d.editable(); err != nil {
+			return err
+		}
 		if err := t.setData(r, data, name); err != nil {
 			return err
 		}
