@@ -280,17 +280,7 @@ func (v *vol) xdata(x *xattr) ([]byte, []run, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if a.alloc > runClusters(runs)*v.csize {
-		return nil, nil, recErr(int64(r.num), a.off, "allocated size %d exceeds the runlist", a.alloc)
-	}
-	b, err := v.readRuns(runs, a.init)
-	if err != nil {
-		return nil, nil, err
-	}
-	if a.size > a.init {
-		b = append(b, make([]byte, a.size-a.init)...)
-	}
-	return b, runs, nil
+	return v.runsData(r, a, runs)
 }
 
 // hasAttrList reports whether record r has an $ATTRIBUTE_LIST.

@@ -2,17 +2,11 @@ package ntfs
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/xpboot/xpboot/imagefs/ntfs/ntfstest"
-	"github.com/xpboot/xpboot/internal/peertest"
 )
 
 // i30Files is how many files the $I30 $BITMAP tests put into /big: enough
@@ -69,19 +63,6 @@ func i30Volumes(t *testing.T) map[string][]byte {
 	i30BitmapNonResident(t, img, recordOf(t, img, "big"))
 	out["Format+xpboot, non-resident $BITMAP"] = img
 
-	mkntfs := peertest.Need(t, "mkntfs", "ntfs-3g")
-	vol := filepath.Join(t.TempDir(), "ntfs3g.ntfs")
-	if err := os.WriteFile(vol, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(vol, 24<<20); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if b, err := exec.CommandContext(ctx, mkntfs, "-F", "-f", "-q", "-c", "4096", vol).CombinedOutput(); err != nil {
-		t.Fatalf("mkntfs: %v\n%s", err, b)
-	}
 	ops := []ntfstest.Op{{Kind: ntfstest.OpMkdir, Path: "big"}}
 	for i := range i30Files {
 		ops = append(ops, ntfstest.Op{Kind: ntfstest.OpPut, Path: "big/" + i30Name(i), Data: []byte(i30Name(i))})
@@ -89,11 +70,7 @@ func i30Volumes(t *testing.T) map[string][]byte {
 	for i := range 2 * i30Files / 3 {
 		ops = append(ops, ntfstest.Op{Kind: ntfstest.OpRemove, Path: "big/" + i30Name(i)})
 	}
-	img, err := os.ReadFile(ntfstest.Twin(t, vol, 0, ops))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out["mkntfs+ntfs-3g"] = img
+	out["mkntfs+ntfs-3g"] = mkntfsVolume(t, ops)
 	return out
 }
 

@@ -249,6 +249,13 @@ func (v *vol) attrData(r *record, a *attr) ([]byte, []run, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	return v.runsData(r, a, runs)
+}
+
+// runsData reads the value of the non-resident attribute a (whose header
+// is in record r) from runs: its initialized bytes, then zeros up to its
+// data size.
+func (v *vol) runsData(r *record, a *attr, runs []run) ([]byte, []run, error) {
 	if a.alloc > runClusters(runs)*v.csize {
 		return nil, nil, recErr(int64(r.num), a.off, "allocated size %d exceeds the runlist", a.alloc)
 	}
