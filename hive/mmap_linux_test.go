@@ -68,3 +68,21 @@ func TestLoadPaths(t *testing.T) {
 		})
 	}
 }
+
+// TestHeapBytes: the memory Open reads a hive into has exactly the length
+// asked for (capacity too, so no append runs into the slack), is zero, and
+// where huge pages are offered starts on a 2 MiB boundary.
+func TestHeapBytes(t *testing.T) {
+	for _, n := range []int{0, 4096, hugePage - 1, hugePage, 3*hugePage + 12345} {
+		b := heapBytes(n)
+		if len(b) != n || cap(b) != n {
+			t.Errorf("heapBytes(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		if bytes.IndexFunc(b, func(r rune) bool { return r != 0 }) >= 0 {
+			t.Errorf("heapBytes(%d) is not zero", n)
+		}
+		if n >= hugePage && hugePagesOffered() && uintptr(unsafe.Pointer(&b[0]))%hugePage != 0 {
+			t.Errorf("heapBytes(%d) is not 2 MiB aligned", n)
+		}
+	}
+}

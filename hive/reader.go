@@ -86,7 +86,7 @@ func NewFile(r io.ReaderAt, size int64) (*File, error) {
 	if int64(h.Length) > size-baseBlockSize {
 		return nil, fileErr(hdrLength, "hive bins data length 0x%x exceeds the file (0x%x bytes after the base block): truncated hive", h.Length, size-baseBlockSize)
 	}
-	data := make([]byte, h.Length)
+	data := heapBytes(int(h.Length))
 	if _, err := r.ReadAt(data, baseBlockSize); err != nil {
 		return nil, fmt.Errorf("hive: reading hive bins: %w", err)
 	}
