@@ -9,6 +9,8 @@
 #              (xpboot's save is durable; hivex writes without fsync).
 #   hive-set   one REG_DWORD set in an existing key: `xpboot hive set`
 #              against `hivexsh -w` (setval + commit), no fsync for hivex.
+#   hive-get   reading one value: `xpboot hive get` against `hivexget`
+#              (informational: no goal is claimed).
 #
 # Each run starts from a fresh copy of the hive, flushed to disk before
 # the clock starts. Runs alternate (xpboot first in odd rounds, hivex
@@ -54,6 +56,8 @@ hivex_edit() { hivexsh -w -f "$WORK/edit.hivexsh" "$H" && sync "$H"; }
 xp_edit() { "$XP" --quiet hive import "$H" "$WORK/edit.reg"; }
 hivex_set() { hivexsh -w -f "$WORK/one.hivexsh" "$H"; }
 xp_set() { "$XP" --quiet hive set -t dword "$H" "$KEY" Start 3; }
+hivex_get() { hivexget "$H" "\\$KEY" Value2; }
+xp_get() { "$XP" --quiet hive get "$H" "$KEY" Value2; }
 
 # verify WHO FIGURE: the result holds the edit (and xpboot's checks clean).
 verify() {
@@ -61,10 +65,12 @@ verify() {
 	case $2 in
 	edit) want=$(hivexget "$H" '\Top19\Mid24\NewKey0999' V9) ;;
 	set) want=$(hivexget "$H" "\\$KEY" Start) ;;
+	get) want=$("xp_get") ;;
 	esac
 	case $2 in
 	edit) [ "$want" = "$((9 * 999))" ] || die "$1 $2: NewKey0999\\V9 is '$want'" ;;
 	set) [ "$want" = 3 ] || die "$1 $2: Start is '$want'" ;;
+	get) [ "$want" = "0x00000026 (38)" ] && [ "$(hivex_get)" = 38 ] || die "$1 $2: Value2 is '$want' / '$(hivex_get)'" ;;
 	esac
 	if [ "$1" = xpboot ]; then
 		"$XP" --quiet hive check "$H" >/dev/null || die "xpboot $2: hive check failed"
@@ -72,13 +78,13 @@ verify() {
 }
 
 declare -A V
-for fig in edit set; do
+for fig in edit set get; do
 	V[xp,$fig]="" V[peer,$fig]=""
 done
 echo "# $(date -u +%FT%TZ), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), hivex $(dpkg-query -W -f '${Version}' libhivex-bin 2>/dev/null || echo '?'), $RUNS rounds"
 for r in $(seq 1 "$RUNS"); do
 	line="round $r:"
-	for fig in edit set; do
+	for fig in edit set get; do
 		order="xp peer"
 		[ $((r % 2)) = 0 ] && order="peer xp"
 		for who in $order; do
@@ -99,8 +105,9 @@ done
 echo
 bench_result hive-edit hivexsh+sync ms lower 2 "${V[xp,edit]}" "${V[peer,edit]}" | tee "$WORK/edit.result"
 bench_result hive-set hivexsh ms lower 2 "${V[xp,set]}" "${V[peer,set]}" | tee "$WORK/set.result"
+bench_result hive-get hivexget ms lower - "${V[xp,get]}" "${V[peer,get]}" | tee "$WORK/get.result"
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-for fig in edit set; do
+for fig in edit set get; do
 	awk -v fig="$fig" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
 		END { printf "%-9s xpboot median %s ms (%s–%s), hivex median %s ms (%s–%s): hivex/xpboot %.2f×\n",
 			fig, v["xpboot_median"], v["xpboot_min"], v["xpboot_max"], v["peer_median"], v["peer_min"], v["peer_max"], v["ratio"] }' "$WORK/$fig.result"
