@@ -17,7 +17,7 @@ const hugePage = 2 << 20
 // them. release frees the memory; the slice must not be used after that.
 //
 // Where the kernel offers transparent huge pages, the hive is read into
-// an anonymous region backed by them: a 10 MB hive then costs five page
+// Go memory backed by them: a 10 MB hive then costs five page
 // faults instead of 2,560 first touches, each of which costs 10–20 µs on
 // a virtual machine (measured: 31 ms against 0.7 ms to touch 10 MiB). The
 // copy from the page cache is a few milliseconds. Without huge pages the
@@ -43,45 +43,39 @@ func hugePagesOffered() bool {
 	return err == nil && !bytes.Contains(mode, []byte("[never]"))
 }
 
-// readHuge reads the file into a huge-page aligned anonymous region.
+// readHuge reads the file into Go memory backed by huge pages (see
+// hugeBytes). release does nothing: the garbage collector frees it.
 func readHuge(fh *os.File, size, total int64) ([]byte, func(), bool) {
-	span := (total + hugePage - 1) &^ (hugePage - 1)
-	region, err := syscall.Mmap(-1, 0, int(span+hugePage), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON|syscall.MAP_NORESERVE)
-	if err != nil {
+	b := hugeBytes(int(total))[:size]
+	if n, err := fh.ReadAt(b, 0); err != nil || int64(n) != size {
 		return nil, nil, false
 	}
-	release := func() { syscall.Munmap(region) }
-	start := (hugePage - int(uintptr(unsafe.Pointer(&region[0]))%hugePage)) % hugePage
-	aligned := region[start : start+int(span)]
-	if syscall.Madvise(aligned, madvHugepage) != nil {
-		release()
-		return nil, nil, false
-	}
-	if n, err := fh.ReadAt(aligned[:size], 0); err != nil || int64(n) != size {
-		release()
-		return nil, nil, false
-	}
-	return aligned[:size], release, true
+	return b, func() {}, true
 }
 
 // madvHugepage is MADV_HUGEPAGE, which the syscall package does not name.
 const madvHugepage = 14
 
 // heapBytes returns n zero bytes of ordinary Go memory for a hive read
-// whole (Open). A large allocation comes to the process untouched, so
-// before anything writes to it the whole 2 MiB pages inside it are marked
-// MADV_HUGEPAGE where the kernel offers transparent huge pages: reading a
-// 10 MB hive into it then costs five page faults instead of 2,560 (see
-// mapHive). It is only a hint about memory the garbage collector owns, so
-// nothing is unmapped and slices into it stay valid as long as they are
-// referenced.
+// whole (Open), backed by transparent huge pages where the kernel offers
+// them (hugeBytes).
 func heapBytes(n int) []byte {
 	if n < hugePage || !hugePagesOffered() {
 		return make([]byte, n)
 	}
-	// The allocation is only page-aligned: take it two huge pages larger
-	// and use a 2 MiB-aligned window, so that no 4 KiB pages are left at
-	// either end (the slack is never touched).
+	return hugeBytes(n)
+}
+
+// hugeBytes returns n zero bytes of Go memory whose 2 MiB pages are
+// marked MADV_HUGEPAGE before anything touches them (a large allocation
+// comes to the process untouched): reading a 10 MB hive into it costs five
+// page faults instead of 2,560 (see mapHive). It is only a hint about
+// memory the garbage collector owns, so nothing is unmapped and slices
+// into it stay valid as long as they are referenced.
+func hugeBytes(n int) []byte {
+	// The allocation is only page-aligned: take it a huge page larger and
+	// use a 2 MiB-aligned window of whole huge pages, so that no 4 KiB
+	// pages are left at either end (the slack is never touched).
 	span := (n + hugePage - 1) &^ (hugePage - 1)
 	b := make([]byte, span+hugePage)
 	skip := int((hugePage - uintptr(unsafe.Pointer(&b[0]))%hugePage) % hugePage)
