@@ -147,8 +147,8 @@ func (g *Growth) planBitmap() error {
 		g.BitmapClusters = k
 	}
 	g.bitmap, g.bmRuns = bm, runs
-	if err := setRuns(r, d, runs, v.csize, n, n); err != nil {
-		return err
+	if !setRuns(r, d, runs, v.csize, n, n) {
+		return noRunlistRoom(r, d, runs)
 	}
 	g.recs = append(g.recs, r)
 	return nil
@@ -184,30 +184,18 @@ func (g *Growth) planBadClus() error {
 		}
 	}
 	size := g.NewClusters * v.csize
-	if err := setRuns(r, d, runs, v.csize, size, min(d.init, size)); err != nil {
-		return err
+	if !setRuns(r, d, runs, v.csize, size, min(d.init, size)) {
+		return noRunlistRoom(r, d, runs)
 	}
 	g.recs = append(g.recs, r)
 	return nil
 }
 
-// setRuns rewrites the mapping pairs and sizes of the non-resident
-// attribute a of r (the record's other attributes move as needed).
-func setRuns(r *record, a *attr, runs []run, csize, size, init int64) error {
-	enc := encodeRuns(runs)
-	ro := a.runsOff - a.off
-	n := align8(ro + len(enc))
-	if n != a.length && !r.resizeAttr(a.off, n) {
-		return recErr(int64(r.num), a.off, "attribute 0x%x needs %d bytes for its runlist; the record has no room", a.typ, n)
-	}
-	clear(r.b[a.runsOff : a.off+n])
-	copy(r.b[a.runsOff:], enc)
-	clusters := runClusters(runs)
-	put64(r.b, a.off+0x18, uint64(clusters-1))
-	put64(r.b, a.off+0x28, uint64(clusters*csize))
-	put64(r.b, a.off+0x30, uint64(size))
-	put64(r.b, a.off+0x38, uint64(init))
-	return nil
+// noRunlistRoom is the error of a grow whose new runlist does not fit
+// the attribute's record.
+func noRunlistRoom(r *record, a *attr, runs []run) error {
+	n := align8(a.runsOff - a.off + len(encodeRuns(runs)))
+	return recErr(int64(r.num), a.off, "attribute 0x%x needs %d bytes for its runlist; the record has no room", a.typ, n)
 }
 
 // Apply writes the growth. Every step before the boot sector leaves the

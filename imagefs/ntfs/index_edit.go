@@ -210,17 +210,9 @@ func (d *dirIndex) setAllocation(r *record, runs []run, size int64) error {
 	}
 	d.haveRuns = false
 	ia := find(as, atIndexAllocation, "$I30")
-	enc := encodeRuns(runs)
-	ro := ia.runsOff - ia.off
-	if !r.resizeAttr(ia.off, align8(ro+len(enc))) {
+	if !setRuns(r, ia, runs, d.t.v.csize, size, size) {
 		return refused("directory record %d is full: its index allocation would need an attribute list", d.rec)
 	}
-	copy(r.b[ia.off+ro:], enc)
-	cl := runClusters(runs)
-	put64(r.b, ia.off+0x18, uint64(cl-1))
-	put64(r.b, ia.off+0x28, uint64(cl*d.t.v.csize))
-	put64(r.b, ia.off+0x30, uint64(size))
-	put64(r.b, ia.off+0x38, uint64(size))
 	return nil
 }
 

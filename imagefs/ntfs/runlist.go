@@ -133,3 +133,30 @@ func appendRuns(runs []run, add ...run) []run {
 	}
 	return runs
 }
+
+// setRuns rewrites the mapping pairs of the non-resident attribute a of
+// record r (the record's other attributes move as needed) and its highest
+// VCN and allocated size; size and init, unless negative, become its data
+// and initialized sizes. It reports false, changing nothing, when the
+// record has no room for the runlist: the caller says why that matters
+// (an $ATTRIBUTE_LIST would be needed, which xpboot does not write).
+func setRuns(r *record, a *attr, runs []run, csize, size, init int64) bool {
+	enc := encodeRuns(runs)
+	ro := a.runsOff - a.off
+	n := align8(ro + len(enc))
+	if n != a.length && !r.resizeAttr(a.off, n) {
+		return false
+	}
+	clear(r.b[a.runsOff : a.off+n])
+	copy(r.b[a.runsOff:], enc)
+	clusters := runClusters(runs)
+	put64(r.b, a.off+0x18, uint64(clusters-1))
+	put64(r.b, a.off+0x28, uint64(clusters*csize))
+	if size >= 0 {
+		put64(r.b, a.off+0x30, uint64(size))
+	}
+	if init >= 0 {
+		put64(r.b, a.off+0x38, uint64(init))
+	}
+	return true
+}

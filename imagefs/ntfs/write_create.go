@@ -291,19 +291,11 @@ func (t *tx) growMFT() error {
 	}
 	d := find(as, atData, "")
 	runs := appendRuns(append([]run(nil), v.mftRuns...), add...)
-	enc := encodeRuns(runs)
-	ro := d.runsOff - d.off
-	if !mft.resizeAttr(d.off, align8(ro+len(enc))) {
+	oldRecs := v.mftRecs
+	newRecs := runClusters(runs) * v.csize / int64(v.recSize)
+	if !setRuns(mft, d, runs, v.csize, newRecs*int64(v.recSize), newRecs*int64(v.recSize)) {
 		return refused("$MFT is too fragmented to grow without an $ATTRIBUTE_LIST")
 	}
-	copy(mft.b[d.off+ro:], enc)
-	total := runClusters(runs)
-	oldRecs := v.mftRecs
-	newRecs := total * v.csize / int64(v.recSize)
-	put64(mft.b, d.off+0x18, uint64(total-1))
-	put64(mft.b, d.off+0x28, uint64(total*v.csize))
-	put64(mft.b, d.off+0x30, uint64(newRecs*int64(v.recSize)))
-	put64(mft.b, d.off+0x38, uint64(newRecs*int64(v.recSize)))
 	v.mftRuns, v.mftRecs = runs, newRecs
 	for i := oldRecs; i < newRecs; i++ {
 		t.recs[uint64(i)] = &record{num: uint64(i), b: emptyRecord(uint64(i), 0, v.recSize)}
@@ -328,15 +320,10 @@ func (t *tx) growMFT() error {
 			return fmt.Errorf("growing $MFT's bitmap: %w", err)
 		}
 		bruns = appendRuns(bruns, extra...)
-		benc := encodeRuns(bruns)
-		bro := bm.runsOff - bm.off
-		if !mft.resizeAttr(bm.off, align8(bro+len(benc))) {
+		if !setRuns(mft, bm, bruns, v.csize, -1, -1) {
 			return refused("$MFT record is full: its bitmap cannot grow")
 		}
-		copy(mft.b[bm.off+bro:], benc)
 		bc := runClusters(bruns)
-		put64(mft.b, bm.off+0x18, uint64(bc-1))
-		put64(mft.b, bm.off+0x28, uint64(bc*v.csize))
 		grown := make([]byte, bc*v.csize)
 		copy(grown, v.mftBitmap)
 		v.mftBitmap, v.mbmRuns = grown, bruns

@@ -169,15 +169,9 @@ func (t *tx) setData(r *record, data fileData, name string) error {
 	}
 	enc := encodeRuns(keep)
 	if d != nil && d.nonRes {
-		ro := d.runsOff - d.off
-		if !r.resizeAttr(d.off, align8(ro+len(enc))) {
+		if !setRuns(r, d, keep, v.csize, size, size) {
 			return refused("%s is too fragmented: its runlist (%d bytes) no longer fits MFT record %d and would need an $ATTRIBUTE_LIST", name, len(enc), r.num)
 		}
-		copy(r.b[d.off+ro:], enc)
-		put64(r.b, d.off+0x18, uint64(need-1))
-		put64(r.b, d.off+0x28, uint64(need*v.csize))
-		put64(r.b, d.off+0x30, uint64(size))
-		put64(r.b, d.off+0x38, uint64(size))
 		return nil
 	}
 	if d != nil {
