@@ -39,14 +39,19 @@ func Lock(f *os.File, exclusive bool) error {
 	return nil
 }
 
+// OpenFile opens an image file (a raw image, a VMDK extent, a VHD) for
+// reading, or for reading and writing.
+func OpenFile(path string, writable bool) (*os.File, error) {
+	if writable {
+		return os.OpenFile(path, os.O_RDWR, 0)
+	}
+	return os.Open(path)
+}
+
 // OpenRaw opens a raw image. A writable open takes an exclusive lock, a
 // read-only open a shared one.
 func OpenRaw(path string, writable bool) (*Raw, error) {
-	flag := os.O_RDONLY
-	if writable {
-		flag = os.O_RDWR
-	}
-	f, err := os.OpenFile(path, flag, 0)
+	f, err := OpenFile(path, writable)
 	if err != nil {
 		return nil, err
 	}

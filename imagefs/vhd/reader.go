@@ -58,11 +58,7 @@ func open(path string, writable bool, depth int, unlocked bool) (*Disk, error) {
 	if depth > maxDepth {
 		return nil, fmt.Errorf("vhd: %s: differencing chain longer than %d disks", path, maxDepth)
 	}
-	flag := os.O_RDONLY
-	if writable {
-		flag = os.O_RDWR
-	}
-	f, err := os.OpenFile(path, flag, 0)
+	f, err := blockdev.OpenFile(path, writable)
 	if err != nil {
 		return nil, err
 	}

@@ -131,11 +131,7 @@ func (d *Disk) init(path string, writable bool, depth int) error {
 }
 
 func (d *Disk) openFile(path string, writable bool) (*os.File, error) {
-	flag := os.O_RDONLY
-	if writable {
-		flag = os.O_RDWR
-	}
-	f, err := os.OpenFile(path, flag, 0)
+	f, err := blockdev.OpenFile(path, writable)
 	if err != nil {
 		return nil, err
 	}
